@@ -1,0 +1,91 @@
+"""Settings read once from the environment and validated loudly.
+
+The CDK stack and the local stack set the same variables; a missing one is an error that names it.
+Endpoints for the local stack come from boto3's own variables (``AWS_ENDPOINT_URL_DYNAMODB``,
+``AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER``), so nothing here knows where it runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Environment variable names: the stack (infra/) and the local stack import these.
+CONNECTIONS_TABLE = "CONNECTIONS_TABLE"
+PRESENCE_TABLE = "PRESENCE_TABLE"
+MESSAGES_TABLE = "MESSAGES_TABLE"
+USER_POOL_ID = "USER_POOL_ID"
+USER_POOL_CLIENT_ID = "USER_POOL_CLIENT_ID"
+TOKEN_ISSUER = "TOKEN_ISSUER"
+JWKS_URL = "JWKS_URL"
+MANAGEMENT_ENDPOINT = "MANAGEMENT_ENDPOINT"
+RETENTION_DAYS = "RETENTION_DAYS"
+FANOUT_WORKERS = "FANOUT_WORKERS"
+SYNC_OVERLAP_SECONDS = "SYNC_OVERLAP_SECONDS"
+CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
+RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the route handlers need to know about their surroundings."""
+
+    connections_table: str
+    presence_table: str
+    messages_table: str
+    user_pool_id: str
+    management_endpoint: str | None = None
+    retention_days: int = 7
+    fanout_workers: int = 32
+    sync_overlap_seconds: int = 30
+    # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
+    connection_ttl_seconds: int = 2 * 3600 + 600
+    rate_limit_per_minute: int = 120
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            connections_table=_required(env, CONNECTIONS_TABLE),
+            presence_table=_required(env, PRESENCE_TABLE),
+            messages_table=_required(env, MESSAGES_TABLE),
+            user_pool_id=_required(env, USER_POOL_ID),
+            management_endpoint=env.get(MANAGEMENT_ENDPOINT) or None,
+            retention_days=_positive_int(env, RETENTION_DAYS, 7),
+            fanout_workers=_positive_int(env, FANOUT_WORKERS, 32),
+            sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, 30),
+            connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
+            rate_limit_per_minute=_positive_int(env, RATE_LIMIT_PER_MINUTE, 120),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required but not set")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be positive, got {value}")
+    return value
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read on first use (never at import time)."""
+    return Settings.from_env()

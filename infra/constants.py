@@ -1,0 +1,44 @@
+"""Names shared by the stack, the local stack and the tests: one place to change them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STACK_NAME = "ServerlessChat"
+STAGE_NAME = "prod"
+LOCAL_STAGE_NAME = "local"
+ROUTE_SELECTION_EXPRESSION = "$request.body.action"
+TOKEN_QUERY_PARAMETER = "token"
+PYTHON_RUNTIME = "python3.13"
+# Where the function code lives; the asset is this folder plus its pinned requirements.
+FUNCTIONS_DIR = "functions"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Gateway route and the Lambda handler behind it."""
+
+    key: str
+    function_id: str
+    handler: str
+
+
+ROUTES = (
+    Route("$connect", "Connect", "chat.handlers.connect.handler"),
+    Route("$disconnect", "Disconnect", "chat.handlers.disconnect.handler"),
+    Route("sendmessage", "SendMessage", "chat.handlers.sendmessage.handler"),
+    Route("sync", "Sync", "chat.handlers.sync.handler"),
+    Route("who", "Who", "chat.handlers.who.handler"),
+    Route("ping", "Ping", "chat.handlers.ping.handler"),
+    Route("$default", "Default", "chat.handlers.default.handler"),
+)
+ROUTE_BY_KEY = {route.key: route for route in ROUTES}
+
+AUTHORIZER_HANDLER = "chat.handlers.authorizer.handler"
+PRESIGNUP_HANDLER = "chat.handlers.presignup.handler"
+
+# Stack outputs: a client needs these to sign in and connect (same keys as the local /config.json).
+OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
+OUTPUT_REGION = "Region"
+OUTPUT_USER_POOL_ID = "UserPoolId"
+OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"

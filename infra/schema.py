@@ -1,0 +1,51 @@
+"""The DynamoDB tables, as plain data: the CDK stack and the local stack both build from this.
+
+Keeping one description means a table cannot differ between AWS and a laptop; a test compares
+the synthesized template with it.
+
+- connections: one item per open WebSocket connection; ``byUser`` finds one user's connections
+  without a Scan. Items expire a little after API Gateway's 2-hour limit.
+- presence: one item per online user holding the set of that user's connection ids; the item
+  exists exactly while the set is non-empty, so a Scan lists who is online.
+- messages: the history. Partition ``public`` holds public messages, ``user#<name>`` a user's
+  private messages (sent and received); ``dedup#<name>`` items make sends idempotent. The sort
+  key is the message id, which is time-ordered. Items expire after the retention period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str = "expiresAt"
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+
+    def key_attributes(self) -> list[str]:
+        """Every attribute used as a key by the table or an index (all strings)."""
+        names = [self.partition_key, self.sort_key]
+        for index in self.indexes:
+            names += [index.partition_key, index.sort_key]
+        return list(dict.fromkeys(n for n in names if n))
+
+
+CONNECTIONS = TableSpec(
+    logical_id="Connections",
+    partition_key="connectionId",
+    indexes=(Index(name="byUser", partition_key="username", sort_key="connectionId"),),
+)
+PRESENCE = TableSpec(logical_id="Presence", partition_key="username")
+MESSAGES = TableSpec(logical_id="Messages", partition_key="stream", sort_key="id")
+
+TABLES = (CONNECTIONS, PRESENCE, MESSAGES)
