@@ -1,0 +1,46 @@
+"""The environment every chat function gets, built in one place for the CDK stack and the local stack.
+
+Both pass their own values (CloudFormation tokens on AWS, real names locally), so the variables a
+handler sees cannot differ between the two.
+"""
+
+from __future__ import annotations
+
+from chat import config
+
+
+def function_environment(
+    *,
+    connections_table: str,
+    presence_table: str,
+    messages_table: str,
+    user_pool_id: str,
+    user_pool_client_id: str,
+    region: str,
+    service_name: str = "chat",
+    metrics_namespace: str = "ServerlessChat",
+    retention_days: int = 7,
+    fanout_workers: int = 32,
+    management_endpoint: str | None = None,
+    jwks_url: str | None = None,
+) -> dict[str, str]:
+    """The variables of ``chat.config`` plus Powertools' own, as strings."""
+    env = {
+        config.CONNECTIONS_TABLE: connections_table,
+        config.PRESENCE_TABLE: presence_table,
+        config.MESSAGES_TABLE: messages_table,
+        config.USER_POOL_ID: user_pool_id,
+        config.USER_POOL_CLIENT_ID: user_pool_client_id,
+        # Cognito's issuer is the same on AWS and in moto; only where the keys are fetched differs.
+        config.TOKEN_ISSUER: f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}",
+        config.RETENTION_DAYS: str(retention_days),
+        config.FANOUT_WORKERS: str(fanout_workers),
+        "POWERTOOLS_SERVICE_NAME": service_name,
+        "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    if management_endpoint:
+        env[config.MANAGEMENT_ENDPOINT] = management_endpoint
+    if jwks_url:
+        env[config.JWKS_URL] = jwks_url
+    return env

@@ -1,0 +1,15 @@
+"""The Cognito user pool's rules as plain data, shared by the CDK stack and the local stack."""
+
+from __future__ import annotations
+
+import re
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_REQUIRE = {"lowercase": True, "uppercase": False, "digits": True, "symbols": False}
+ACCESS_TOKEN_MINUTES = 60
+ID_TOKEN_MINUTES = 60
+REFRESH_TOKEN_DAYS = 30
+AUTH_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+# CDK context key: set to "false" to require e-mail verification instead of auto-confirming.
+AUTO_CONFIRM_CONTEXT_KEY = "autoConfirmSignUp"
