@@ -1,0 +1,54 @@
+"""Which usernames have an account: the Cognito user pool is the one source of truth."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chat.errors import DependencyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+
+
+class UserDirectory:
+    """Answers "does this user exist?", remembering every yes (accounts are not deleted in chat)."""
+
+    def __init__(self, user_pool_id: str, client: CognitoIdentityProviderClient | None = None) -> None:
+        self.user_pool_id = user_pool_id
+        self._client = client
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> CognitoIdentityProviderClient:
+        if self._client is None:
+            config = Config(
+                connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+            )
+            self._client = boto3.client("cognito-idp", config=config)
+        return self._client
+
+    def remember(self, username: str) -> None:
+        """A user who holds a valid token certainly exists."""
+        with self._lock:
+            self._known.add(username)
+
+    def exists(self, username: str) -> bool:
+        with self._lock:
+            if username in self._known:
+                return True
+        try:
+            self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "UserNotFoundException":
+                return False
+            raise DependencyError("could not look the user up") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not look the user up") from exc
+        self.remember(username)
+        return True

@@ -1,0 +1,12 @@
+"""sendmessage: store, acknowledge and deliver a public or private message."""
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
+
+from chat.handlers.route import websocket_route
+from chat.protocol import parse_json_object
+from chat.service import Caller, ChatService
+
+
+@websocket_route
+def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+    service.send_message(caller, parse_json_object(event.body))

@@ -1,0 +1,202 @@
+"""The wire protocol (shared/PROTOCOL.md, version 1): parsing client frames and building server frames.
+
+Pure functions over plain data: no I/O, no AWS. Every way a client frame can be wrong ends here as
+one of the ``RejectedFrame`` errors of ``chat.errors``, carrying the ``clientMsgId`` when the frame
+had a valid one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from chat.cursor import Cursor
+from chat.errors import InvalidJson, InvalidMessage, TextTooLong, UnknownAction
+from chat.usernames import normalize_username
+
+ACTIONS = ("sendmessage", "sync", "who", "ping")
+FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error")
+ERROR_CODES = (
+    "invalid_json",
+    "unknown_action",
+    "invalid_message",
+    "text_too_long",
+    "unknown_user",
+    "rate_limited",
+    "internal_error",
+)
+TEXT_LIMIT = 4000
+SYNC_DEFAULT_LIMIT = 100
+SYNC_MAX_LIMIT = 500
+CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)
+# C0 controls other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates
+# (valid JSON escapes, but not text anyone can store or display).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """A valid ``sendmessage``: ``to`` is None for a public message."""
+
+    text: str
+    to: str | None
+    client_msg_id: str | None
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """A valid ``sync``: ``since`` is None for "the latest ``limit`` messages"."""
+
+    since: Cursor | None
+    limit: int
+
+
+# ---- client → server -------------------------------------------------------------------------
+
+
+def parse_json_object(raw: str | None) -> dict[str, Any]:
+    """The frame as a JSON object, or InvalidJson / UnknownAction."""
+    try:
+        body = json.loads(raw or "")
+    except (ValueError, RecursionError):
+        raise InvalidJson("the frame is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise UnknownAction("the frame must be a JSON object with an 'action' field")
+    return body
+
+
+def reject_unroutable(raw: str | None) -> None:
+    """What ``$default`` answers: every frame that reaches it is refused with the right code."""
+    body = parse_json_object(raw)
+    action = body.get("action")
+    if isinstance(action, str) and action:
+        raise UnknownAction(f"unknown action {action[:64]!r}; known actions: {', '.join(ACTIONS)}")
+    raise UnknownAction(f"the frame has no 'action'; known actions: {', '.join(ACTIONS)}")
+
+
+def is_bare_ping(raw: str | None) -> bool:
+    """The protocol lets the simplest clients send the text ``ping`` and get ``pong``."""
+    return raw is not None and raw.strip() == "ping"
+
+
+def parse_send(body: dict[str, Any]) -> SendRequest:
+    """Validate a ``sendmessage`` frame, resolving ``/msg <user> <text>`` into ``to`` and ``text``."""
+    client_msg_id = _client_msg_id(body.get("clientMsgId"))
+
+    def reject(error: type[InvalidMessage] | type[TextTooLong], message: str) -> NoReturn:
+        raise error(message, client_msg_id=client_msg_id)
+
+    text, to = body.get("text"), body.get("to")
+    if not isinstance(text, str):
+        reject(InvalidMessage, "'text' must be a string")
+    if to is not None and not isinstance(to, str):
+        reject(InvalidMessage, "'to' must be a username string")
+    text = text.strip()
+    command = _PRIVATE_COMMAND.fullmatch(text)
+    if command:
+        if to is not None:
+            reject(InvalidMessage, "give the recipient either in 'to' or with /msg, not both")
+        to, text = command.group(1), (command.group(2) or "").strip()
+        if not to or not text:
+            reject(InvalidMessage, "/msg needs a username and a text: /msg <user> <text>")
+    if not text:
+        reject(InvalidMessage, "'text' is empty")
+    if len(text) > TEXT_LIMIT:
+        reject(TextTooLong, f"'text' has {len(text)} characters; the limit is {TEXT_LIMIT}")
+    if _FORBIDDEN_CHARS.search(text):
+        reject(InvalidMessage, "'text' contains control characters or invalid Unicode")
+    recipient = None
+    if to is not None:
+        recipient = normalize_username(to)
+        if recipient is None:
+            reject(InvalidMessage, "a username is 3 to 32 characters of a-z 0-9 _ . -")
+    return SendRequest(text=text, to=recipient, client_msg_id=client_msg_id)
+
+
+def _client_msg_id(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not CLIENT_MSG_ID_RE.fullmatch(raw):
+        raise InvalidMessage("'clientMsgId' must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
+def parse_sync(body: dict[str, Any]) -> SyncRequest:
+    """Validate a ``sync`` frame; the cursor's meaning is checked against the clock by the service."""
+    since_raw, limit = body.get("since"), body.get("limit", SYNC_DEFAULT_LIMIT)
+    if limit is None:
+        limit = SYNC_DEFAULT_LIMIT
+    # bool is an int in Python; `true` is not a limit.
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= SYNC_MAX_LIMIT:
+        raise InvalidMessage(f"'limit' must be a whole number from 1 to {SYNC_MAX_LIMIT}")
+    since = None
+    if since_raw is not None:
+        since = Cursor.decode(since_raw) if isinstance(since_raw, str) else None
+        if since is None:
+            raise InvalidMessage("'since' is not a cursor this server issued")
+    return SyncRequest(since=since, limit=limit)
+
+
+# ---- server → client -------------------------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Frames are compact JSON text; non-ASCII stays as is (API Gateway frames are UTF-8)."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def message_frame(
+    *,
+    message_id: str,
+    cursor: Cursor,
+    sender: str,
+    to: str | None,
+    text: str,
+    sent_at: str,
+    client_msg_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": message_id,
+        "cursor": cursor.encode(),
+        "from": sender,
+        "to": to,
+        "text": text,
+        "sentAt": sent_at,
+        "clientMsgId": client_msg_id,
+    }
+
+
+def ack_frame(
+    *, message_id: str, cursor: Cursor, client_msg_id: str | None, duplicate: bool
+) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "id": message_id,
+        "cursor": cursor.encode(),
+        "clientMsgId": client_msg_id,
+        "duplicate": duplicate,
+    }
+
+
+def presence_frame(user: str, online: bool) -> dict[str, Any]:
+    return {"type": "presence", "user": user, "online": online}
+
+
+def who_frame(users: list[str]) -> dict[str, Any]:
+    return {"type": "who", "users": sorted(users)}
+
+
+def synced_frame(cursor: Cursor, *, more: bool, complete: bool) -> dict[str, Any]:
+    return {"type": "synced", "cursor": cursor.encode(), "more": more, "complete": complete}
+
+
+def pong_frame() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def error_frame(code: str, message: str, client_msg_id: str | None = None) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "clientMsgId": client_msg_id}

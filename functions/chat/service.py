@@ -1,0 +1,234 @@
+"""The chat's use cases: one method per route, over a store, a notifier and a user directory.
+
+Rules about *what* a frame says live in ``chat.protocol``; this module decides *who* gets it and in
+which order things happen: a message is stored, then acknowledged, then fanned out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chat import protocol
+from chat.config import Settings
+from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
+from chat.directory import UserDirectory
+from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
+from chat.notifier import Delivery, Notifier
+from chat.observability import MetricUnit, logger, metrics
+from chat.store import PUBLIC_STREAM, ChatStore, Connection, StoredMessage, user_stream
+
+# A cursor stamped further ahead than this is not one this server issued.
+_FUTURE_TOLERANCE_MS = 60_000
+# Presence changes found while delivering presence changes: stop after a few rounds.
+_PRUNE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The connection a route call came from and the user its token proved."""
+
+    connection_id: str
+    username: str
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        store: ChatStore,
+        notifier: Notifier,
+        directory: UserDirectory,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.directory = directory
+        self.settings = settings
+        self.clock = clock
+        self.ids = ids or IdGenerator()
+        self.overlap_ms = settings.sync_overlap_seconds * 1000
+
+    # ---- routes --------------------------------------------------------------------------------
+
+    def connect(self, caller: Caller) -> None:
+        """Record the connection; tell everyone else when the user's first one opens."""
+        self.directory.remember(caller.username)
+        connection = Connection(caller.connection_id, caller.username)
+        if self.store.add_connection(
+            connection, now=self.clock(), ttl_seconds=self.settings.connection_ttl_seconds
+        ):
+            # The new socket cannot be posted to until $connect returns: everyone else hears it.
+            self._broadcast(protocol.presence_frame(caller.username, True), skip={caller.connection_id})
+
+    def disconnect(self, caller: Caller) -> None:
+        """Forget the connection; tell everyone when it was the user's last."""
+        if self.store.remove_connection(Connection(caller.connection_id, caller.username)):
+            self._broadcast(protocol.presence_frame(caller.username, False))
+
+    def send_message(self, caller: Caller, body: dict[str, Any]) -> None:
+        """Store, acknowledge, then deliver a public or private message."""
+        request = protocol.parse_send(body)
+        self._check_recipient(caller, request)
+        now = self.clock()
+        if self.store.count_send(caller.username, now=now) > self.settings.rate_limit_per_minute:
+            raise RateLimited(
+                f"more than {self.settings.rate_limit_per_minute} messages a minute; wait a little",
+                client_msg_id=request.client_msg_id,
+            )
+        message = StoredMessage(
+            id=self.ids.new_id(int(now * 1000)),
+            sender=caller.username,
+            to=request.to,
+            text=request.text,
+            sent_at=_iso(now),
+            client_msg_id=request.client_msg_id,
+        )
+        saved = self.store.save_message(message, expires_at=int(now) + self.settings.retention_days * 86400)
+        self._reply(
+            caller,
+            protocol.ack_frame(
+                message_id=saved.message_id,
+                cursor=Cursor.for_live(saved.message_id, self.overlap_ms),
+                client_msg_id=request.client_msg_id,
+                duplicate=saved.duplicate,
+            ),
+        )
+        if saved.duplicate:
+            return
+        metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
+        frame = protocol.encode(self._message_frame(message, Cursor.for_live(message.id, self.overlap_ms)))
+        if message.to is None:
+            self._broadcast_encoded(frame)
+        else:
+            recipients = self.store.connections_of(message.to)
+            if message.to != caller.username:
+                recipients += self.store.connections_of(caller.username)
+            self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
+
+    def sync(self, caller: Caller, body: dict[str, Any]) -> None:
+        """Replay, oldest first, what this user may have missed; then say where that left them."""
+        request = protocol.parse_sync(body)
+        now = self.clock()
+        now_ms = int(now * 1000)
+        settled_ms = now_ms - self.overlap_ms  # every write stamped before this has landed
+        streams = [PUBLIC_STREAM, user_stream(caller.username)]
+        since = request.since
+        if since is None:
+            messages = self.store.latest(streams, limit=request.limit, now=now)
+            more, complete = False, True
+            after = messages[-1].id if messages else lowest_id_at(settled_ms)
+            floor_ms = min(id_time_ms(after), settled_ms)
+        else:
+            if max(since.floor_ms, id_time_ms(since.after)) > now_ms + _FUTURE_TOLERANCE_MS:
+                raise InvalidMessage("'since' is a cursor from the future")
+            page = self.store.read_since(
+                streams, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
+            )
+            messages, more, floor_ms = page.messages, page.more, since.floor_ms
+            complete = since.floor_ms >= now_ms - self.settings.retention_days * 86400 * 1000
+            after = max([since.after, *(m.id for m in messages)])
+        for message in messages:
+            # Each frame's cursor is safe to resume from if the socket drops mid-replay.
+            frame_floor = max(floor_ms, min(id_time_ms(message.id), settled_ms))
+            outcome = self.notifier.send(
+                caller.connection_id,
+                protocol.encode(self._message_frame(message, Cursor(after=message.id, floor_ms=frame_floor))),
+            )
+            if outcome is not Delivery.DELIVERED:
+                self._prune(
+                    [Connection(caller.connection_id, caller.username)] if outcome is Delivery.GONE else []
+                )
+                return
+        if not more and after < lowest_id_at(settled_ms):
+            after = lowest_id_at(settled_ms)  # nothing else exists up to the settled time
+        cursor = Cursor(after=after, floor_ms=max(floor_ms, min(id_time_ms(after), settled_ms)))
+        self._reply(caller, protocol.synced_frame(cursor, more=more, complete=complete))
+
+    def who(self, caller: Caller) -> None:
+        self._reply(caller, protocol.who_frame(self.store.online_users(now=self.clock())))
+
+    def ping(self, caller: Caller) -> None:
+        self._reply(caller, protocol.pong_frame())
+
+    def default(self, caller: Caller, raw: str | None) -> None:
+        """Frames no route matched: the bare text ``ping`` gets ``pong``, anything else an error."""
+        if protocol.is_bare_ping(raw):
+            self.ping(caller)
+            return
+        protocol.reject_unroutable(raw)
+
+    def report_error(self, caller: Caller, error: ChatError) -> None:
+        self._reply(caller, protocol.error_frame(error.code, error.message, error.client_msg_id))
+
+    # ---- delivery ------------------------------------------------------------------------------
+
+    def _check_recipient(self, caller: Caller, request: protocol.SendRequest) -> None:
+        if request.to is None:
+            return
+        if request.to == caller.username:
+            raise InvalidMessage("a private message needs another user", client_msg_id=request.client_msg_id)
+        if not self.directory.exists(request.to):
+            raise UnknownUser(f"there is no user {request.to!r}", client_msg_id=request.client_msg_id)
+
+    def _message_frame(self, message: StoredMessage, cursor: Cursor) -> dict[str, Any]:
+        return protocol.message_frame(
+            message_id=message.id,
+            cursor=cursor,
+            sender=message.sender,
+            to=message.to,
+            text=message.text,
+            sent_at=message.sent_at,
+            client_msg_id=message.client_msg_id,
+        )
+
+    def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
+        if self.notifier.send(caller.connection_id, protocol.encode(frame)) is Delivery.GONE:
+            self._prune([Connection(caller.connection_id, caller.username)])
+
+    def _broadcast(self, frame: dict[str, Any], skip: Iterable[str] = ()) -> None:
+        self._broadcast_encoded(protocol.encode(frame), skip=set(skip))
+
+    def _broadcast_encoded(self, frame: str, skip: set[str] | None = None) -> None:
+        """Every open connection, a page of the connections table at a time."""
+        for page in self.store.all_connections():
+            self._deliver([c for c in page if not skip or c.connection_id not in skip], frame)
+
+    def _deliver(self, connections: list[Connection], frame: str) -> None:
+        started = time.perf_counter()
+        report = self.notifier.send_many([c.connection_id for c in connections], frame)
+        metrics.add_metric(name="Deliveries", unit=MetricUnit.Count, value=report.delivered)
+        metrics.add_metric(
+            name="FanoutDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+        if report.failed:
+            logger.warning("some deliveries failed", failed=len(report.failed))
+        gone = set(report.gone)
+        self._prune([c for c in connections if c.connection_id in gone])
+
+    def _prune(self, stale: list[Connection]) -> None:
+        """Drop connections API Gateway says are gone, and announce users who went offline with them."""
+        for _ in range(_PRUNE_ROUNDS):
+            if not stale:
+                return
+            metrics.add_metric(name="StaleConnectionsPruned", unit=MetricUnit.Count, value=len(stale))
+            offline = [c.username for c in stale if self.store.remove_connection(c)]
+            stale = []
+            for username in offline:
+                frame = protocol.encode(protocol.presence_frame(username, False))
+                for page in self.store.all_connections():
+                    report = self.notifier.send_many([c.connection_id for c in page], frame)
+                    gone = set(report.gone)
+                    stale += [c for c in page if c.connection_id in gone]
+
+
+def _iso(epoch_seconds: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-27T01:02:03.456Z."""
+    return (
+        datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )

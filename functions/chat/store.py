@@ -1,0 +1,387 @@
+"""DynamoDB adapter: connections, per-user presence and the message history (see infra/schema.py).
+
+Every write that decides something (first connection, last connection, duplicate send) is a single
+conditional or atomic DynamoDB operation, never read-then-write, so concurrent Lambdas agree.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chat.cursor import lowest_id_at
+from chat.errors import DependencyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PUBLIC_STREAM = "public"
+
+# Bounded attempts keep a write's landing time well inside the cursor overlap window (chat.cursor).
+_CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=3,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=64,
+)
+
+
+def user_stream(username: str) -> str:
+    """The partition holding a user's private messages, sent and received."""
+    return f"user#{username}"
+
+
+def _dedup_stream(username: str) -> str:
+    return f"dedup#{username}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    username: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    sender: str
+    to: str | None
+    text: str
+    sent_at: str
+    client_msg_id: str | None
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """``message_id`` is the original one when ``duplicate`` is true."""
+
+    message_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """Messages read for a sync, oldest first; ``more`` when a stream had more than was taken."""
+
+    messages: list[StoredMessage]
+    more: bool
+
+
+class ChatStore:
+    def __init__(
+        self,
+        *,
+        connections_table: str,
+        presence_table: str,
+        messages_table: str,
+        client: DynamoDBClient | None = None,
+    ) -> None:
+        self.connections_table = connections_table
+        self.presence_table = presence_table
+        self.messages_table = messages_table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        return self._client
+
+    # ---- connections and presence --------------------------------------------------------------
+
+    def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
+        """Record an open connection; True when it is the user's first (the user came online)."""
+        expires_at = str(int(now + ttl_seconds))
+        with _wrapped("record the connection"):
+            self.client.put_item(
+                TableName=self.connections_table,
+                Item={
+                    "connectionId": {"S": connection.connection_id},
+                    "username": {"S": connection.username},
+                    "connectedAt": {"N": str(int(now))},
+                    "expiresAt": {"N": expires_at},
+                },
+            )
+            old = self.client.update_item(
+                TableName=self.presence_table,
+                Key={"username": {"S": connection.username}},
+                UpdateExpression="ADD conns :conn SET expiresAt = :expires",
+                ExpressionAttributeValues={
+                    ":conn": {"SS": [connection.connection_id]},
+                    ":expires": {"N": expires_at},
+                },
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
+        previous = set(old.get("conns", {}).get("SS", [])) - {connection.connection_id}
+        if previous and float(old.get("expiresAt", {}).get("N", "0")) < now:
+            # Every earlier connection outlived its TTL without a $disconnect: they are stale.
+            self._forget_presence(connection.username, previous)
+            previous = set()
+        return not previous
+
+    def remove_connection(self, connection: Connection) -> bool:
+        """Forget a connection (idempotent); True when it was the user's last (the user went offline)."""
+        with _wrapped("remove the connection"):
+            self.client.delete_item(
+                TableName=self.connections_table, Key={"connectionId": {"S": connection.connection_id}}
+            )
+        old_conns = self._forget_presence(connection.username, {connection.connection_id})
+        return old_conns == {connection.connection_id}
+
+    def _forget_presence(self, username: str, connection_ids: set[str]) -> set[str]:
+        """Remove ids from the user's presence set; returns the set as it was before."""
+        try:
+            old = self.client.update_item(
+                TableName=self.presence_table,
+                Key={"username": {"S": username}},
+                UpdateExpression="DELETE conns :conns",
+                ConditionExpression="attribute_exists(username)",
+                ExpressionAttributeValues={":conns": {"SS": sorted(connection_ids)}},
+                ReturnValues="UPDATED_OLD",
+            ).get("Attributes", {})
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return set()  # no presence item: nothing to forget
+            raise DependencyError("could not update presence") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not update presence") from exc
+        old_conns = set(old.get("conns", {}).get("SS", []))
+        if old_conns and old_conns <= connection_ids:
+            self._delete_presence_if_empty(username)
+        return old_conns
+
+    def _delete_presence_if_empty(self, username: str) -> None:
+        # Conditional: a connection that arrived in between keeps the item (and the user online).
+        try:
+            self.client.delete_item(
+                TableName=self.presence_table,
+                Key={"username": {"S": username}},
+                ConditionExpression="attribute_not_exists(conns)",
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise DependencyError("could not update presence") from exc
+
+    def connections_of(self, username: str) -> list[Connection]:
+        """Every open connection of one user, by the ``byUser`` index (a Query, never a Scan)."""
+        connections: list[Connection] = []
+        with _wrapped("list the user's connections"):
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.connections_table,
+                IndexName="byUser",
+                KeyConditionExpression="username = :u",
+                ExpressionAttributeValues={":u": {"S": username}},
+            ):
+                connections += [_connection(item) for item in page.get("Items", [])]
+        return connections
+
+    def all_connections(self) -> Iterator[list[Connection]]:
+        """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read)."""
+        with _wrapped("list the connections"):
+            paginator = self.client.get_paginator("scan")
+            for page in paginator.paginate(
+                TableName=self.connections_table, ProjectionExpression="connectionId, username"
+            ):
+                yield [_connection(item) for item in page.get("Items", [])]
+
+    def online_users(self, *, now: float) -> list[str]:
+        """Users with at least one connection that has not outlived its TTL."""
+        users: list[str] = []
+        with _wrapped("list who is online"):
+            paginator = self.client.get_paginator("scan")
+            for page in paginator.paginate(
+                TableName=self.presence_table,
+                FilterExpression="expiresAt > :now AND attribute_exists(conns)",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                ProjectionExpression="username",
+            ):
+                users += [item["username"]["S"] for item in page.get("Items", [])]
+        return sorted(users)
+
+    def count_send(self, username: str, *, now: float) -> int:
+        """Count a send in the user's current one-minute window; returns the count so far."""
+        window = int(now // 60)
+        with _wrapped("count the send"):
+            attributes = self.client.update_item(
+                TableName=self.messages_table,
+                Key={"stream": {"S": f"rate#{username}"}, "id": {"S": str(window)}},
+                UpdateExpression="ADD sent :one SET expiresAt = :expires",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str((window + 2) * 60)}},
+                ReturnValues="UPDATED_NEW",
+            )["Attributes"]
+        return int(attributes["sent"]["N"])
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    def save_message(self, message: StoredMessage, *, expires_at: int) -> SaveResult:
+        """Store a message durably; with a ``clientMsgId``, at most once per sender (a conditional write)."""
+        streams = (
+            [PUBLIC_STREAM] if message.to is None else [user_stream(message.sender), user_stream(message.to)]
+        )
+        writes: list[Any] = [
+            {"Put": {"TableName": self.messages_table, "Item": _message_item(message, stream, expires_at)}}
+            for stream in dict.fromkeys(streams)
+        ]
+        if message.client_msg_id is not None:
+            writes.insert(0, self._dedup_write(message, expires_at))
+        try:
+            self.client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if message.client_msg_id is not None and _first_condition_failed(exc):
+                return SaveResult(self._original_id(message.sender, message.client_msg_id), duplicate=True)
+            raise DependencyError("could not store the message") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not store the message") from exc
+        return SaveResult(message.id, duplicate=False)
+
+    def _dedup_write(self, message: StoredMessage, expires_at: int) -> dict[str, Any]:
+        assert message.client_msg_id is not None
+        return {
+            "Put": {
+                "TableName": self.messages_table,
+                "Item": {
+                    "stream": {"S": _dedup_stream(message.sender)},
+                    "id": {"S": message.client_msg_id},
+                    "messageId": {"S": message.id},
+                    "expiresAt": {"N": str(expires_at)},
+                },
+                "ConditionExpression": "attribute_not_exists(stream)",
+            }
+        }
+
+    def _original_id(self, sender: str, client_msg_id: str) -> str:
+        with _wrapped("read the original message"):
+            item = self.client.get_item(
+                TableName=self.messages_table,
+                Key={"stream": {"S": _dedup_stream(sender)}, "id": {"S": client_msg_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None:  # the dedup record expired between the two calls: retention has passed
+            raise DependencyError("the original message is past retention")
+        return item["messageId"]["S"]
+
+    def read_since(self, streams: list[str], *, floor_ms: int, after: str, limit: int, now: float) -> Page:
+        """Messages stamped from ``floor_ms`` on, oldest first: all up to ``after`` plus ``limit`` newer."""
+        per_stream = [
+            self._read_stream(s, floor_ms=floor_ms, after=after, limit=limit, now=now) for s in streams
+        ]
+        merged = list(heapq.merge(*(messages for messages, _ in per_stream), key=lambda m: m.id))
+        repeats = [m for m in merged if m.id <= after]
+        newer = [m for m in merged if m.id > after]
+        more = len(newer) > limit or any(stream_more for _, stream_more in per_stream)
+        return Page(messages=repeats + newer[:limit], more=more)
+
+    def _read_stream(
+        self, stream: str, *, floor_ms: int, after: str, limit: int, now: float
+    ) -> tuple[list[StoredMessage], bool]:
+        messages: list[StoredMessage] = []
+        newer = 0
+        with _wrapped("read the history"):
+            paginator = self.client.get_paginator("query")
+            pages = paginator.paginate(
+                TableName=self.messages_table,
+                KeyConditionExpression="stream = :s AND id >= :floor",
+                # TTL deletes lazily: an item past its expiry is already gone as far as clients know.
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={
+                    ":s": {"S": stream},
+                    ":floor": {"S": lowest_id_at(floor_ms)},
+                    ":now": {"N": str(int(now))},
+                },
+                ConsistentRead=True,
+                PaginationConfig={"PageSize": min(limit + 1, 500)},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    message = _stored_message(item)
+                    newer += message.id > after
+                    if newer > limit:
+                        return messages, True
+                    messages.append(message)
+        return messages, False
+
+    def latest(self, streams: list[str], *, limit: int, now: float) -> list[StoredMessage]:
+        """The latest ``limit`` messages across ``streams``, oldest first."""
+        newest_first: list[StoredMessage] = []
+        with _wrapped("read the history"):
+            for stream in streams:
+                response = self.client.query(
+                    TableName=self.messages_table,
+                    KeyConditionExpression="stream = :s",
+                    FilterExpression="expiresAt > :now",
+                    ExpressionAttributeValues={":s": {"S": stream}, ":now": {"N": str(int(now))}},
+                    ScanIndexForward=False,
+                    Limit=limit,
+                    ConsistentRead=True,
+                )
+                newest_first += [_stored_message(item) for item in response.get("Items", [])]
+        newest_first.sort(key=lambda m: m.id, reverse=True)
+        return list(reversed(newest_first[:limit]))
+
+
+# ---- item mapping ------------------------------------------------------------------------------
+
+
+def _connection(item: dict[str, Any]) -> Connection:
+    return Connection(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
+
+
+def _message_item(message: StoredMessage, stream: str, expires_at: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "stream": {"S": stream},
+        "id": {"S": message.id},
+        "from": {"S": message.sender},
+        "text": {"S": message.text},
+        "sentAt": {"S": message.sent_at},
+        "expiresAt": {"N": str(expires_at)},
+    }
+    if message.to is not None:
+        item["to"] = {"S": message.to}
+    if message.client_msg_id is not None:
+        item["clientMsgId"] = {"S": message.client_msg_id}
+    return item
+
+
+def _stored_message(item: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        id=item["id"]["S"],
+        sender=item["from"]["S"],
+        to=item["to"]["S"] if "to" in item else None,
+        text=item["text"]["S"],
+        sent_at=item["sentAt"]["S"],
+        client_msg_id=item["clientMsgId"]["S"] if "clientMsgId" in item else None,
+    )
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _first_condition_failed(exc: ClientError) -> bool:
+    """A cancelled transaction whose first write (the dedup record) failed its condition."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+class _wrapped:
+    """Turn SDK failures into DependencyError naming what was being done."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, ClientError | BotoCoreError):
+            raise DependencyError(f"could not {self.doing}") from exc

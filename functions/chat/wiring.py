@@ -1,0 +1,58 @@
+"""Builds the service from the settings, lazily and once per process (never at import time).
+
+Tests swap the pieces with ``reset()`` and the services' constructor arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from chat.config import settings
+from chat.directory import UserDirectory
+from chat.notifier import Notifier, management_endpoint
+from chat.service import ChatService
+from chat.store import ChatStore
+
+
+@lru_cache(maxsize=1)
+def store() -> ChatStore:
+    config = settings()
+    return ChatStore(
+        connections_table=config.connections_table,
+        presence_table=config.presence_table,
+        messages_table=config.messages_table,
+    )
+
+
+@lru_cache(maxsize=1)
+def directory() -> UserDirectory:
+    return UserDirectory(settings().user_pool_id)
+
+
+@lru_cache(maxsize=8)
+def service_for(endpoint: str) -> ChatService:
+    """One service (and one pooled management-API client) per API endpoint."""
+    config = settings()
+    return ChatService(
+        store=store(),
+        notifier=Notifier(endpoint, workers=config.fanout_workers),
+        directory=directory(),
+        settings=config,
+    )
+
+
+def endpoint_for(*, api_id: str, stage: str) -> str:
+    """The configured management endpoint, else the one derived from the API id and stage."""
+    configured = settings().management_endpoint
+    if configured:
+        return configured
+    return management_endpoint(api_id=api_id, region=os.environ.get("AWS_REGION", "us-east-1"), stage=stage)
+
+
+def reset() -> None:
+    """Forget every cached piece (tests change the environment between cases)."""
+    settings.cache_clear()
+    store.cache_clear()
+    directory.cache_clear()
+    service_for.cache_clear()
