@@ -22,6 +22,8 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
+    # DynamoDB's projection type: "ALL" lets a Query on the index read every attribute of the item.
+    projection: str = "ALL"
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,28 @@ PRESENCE = TableSpec(logical_id="Presence", partition_key="username")
 MESSAGES = TableSpec(logical_id="Messages", partition_key="stream", sort_key="id")
 
 TABLES = (CONNECTIONS, PRESENCE, MESSAGES)
+
+
+def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
+    """The boto3 ``create_table`` arguments for a spec (the local stack and the tests use this;
+    the CDK stack builds the same tables from the same spec)."""
+    keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+    if spec.sort_key:
+        keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
+    request: dict[str, object] = {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in spec.key_attributes()],
+        "KeySchema": keys,
+    }
+    if spec.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
+                + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+            for index in spec.indexes
+        ]
+    return request
