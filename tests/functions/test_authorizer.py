@@ -1,0 +1,350 @@
+"""The $connect authorizer, driven with real RS256 tokens from moto's Cognito over real HTTP.
+
+Mapping under test: a valid access token gets an Allow policy with the lower-cased username;
+no token gets ``Exception("Unauthorized")`` (401); every other token gets a Deny policy (403).
+Every refusal is also checked for what reaches the logs: the reason, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from chat import auth
+from chat.handlers import authorizer
+
+from tests.functions.cognito_fixtures import (  # noqa: F401 - pytest finds fixtures by their name=
+    Cognito,
+    LambdaContextStub,
+    capture_logs,
+    claims_of,
+    cognito_fixture,
+    minted_at_fixture,
+    new_rsa_key,
+    public_jwk,
+    signed_with,
+    verifier_env_fixture,
+    with_claims,
+    with_flipped_signature,
+    with_header,
+)
+
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/$connect"
+
+pytestmark = pytest.mark.usefixtures("verifier_env")
+
+
+def connect_event(token: str | None) -> dict[str, Any]:
+    """A $connect REQUEST authorizer event as API Gateway sends it."""
+    query = None if token is None else {"token": token}
+    return {
+        "type": "REQUEST",
+        "methodArn": METHOD_ARN,
+        "queryStringParameters": query,
+        "headers": {"Host": "abcdef1234.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "conn-1="},
+    }
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return capture_logs(authorizer.logger, monkeypatch)
+
+
+def authorize(token: str | None) -> dict[str, Any]:
+    return authorizer.handler(connect_event(token), LambdaContextStub())
+
+
+def assert_denied(token: str, logs: Any) -> str:
+    """Refused with a Deny policy for this route; returns what was logged."""
+    answer = authorize(token)
+    assert answer == {
+        "principalId": "anonymous",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": METHOD_ARN}],
+        },
+    }
+    logged = logs.getvalue()
+    assert "refused" in logged
+    assert token not in logged
+    return str(logged)
+
+
+def test_valid_access_token_is_allowed_with_lower_cased_username(cognito: Cognito, logs: Any) -> None:
+    """A real access token of user "Alice" connects as "alice", for exactly this route."""
+    token = cognito.access_token("Alice")
+    assert claims_of(token)["username"] == "Alice"
+    assert authorize(token) == {
+        "principalId": "alice",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": METHOD_ARN}],
+        },
+        "context": {"username": "alice"},
+    }
+    assert token not in logs.getvalue()
+
+
+def test_explicit_issuer_setting_is_honoured(cognito: Cognito, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TOKEN_ISSUER, when set, is the issuer a token must name (here: another pool's, so refused)."""
+    monkeypatch.setenv("TOKEN_ISSUER", cognito.other_pool.issuer)
+    auth.default_verifier.cache_clear()
+    assert authorize(cognito.access_token("bob"))["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+
+
+@pytest.mark.parametrize("query", [None, {}, {"token": ""}, {"other": "x"}, "token=not-a-map"])
+def test_missing_or_empty_token_is_unauthorized(query: Any, logs: Any) -> None:
+    """No token at all is a 401: the handler raises exactly Exception('Unauthorized')."""
+    event = connect_event(None) | {"queryStringParameters": query}
+    with pytest.raises(Exception, match=r"^Unauthorized$") as raised:
+        authorizer.handler(event, LambdaContextStub())
+    assert type(raised.value) is Exception
+    assert "refused: no token" in logs.getvalue()
+
+
+def test_event_without_method_arn_is_unauthorized(cognito: Cognito, logs: Any) -> None:
+    """Without methodArn no policy can be written, so the answer is the 401, not a crash."""
+    event = connect_event(cognito.access_token()) | {"methodArn": None}
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.handler(event, LambdaContextStub())
+
+
+@pytest.mark.parametrize("garbage", ["garbage", "a.b.c", "..", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.e30."])
+def test_garbage_is_denied(garbage: str, logs: Any) -> None:
+    """Strings that are not JWTs are refused with a Deny policy."""
+    assert_denied(garbage, logs)
+
+
+def test_expired_token_is_denied(cognito: Cognito, minted_at: Callable[[float], None], logs: Any) -> None:
+    """A real token whose hour ran out a minute ago (beyond the 30 s leeway) is refused."""
+    minted_at(-(3600 + 60))
+    logged = assert_denied(cognito.access_token(), logs)
+    assert "ExpiredSignatureError" in logged
+
+
+def test_token_expired_within_leeway_is_allowed(cognito: Cognito, minted_at: Callable[[float], None]) -> None:
+    """Clock skew of a few seconds does not lock anyone out."""
+    minted_at(-(3600 + 5))
+    assert authorize(cognito.access_token())["context"] == {"username": "alice"}
+
+
+def test_token_issued_in_the_future_is_denied(
+    cognito: Cognito, minted_at: Callable[[float], None], logs: Any
+) -> None:
+    """A token whose iat lies beyond the leeway in the future is refused."""
+    minted_at(600)
+    assert "ImmatureSignatureError" in assert_denied(cognito.access_token(), logs)
+
+
+def test_bad_signature_is_denied(cognito: Cognito, logs: Any) -> None:
+    """One flipped bit in the signature is enough to refuse."""
+    logged = assert_denied(with_flipped_signature(cognito.access_token()), logs)
+    assert "InvalidSignatureError" in logged
+
+
+def test_payload_edited_after_signing_is_denied(cognito: Cognito, logs: Any) -> None:
+    """Renaming yourself in the payload breaks the signature."""
+    assert_denied(with_claims(cognito.access_token("bob"), username="alice"), logs)
+
+
+def test_token_from_another_pool_is_denied(cognito: Cognito, logs: Any) -> None:
+    """moto signs every pool with the same key, so only the issuer check stands in the way."""
+    token = cognito.access_token("Alice", pool=cognito.other_pool)
+    assert jwt.get_unverified_header(token)["kid"] == "dummy"
+    assert "InvalidIssuerError" in assert_denied(token, logs)
+
+
+def test_token_for_another_app_client_is_denied(cognito: Cognito, logs: Any) -> None:
+    """Same pool, same user, another app client: refused."""
+    token = cognito.access_token("Alice", client_id=cognito.pool.other_client_id)
+    assert "another app client" in assert_denied(token, logs)
+
+
+def test_id_token_is_denied(cognito: Cognito, logs: Any) -> None:
+    """An ID token is signed by the same pool, but it is not an access token."""
+    id_token = cognito.tokens("Alice")["IdToken"]
+    assert "token_use is 'id'" in assert_denied(id_token, logs)
+
+
+def test_alg_none_is_denied(cognito: Cognito, logs: Any) -> None:
+    """An unsigned token claiming alg none is refused before any key is looked up."""
+    token = with_header(cognito.access_token(), {"alg": "none", "typ": "JWT"}, signature="")
+    assert "algorithm is not RS256" in assert_denied(token, logs)
+
+
+def test_hmac_token_is_denied(cognito: Cognito, logs: Any) -> None:
+    """HS256 with a known kid is refused whatever the secret: only RS256 is accepted."""
+    secret = "s" * 32
+    token = jwt.encode(claims_of(cognito.access_token()), secret, algorithm="HS256", headers={"kid": "dummy"})
+    assert "algorithm is not RS256" in assert_denied(token, logs)
+
+
+def test_token_without_key_id_is_denied(cognito: Cognito, logs: Any) -> None:
+    """A header without kid names no key to check against."""
+    assert_denied(with_header(cognito.access_token(), {"alg": "RS256"}), logs)
+
+
+def test_invalid_username_claim_is_denied(cognito: Cognito, logs: Any) -> None:
+    """Even a validly signed token needs a username of the protocol's form (re-signed here)."""
+    claims = claims_of(cognito.access_token()) | {"username": "Not Valid!"}
+    key = new_rsa_key()
+    verifier = auth.TokenVerifier(
+        issuer=cognito.pool.issuer, client_id=cognito.pool.client_id, signing_keys=StaticKeys(key, "k1")
+    )
+    with pytest.raises(auth.InvalidToken, match="username"):
+        verifier.verify(signed_with(key, "k1", claims))
+
+
+def test_unreachable_jwks_is_denied_and_logged_as_error(
+    cognito: Cognito, monkeypatch: pytest.MonkeyPatch, logs: Any
+) -> None:
+    """When the keys cannot be fetched the answer is still a Deny, with the failure logged."""
+    monkeypatch.setenv("JWKS_URL", "http://127.0.0.1:9/nowhere/.well-known/jwks.json")
+    auth.default_verifier.cache_clear()
+    logged = assert_denied(cognito.access_token(), logs)
+    assert '"level":"ERROR"' in logged
+    assert "KeysUnavailable" in logged
+
+
+def test_missing_configuration_is_denied(
+    cognito: Cognito, monkeypatch: pytest.MonkeyPatch, logs: Any
+) -> None:
+    """A stack without USER_POOL_CLIENT_ID refuses everyone and says which variable is missing."""
+    monkeypatch.delenv("USER_POOL_CLIENT_ID")
+    auth.default_verifier.cache_clear()
+    assert "USER_POOL_CLIENT_ID" in assert_denied(cognito.access_token(), logs)
+
+
+def test_verifier_is_built_once_per_process(cognito: Cognito) -> None:
+    """Warm invocations reuse the verifier and with it the cached key set."""
+    authorize(cognito.access_token())
+    first = auth.default_verifier()
+    authorize(cognito.access_token("bob"))
+    assert auth.default_verifier() is first
+
+
+# The key set: cached, refetched on an unknown key id, and not more often than the cooldown allows.
+
+
+class StaticKeys:
+    """A key source holding exactly one key."""
+
+    def __init__(self, key: Any, kid: str) -> None:
+        self._jwk = jwt.PyJWK(public_jwk(key, kid))
+        self._kid = kid
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        if kid != self._kid:
+            raise jwt.PyJWKClientError(f"no key {kid}")
+        return self._jwk
+
+
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1 whose key set the test can rotate, counting requests."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                body = json.dumps({"keys": owner.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/pool/.well-known/jwks.json"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    with JwksServer() as server:
+        yield server
+
+
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_rotating"
+
+
+def rotating_claims() -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": ISSUER,
+        "sub": "sub-1",
+        "client_id": "client-1",
+        "token_use": "access",
+        "username": "carol",
+        "iat": now,
+        "exp": now + 600,
+    }
+
+
+def verifier_for(server: JwksServer, cooldown_seconds: float) -> auth.TokenVerifier:
+    keys = auth.build_jwks_client(server.url, refresh_cooldown_seconds=cooldown_seconds)
+    return auth.TokenVerifier(issuer=ISSUER, client_id="client-1", signing_keys=keys)
+
+
+def test_keys_are_fetched_once_and_cached(jwks_server: JwksServer) -> None:
+    """Many verifications, one HTTP request for the key set."""
+    key = new_rsa_key()
+    jwks_server.keys = [public_jwk(key, "k1")]
+    verifier = verifier_for(jwks_server, cooldown_seconds=30)
+    for _ in range(5):
+        assert verifier.verify(signed_with(key, "k1", rotating_claims())).username == "carol"
+    assert jwks_server.requests == 1
+
+
+def test_rotated_key_is_fetched_on_unknown_kid(jwks_server: JwksServer) -> None:
+    """After Cognito rotates its keys, a token with the new kid triggers one refetch and passes."""
+    old, new = new_rsa_key(), new_rsa_key()
+    jwks_server.keys = [public_jwk(old, "old")]
+    verifier = verifier_for(jwks_server, cooldown_seconds=0.2)
+    verifier.verify(signed_with(old, "old", rotating_claims()))
+    jwks_server.keys = [public_jwk(old, "old"), public_jwk(new, "new")]
+    time.sleep(0.3)
+    assert verifier.verify(signed_with(new, "new", rotating_claims())).username == "carol"
+    assert jwks_server.requests == 2
+
+
+def test_unknown_kid_refetches_at_most_once_per_cooldown(jwks_server: JwksServer) -> None:
+    """A flood of tokens with made-up key ids costs at most one refetch per cooldown, then refusal."""
+    key, stranger = new_rsa_key(), new_rsa_key()
+    jwks_server.keys = [public_jwk(key, "k1")]
+    verifier = verifier_for(jwks_server, cooldown_seconds=0.5)
+    verifier.verify(signed_with(key, "k1", rotating_claims()))
+    forged = [signed_with(stranger, f"forged-{n}", rotating_claims()) for n in range(3)]
+    time.sleep(0.6)
+    for token in forged:
+        with pytest.raises(auth.InvalidToken, match="does not publish"):
+            verifier.verify(token)
+    assert jwks_server.requests == 2  # the first fetch, then one refresh for the first unknown kid
+
+
+def test_token_signed_with_an_unpublished_key_is_denied(cognito: Cognito, logs: Any) -> None:
+    """Real claims re-signed with a key the pool never published: refetch, find nothing, refuse."""
+    token = signed_with(new_rsa_key(), "rotated-key", claims_of(cognito.access_token()))
+    assert "does not publish" in assert_denied(token, logs)
