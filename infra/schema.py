@@ -7,7 +7,7 @@ the synthesized template with it.
   without a Scan. Items expire a little after API Gateway's 2-hour limit.
 - presence: one item per online user holding the set of that user's connection ids; the item
   exists exactly while the set is non-empty, so a Scan lists who is online.
-- messages: the history. Partition ``public`` holds public messages, ``user#<name>`` a user's
+- messages: the history. Partition (``feed``) ``public`` holds public messages, ``user#<name>`` a user's
   private messages (sent and received); ``dedup#<name>`` items make sends idempotent. The sort
   key is the message id, which is time-ordered. Items expire after the retention period.
 """
@@ -22,8 +22,8 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
-    # DynamoDB's projection type: "ALL" lets a Query on the index read every attribute of the item.
-    projection: str = "ALL"
+    # The fan-out reads only keys from the index, so only keys are copied into it.
+    projection: str = "KEYS_ONLY"
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ CONNECTIONS = TableSpec(
     indexes=(Index(name="byUser", partition_key="username", sort_key="connectionId"),),
 )
 PRESENCE = TableSpec(logical_id="Presence", partition_key="username")
-MESSAGES = TableSpec(logical_id="Messages", partition_key="stream", sort_key="id")
+MESSAGES = TableSpec(logical_id="Messages", partition_key="feed", sort_key="id")
 
 TABLES = (CONNECTIONS, PRESENCE, MESSAGES)
 
@@ -62,7 +62,9 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
     request: dict[str, object] = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in spec.key_attributes()],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in spec.key_attributes()
+        ],
         "KeySchema": keys,
     }
     if spec.indexes:
@@ -71,7 +73,7 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict[str, object]:
                 "IndexName": index.name,
                 "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}]
                 + ([{"AttributeName": index.sort_key, "KeyType": "RANGE"}] if index.sort_key else []),
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {"ProjectionType": index.projection},
             }
             for index in spec.indexes
         ]

@@ -211,7 +211,7 @@ class ChatStore:
         with _wrapped("count the send"):
             attributes = self.client.update_item(
                 TableName=self.messages_table,
-                Key={"stream": {"S": f"rate#{username}"}, "id": {"S": str(window)}},
+                Key={"feed": {"S": f"rate#{username}"}, "id": {"S": str(window)}},
                 UpdateExpression="ADD sent :one SET expiresAt = :expires",
                 ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str((window + 2) * 60)}},
                 ReturnValues="UPDATED_NEW",
@@ -247,12 +247,12 @@ class ChatStore:
             "Put": {
                 "TableName": self.messages_table,
                 "Item": {
-                    "stream": {"S": _dedup_stream(message.sender)},
+                    "feed": {"S": _dedup_stream(message.sender)},
                     "id": {"S": message.client_msg_id},
                     "messageId": {"S": message.id},
                     "expiresAt": {"N": str(expires_at)},
                 },
-                "ConditionExpression": "attribute_not_exists(stream)",
+                "ConditionExpression": "attribute_not_exists(feed)",
             }
         }
 
@@ -260,7 +260,7 @@ class ChatStore:
         with _wrapped("read the original message"):
             item = self.client.get_item(
                 TableName=self.messages_table,
-                Key={"stream": {"S": _dedup_stream(sender)}, "id": {"S": client_msg_id}},
+                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": client_msg_id}},
                 ConsistentRead=True,
             ).get("Item")
         if item is None:  # the dedup record expired between the two calls: retention has passed
@@ -287,7 +287,7 @@ class ChatStore:
             paginator = self.client.get_paginator("query")
             pages = paginator.paginate(
                 TableName=self.messages_table,
-                KeyConditionExpression="stream = :s AND id >= :floor",
+                KeyConditionExpression="feed = :s AND id >= :floor",
                 # TTL deletes lazily: an item past its expiry is already gone as far as clients know.
                 FilterExpression="expiresAt > :now",
                 ExpressionAttributeValues={
@@ -314,7 +314,7 @@ class ChatStore:
             for stream in streams:
                 response = self.client.query(
                     TableName=self.messages_table,
-                    KeyConditionExpression="stream = :s",
+                    KeyConditionExpression="feed = :s",
                     FilterExpression="expiresAt > :now",
                     ExpressionAttributeValues={":s": {"S": stream}, ":now": {"N": str(int(now))}},
                     ScanIndexForward=False,
@@ -335,7 +335,7 @@ def _connection(item: dict[str, Any]) -> Connection:
 
 def _message_item(message: StoredMessage, stream: str, expires_at: int) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "stream": {"S": stream},
+        "feed": {"S": stream},
         "id": {"S": message.id},
         "from": {"S": message.sender},
         "text": {"S": message.text},

@@ -1,0 +1,121 @@
+"""A chat backend assembled for handler tests: moto's server (over HTTP) for DynamoDB and Cognito,
+the management-API double for frames, and the real Lambda handlers driven with API Gateway-shaped
+events from tests/events/."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from chat import config, wiring
+from chat.handlers import connect, default, disconnect, ping, sendmessage, sync, who
+from chat.service import ChatService
+from infra import schema
+from tests.support.management_double import ManagementApiDouble
+
+EVENTS = Path(__file__).parent.parent / "events"
+ROUTE_HANDLERS = {
+    "sendmessage": sendmessage.handler,
+    "sync": sync.handler,
+    "who": who.handler,
+    "ping": ping.handler,
+}
+_connection_numbers = itertools.count(1)
+
+
+class LambdaContextStub:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name = "chat-test"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/chat-test"
+    log_stream_name = "test"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 29_000
+
+
+def event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
+
+
+class ChatWorld:
+    def __init__(self, moto_url: str, management: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.management = management
+        suffix = uuid.uuid4().hex[:8]
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
+        self.cognito = boto3.client("cognito-idp", endpoint_url=moto_url)
+        names = {}
+        for spec in schema.TABLES:
+            names[spec.logical_id] = f"{spec.logical_id}-{suffix}"
+            self.dynamodb.create_table(**schema.create_table_request(spec, names[spec.logical_id]))
+        self.user_pool_id = self.cognito.create_user_pool(
+            PoolName=f"chat-{suffix}", UsernameConfiguration={"CaseSensitive": False}
+        )["UserPool"]["Id"]
+        env = {
+            config.CONNECTIONS_TABLE: names["Connections"],
+            config.PRESENCE_TABLE: names["Presence"],
+            config.MESSAGES_TABLE: names["Messages"],
+            config.USER_POOL_ID: self.user_pool_id,
+            config.MANAGEMENT_ENDPOINT: management.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": moto_url,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        self.tables = names
+        wiring.reset()
+
+    @property
+    def service(self) -> ChatService:
+        return wiring.service_for(self.management.endpoint)
+
+    def add_user(self, username: str) -> None:
+        self.cognito.admin_create_user(UserPoolId=self.user_pool_id, Username=username)
+
+    # ---- driving the handlers like API Gateway does ------------------------------------------
+
+    def connect(self, username: str, connection_id: str | None = None) -> str:
+        connection_id = connection_id or f"conn{next(_connection_numbers):06d}="
+        response = connect.handler(self._event("connect", username, connection_id), LambdaContextStub())
+        assert response["statusCode"] == 200, response
+        return connection_id
+
+    def disconnect(self, connection_id: str, username: str) -> dict[str, Any]:
+        return disconnect.handler(self._event("disconnect", username, connection_id), LambdaContextStub())
+
+    def send(self, connection_id: str, username: str, body: dict[str, Any] | str) -> dict[str, Any]:
+        """A frame from a client: routed on ``action`` like API Gateway, anything else to $default."""
+        raw = body if isinstance(body, str) else json.dumps(body)
+        try:
+            action = json.loads(raw).get("action")
+        except (ValueError, AttributeError):
+            action = None
+        handler = ROUTE_HANDLERS.get(action, default.handler) if isinstance(action, str) else default.handler
+        message = self._event("message", username, connection_id)
+        message["requestContext"]["routeKey"] = action if handler is not default.handler else "$default"
+        message["body"] = raw
+        return handler(message, LambdaContextStub())
+
+    def say(self, connection_id: str, username: str, text: str, **fields: Any) -> dict[str, Any]:
+        return self.send(connection_id, username, {"action": "sendmessage", "text": text, **fields})
+
+    def frames(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
+        return self.management.received(connection_id, frame_type)
+
+    def _event(self, name: str, username: str, connection_id: str) -> dict[str, Any]:
+        raw = event(name)
+        raw["requestContext"]["connectionId"] = connection_id
+        raw["requestContext"]["authorizer"] = {"principalId": username, "username": username}
+        return raw
