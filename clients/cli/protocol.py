@@ -1,0 +1,283 @@
+"""The chat protocol's client side without I/O: what to send, and what an incoming frame means.
+
+``ChatState`` holds what survives a reconnect — the cursor, the ids already seen, the sends not yet
+acknowledged — and turns each incoming frame into events for the UI plus the frames to answer with.
+``session.ChatSession`` is the asyncio adapter that moves the frames; tests drive this class alone.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Frame = dict[str, Any]
+
+USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
+MAX_TEXT_LENGTH = 4000
+HISTORY_LIMIT_MAX = 500
+# Sent well inside API Gateway's 10-minute idle timeout (the protocol asks for at most 9).
+PING_INTERVAL_SECONDS = 5 * 60
+
+
+def normalize_username(raw: str) -> str | None:
+    """The lower-cased username, or None when it breaks the protocol's username rule."""
+    username = raw.strip().lower()
+    return username if raw.isascii() and USERNAME_RE.fullmatch(username) else None
+
+
+def new_client_msg_id() -> str:
+    """A random clientMsgId: 22 characters of ``A-Za-z0-9_-``, so the server can deduplicate resends."""
+    return secrets.token_urlsafe(16)
+
+
+def sendmessage_frame(text: str, to: str | None, client_msg_id: str) -> Frame:
+    frame: Frame = {"action": "sendmessage", "text": text, "clientMsgId": client_msg_id}
+    if to is not None:
+        frame["to"] = to
+    return frame
+
+
+def sync_frame(since: str | None, limit: int | None = None) -> Frame:
+    frame: Frame = {"action": "sync"}
+    if since is not None:
+        frame["since"] = since
+    if limit is not None:
+        frame["limit"] = limit
+    return frame
+
+
+WHO_FRAME: Frame = {"action": "who"}
+PING_FRAME: Frame = {"action": "ping"}
+
+
+# What a user types, parsed. The UIs act on these; nothing here sends anything.
+@dataclass(frozen=True)
+class Say:
+    text: str
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class Who:
+    pass
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: str
+
+
+Command = Say | Who | Quit | Help | Invalid
+
+USAGE = "plain text is public · /msg USER TEXT is private · /who lists who is online · /quit leaves"
+
+
+def parse_input(line: str) -> Command | None:
+    """The command a typed line stands for; None for a blank line."""
+    text = line.strip()
+    if not text:
+        return None
+    if not text.startswith("/"):
+        return Say(text)
+    name, _, rest = text.partition(" ")
+    return _parse_slash_command(name.lower(), rest.strip())
+
+
+def _parse_slash_command(name: str, rest: str) -> Command:
+    if name == "/who":
+        return Who()
+    if name in ("/quit", "/exit"):
+        return Quit()
+    if name in ("/help", "/?"):
+        return Help()
+    if name == "/msg":
+        return _parse_private(rest)
+    return Invalid(f"unknown command {name} — {USAGE}")
+
+
+def _parse_private(rest: str) -> Command:
+    # Split here rather than leave "/msg" to the server, so the UI knows the recipient of its
+    # own copy; the server would read "/msg bob hi" the same way.
+    user, _, text = rest.partition(" ")
+    recipient = normalize_username(user)
+    if recipient is None or not text.strip():
+        return Invalid("usage: /msg USER TEXT")
+    return Say(text.strip(), to=recipient)
+
+
+@dataclass
+class Backoff:
+    """Reconnect delays: exponential from ``base`` up to ``cap`` seconds, with jitter.
+
+    Half the delay is fixed and half random ("equal jitter"), so many clients dropped at once by
+    one outage spread their reconnects out, yet none retries at once in a tight loop.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class SeenIds:
+    """The message ids already shown, bounded so that a long session does not grow without end."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, message_id: str) -> bool:
+        """Remember ``message_id``; False when it was already there (a duplicate)."""
+        if message_id in self._ids:
+            return False
+        self._ids[message_id] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message sent and not yet acknowledged: resent with the same clientMsgId after a reconnect."""
+
+    client_msg_id: str
+    text: str
+    to: str | None
+
+    def frame(self) -> Frame:
+        return sendmessage_frame(self.text, self.to, self.client_msg_id)
+
+
+@dataclass
+class Reaction:
+    """What one incoming frame leads to: events for the UI and frames to send back."""
+
+    events: list[Frame] = field(default_factory=list)
+    replies: list[Frame] = field(default_factory=list)
+
+
+class ChatState:
+    """One user's view of the chat across reconnects.
+
+    ``history`` is how many recent messages to ask for on the first connection (0 for none); after
+    that, every connection resumes from the cursor.
+    """
+
+    def __init__(self, username: str, *, cursor: str | None = None, history: int = 0) -> None:
+        self.username = username
+        self.cursor = cursor
+        self.history = history
+        self.outbox: OrderedDict[str, OutgoingMessage] = OrderedDict()
+        self.seen = SeenIds()
+        self.syncing = False
+
+    def compose(self, text: str, to: str | None = None) -> OutgoingMessage:
+        """A new message, held in the outbox until its ack arrives."""
+        message = OutgoingMessage(new_client_msg_id(), text, to)
+        self.outbox[message.client_msg_id] = message
+        return message
+
+    def opening_frames(self) -> list[Frame]:
+        """What to send when a connection opens: who is here, what was missed, what is unacked."""
+        frames = [WHO_FRAME]
+        resume = self._resume_frame()
+        if resume is not None:
+            self.syncing = True
+            frames.append(resume)
+        # After the sync request, so replayed messages come before the acks of resends.
+        frames.extend(message.frame() for message in self.outbox.values())
+        return frames
+
+    def _resume_frame(self) -> Frame | None:
+        if self.cursor is not None:
+            return sync_frame(self.cursor)
+        if self.history > 0:
+            return sync_frame(None, min(self.history, HISTORY_LIMIT_MAX))
+        return None
+
+    def receive(self, frame: Frame) -> Reaction:
+        """Fold one server frame into the state."""
+        handler = {
+            "message": self._on_message,
+            "ack": self._on_ack,
+            "synced": self._on_synced,
+            "error": self._on_error,
+        }.get(frame.get("type"))
+        return handler(frame) if handler else Reaction(events=[frame])
+
+    def _on_message(self, frame: Frame) -> Reaction:
+        self._advance_cursor(frame)
+        if frame.get("from") == self.username and frame.get("clientMsgId") in self.outbox:
+            # Our own public message came back before its ack: it is stored, no need to resend.
+            del self.outbox[frame["clientMsgId"]]
+        if not self.seen.add(str(frame.get("id"))):
+            return Reaction()
+        return Reaction(events=[frame])
+
+    def _on_ack(self, frame: Frame) -> Reaction:
+        self._advance_cursor(frame)
+        sent = self.outbox.pop(frame.get("clientMsgId") or "", None)
+        events = [frame]
+        # A private message is not echoed to the connection that sent it: the ack is the only
+        # sign of it here, so show our copy now (a public echo arriving later is then a duplicate).
+        if sent is not None and self.seen.add(str(frame.get("id"))):
+            events.insert(0, self._own_copy(sent, frame))
+        return Reaction(events=events)
+
+    def _own_copy(self, sent: OutgoingMessage, ack: Frame) -> Frame:
+        return {
+            "type": "message",
+            "id": ack.get("id"),
+            "cursor": ack.get("cursor"),
+            "from": self.username,
+            "to": sent.to,
+            "text": sent.text,
+            "sentAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "clientMsgId": sent.client_msg_id,
+        }
+
+    def _on_synced(self, frame: Frame) -> Reaction:
+        if frame.get("cursor") is not None:
+            self.cursor = frame["cursor"]
+        if frame.get("more"):
+            return Reaction(replies=[sync_frame(self.cursor)])
+        self.syncing = False
+        return Reaction(events=[frame])
+
+    def _on_error(self, frame: Frame) -> Reaction:
+        # A refused message is not stored: resending it after a reconnect would only fail again.
+        self.outbox.pop(frame.get("clientMsgId") or "", None)
+        return Reaction(events=[frame])
+
+    def _advance_cursor(self, frame: Frame) -> None:
+        # During a replay, live frames interleave with replayed ones and their cursors are not in
+        # storage order; the ``synced`` frame's cursor settles it. A cursor that is a little behind
+        # only replays a few messages again, which deduplication absorbs.
+        if not self.syncing and frame.get("cursor") is not None:
+            self.cursor = frame["cursor"]

@@ -1,0 +1,72 @@
+"""How events read on a terminal: one line each, or nothing for the ones a person need not see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from clients.cli.protocol import Frame
+
+
+def format_event(event: Frame, me: str) -> str | None:
+    formatter = _FORMATTERS.get(str(event.get("type")))
+    return formatter(event, me) if formatter else None
+
+
+def format_message(message: Frame, me: str) -> str:
+    """``12:01 alice: hi`` when public; ``12:01 [to bob] hi`` / ``12:01 [from bob] hi`` when private."""
+    time = local_time(message.get("sentAt"))
+    sender, recipient, text = message.get("from"), message.get("to"), message.get("text")
+    if recipient is None:
+        return f"{time} {sender}: {text}"
+    if sender == me:
+        return f"{time} [to {recipient}] {text}"
+    if recipient == me:
+        return f"{time} [from {sender}] {text}"
+    return f"{time} [{sender} to {recipient}] {text}"
+
+
+def local_time(sent_at: object) -> str:
+    """``HH:MM`` in local time, from the server's ISO 8601 UTC ``sentAt``."""
+    try:
+        moment = datetime.fromisoformat(str(sent_at).replace("Z", "+00:00"))
+    except ValueError:
+        return "--:--"
+    return moment.astimezone().strftime("%H:%M")
+
+
+def _presence(event: Frame, me: str) -> str:
+    return f"* {event.get('user')} {'is online' if event.get('online') else 'went offline'}"
+
+
+def _who(event: Frame, me: str) -> str:
+    users = event.get("users") or []
+    return f"* online: {', '.join(users)}" if users else "* nobody is online"
+
+
+def _error(event: Frame, me: str) -> str:
+    return f"! {event.get('code')}: {event.get('message')}"
+
+
+def _synced(event: Frame, me: str) -> str | None:
+    if event.get("complete", True):
+        return None
+    return "* some messages from while you were away are past retention and gone"
+
+
+def _connection(event: Frame, me: str) -> str | None:
+    state = event.get("state")
+    if state == "online":
+        return f"* connected as {me}"
+    if state == "offline" and "retryIn" in event:
+        return f"* disconnected ({event.get('reason')}); reconnecting in {event['retryIn']}s"
+    return None
+
+
+_FORMATTERS = {
+    "message": format_message,
+    "presence": _presence,
+    "who": _who,
+    "error": _error,
+    "synced": _synced,
+    "connection": _connection,
+}

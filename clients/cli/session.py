@@ -1,0 +1,197 @@
+"""One user's reliable chat connection over asyncio: the I/O around ``protocol.ChatState``.
+
+It signs in, connects with the access token, resumes with ``sync`` from the cursor, resends what was
+not acknowledged, sends ``ping`` before the idle timeout, and reconnects with backoff when the
+socket drops — until ``stop()``. Everything the UI needs arrives through ``on_event``: server frames
+(deduplicated) and ``{"type": "connection", "state": ...}`` events of its own.
+
+A script of a few lines::
+
+    session = ChatSession(config, CognitoAuth(config, "alice", password), ChatState("alice"), print)
+    runner = asyncio.create_task(session.run())
+    await session.send("hello")  # returns the ack; raises SendFailed on an error frame
+    await session.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from clients.cli.auth import AuthError, CognitoAuth
+from clients.cli.config import ChatConfig
+from clients.cli.protocol import PING_FRAME, PING_INTERVAL_SECONDS, Backoff, ChatState, Frame
+
+CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
+# Sign-in failures worth retrying: the network, not the credentials.
+RETRYABLE_AUTH_CODES = ("ConnectionError", "TooManyRequestsException", "InternalErrorException")
+# Refused handshakes in a row (each after a fresh token) before giving up: the token is not the cause.
+MAX_REFUSED_HANDSHAKES = 3
+
+
+class SendFailed(Exception):
+    """The server answered a send with an ``error`` frame; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class HandshakeRefused(Exception):
+    """The server refused the connection again and again, even with a fresh token."""
+
+
+def url_with_token(websocket_url: str, token: str) -> str:
+    """``websocket_url`` with the access token in the query string (browsers cannot send headers)."""
+    separator = "&" if urllib.parse.urlsplit(websocket_url).query else "?"
+    return f"{websocket_url}{separator}token={urllib.parse.quote(token, safe='')}"
+
+
+class ChatSession:
+    def __init__(
+        self,
+        config: ChatConfig,
+        auth: CognitoAuth,
+        state: ChatState,
+        on_event: Callable[[Frame], None],
+        *,
+        backoff: Backoff | None = None,
+        ping_interval: float = PING_INTERVAL_SECONDS,
+    ) -> None:
+        self.config = config
+        self.auth = auth
+        self.state = state
+        self.on_event = on_event
+        self.backoff = backoff or Backoff()
+        self.ping_interval = ping_interval
+        self.connection_state = OFFLINE
+        self._socket: ClientConnection | None = None
+        self._waiting: dict[str, asyncio.Future[Frame]] = {}
+        self._stopping = asyncio.Event()
+        self._refused = 0
+
+    async def run(self) -> None:
+        """Stay connected until ``stop()``; raises AuthError or HandshakeRefused when retrying is futile."""
+        while not self._stopping.is_set():
+            reason = await self._connect_once()
+            if self._stopping.is_set():
+                break
+            delay = self.backoff.next_delay()
+            self._set_state(OFFLINE, reason=reason, retryIn=round(delay, 1))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+        self._set_state(OFFLINE, reason="stopped")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._socket is not None:
+            await self._socket.close()
+
+    async def send(self, text: str, to: str | None = None) -> Frame:
+        """Send a message and wait for its ack, across reconnects if need be."""
+        message = self.state.compose(text, to)
+        acked = asyncio.get_running_loop().create_future()
+        self._waiting[message.client_msg_id] = acked
+        # Offline, the message waits in the outbox and goes out when the connection opens.
+        await self._send_if_connected(message.frame())
+        return await acked
+
+    async def who(self) -> None:
+        await self._send_if_connected({"action": "who"})
+
+    async def _connect_once(self) -> str:
+        """One connection, from sign-in to close; returns why it ended."""
+        self._set_state(CONNECTING)
+        try:
+            token = await asyncio.to_thread(self.auth.access_token)
+            async with connect(url_with_token(self.config.websocket_url, token)) as socket:
+                self._refused = 0
+                await self._serve(socket)
+            return "closed by the server"
+        except AuthError as exc:
+            if exc.code not in RETRYABLE_AUTH_CODES:
+                raise
+            return f"sign-in failed: {exc}"
+        except InvalidStatus as exc:
+            return self._on_refused(exc)
+        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+            return str(exc) or type(exc).__name__
+
+    def _on_refused(self, exc: InvalidStatus) -> str:
+        if exc.response.status_code not in (401, 403):
+            return str(exc)
+        # An expired or revoked token: refresh it before the next attempt.
+        self.auth.invalidate()
+        self._refused += 1
+        if self._refused >= MAX_REFUSED_HANDSHAKES:
+            raise HandshakeRefused(str(exc)) from exc
+        return str(exc)
+
+    async def _serve(self, socket: ClientConnection) -> None:
+        self._socket = socket
+        self.backoff.reset()
+        self._set_state(ONLINE)
+        keepalive = asyncio.create_task(self._keepalive(socket))
+        try:
+            for frame in self.state.opening_frames():
+                await socket.send(json.dumps(frame))
+            async for raw in socket:
+                await self._dispatch(socket, raw)
+        finally:
+            self._socket = None
+            keepalive.cancel()
+
+    async def _keepalive(self, socket: ClientConnection) -> None:
+        # API Gateway closes a socket idle for 10 minutes; a protocol-level ping counts as activity.
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.ping_interval)
+                await socket.send(json.dumps(PING_FRAME))
+
+    async def _dispatch(self, socket: ClientConnection, raw: str | bytes) -> None:
+        frame = _parse_frame(raw)
+        if frame is None:
+            return
+        reaction = self.state.receive(frame)
+        for reply in reaction.replies:
+            await socket.send(json.dumps(reply))
+        for event in reaction.events:
+            self._settle(event)
+            self.on_event(event)
+
+    def _settle(self, event: Frame) -> None:
+        """Resolve the ``send()`` waiting for this ack or error."""
+        if event.get("type") not in ("ack", "error"):
+            return
+        waiting = self._waiting.pop(event.get("clientMsgId") or "", None)
+        if waiting is None or waiting.done():
+            return
+        if event["type"] == "ack":
+            waiting.set_result(event)
+        else:
+            waiting.set_exception(SendFailed(str(event.get("code")), str(event.get("message"))))
+
+    async def _send_if_connected(self, frame: Frame) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._socket.send(json.dumps(frame))
+
+    def _set_state(self, state: str, **details: Any) -> None:
+        self.connection_state = state
+        self.on_event({"type": "connection", "state": state, **details})
+
+
+def _parse_frame(raw: str | bytes) -> Frame | None:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return None  # not ours to show; the protocol only sends JSON objects
+    return frame if isinstance(frame, dict) else None
