@@ -1,0 +1,121 @@
+"""``python -m local_stack [--port 8080]``: run the local stack until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+
+from local_stack.stack import LocalStack, StackOptions
+
+
+def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | None]:
+    defaults = StackOptions()
+    parser = argparse.ArgumentParser(
+        prog="python -m local_stack",
+        description="The chat backend on 127.0.0.1: API Gateway WebSocket emulator, Lambda handlers, "
+        "moto's DynamoDB and Cognito.",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=defaults.port,
+        help="WebSocket, web client and /config.json (default %(default)s; 0: a free port)",
+    )
+    parser.add_argument(
+        "--management-port",
+        type=int,
+        default=None,
+        help="management API and Cognito endpoint (default: PORT+1; a free one when PORT is 0)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout_s,
+        metavar="SECONDS",
+        help="close sockets without a data frame for this long, 1001 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-lifetime",
+        type=float,
+        default=defaults.max_lifetime_s,
+        metavar="SECONDS",
+        help="close sockets open this long, 1001 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--management-latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay every management API call (fault injection; default 0)",
+    )
+    parser.add_argument(
+        "--management-throttle-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="answer this share of management API calls with 429 (default 0)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        help="the handlers' Powertools log level (default %(default)s)",
+    )
+    parser.add_argument(
+        "--record-events",
+        action="store_true",
+        help="keep every event built and serve them at /_local/events on the management port",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="once serving, write the URLs and /config.json to this file as JSON",
+    )
+    args = parser.parse_args(argv)
+    options = StackOptions(
+        port=args.port,
+        management_port=args.management_port,
+        idle_timeout_s=args.idle_timeout,
+        max_lifetime_s=args.max_lifetime,
+        management_latency_s=args.management_latency,
+        management_throttle_rate=args.management_throttle_rate,
+        log_level=args.log_level.upper(),
+        record_events=args.record_events,
+        quiet=args.quiet,
+    )
+    return options, args.ready_file
+
+
+async def serve(options: StackOptions, ready_file: Path | None) -> None:
+    stack = LocalStack(options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ctrl-C and SIGTERM both stop cleanly: sockets closed with 1001, $disconnect run, moto stopped.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    urls = await stack.start()
+    try:
+        if ready_file is not None:
+            ready = {"urls": vars(urls), "config": stack.config()}
+            temporary = ready_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(ready))
+            temporary.replace(ready_file)  # whoever waits for it never reads half a file
+        await stop.wait()
+        stack.console.note("stopping: closing sockets, running $disconnect")
+    finally:
+        await stack.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    options, ready_file = parse_options(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(options, ready_file))
+
+
+if __name__ == "__main__":
+    main()

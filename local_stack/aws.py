@@ -1,0 +1,172 @@
+"""DynamoDB and Cognito for the local stack: moto's server in this process, set up from the stack's
+own definitions, and the environment that points the handlers at it.
+
+The tables come from ``infra/schema.py`` and the user pool from ``infra/identity.py``, the same
+data the CDK stack builds from, so the two cannot drift apart. moto keeps its state per process:
+one local stack per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from infra import constants, identity, schema
+from infra.environment import function_environment
+
+REGION = "us-east-1"
+# moto's default account; ARNs in events and contexts use it too.
+ACCOUNT_ID = "123456789012"
+# Credentials moto accepts and AWS would not: nothing local can reach a real account by mistake.
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What was created in moto, by name."""
+
+    endpoint: str
+    table_names: dict[str, str]
+    user_pool_id: str
+    user_pool_client_id: str
+
+    @property
+    def jwks_url(self) -> str:
+        # moto's server mode publishes the pool's keys here (AWS: on the issuer's URL).
+        return f"{self.endpoint}/{self.user_pool_id}/.well-known/jwks.json"
+
+
+def start_moto(host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, str]:
+    """moto's server on a free port of ``host``; its URL."""
+    # werkzeug logs every request at INFO: the console is for the chat's own lines.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    server.start()
+    bound_host, port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{port}"
+
+
+def client(service: str, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **DUMMY_CREDENTIALS)
+
+
+def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
+    """The tables (TTL on) and the user pool with its app client."""
+    dynamodb = client("dynamodb", endpoint)
+    names = {}
+    for spec in schema.TABLES:
+        name = f"{constants.STACK_NAME}-{spec.logical_id}-{name_suffix}"
+        dynamodb.create_table(**table_definition(spec, name))
+        dynamodb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+        )
+        names[spec.logical_id] = name
+    cognito = client("cognito-idp", endpoint)
+    pool_id = cognito.create_user_pool(**user_pool_definition(f"{constants.STACK_NAME}-{name_suffix}"))[
+        "UserPool"
+    ]["Id"]
+    client_id = cognito.create_user_pool_client(**app_client_definition(pool_id))["UserPoolClient"][
+        "ClientId"
+    ]
+    return Resources(endpoint, names, pool_id, client_id)
+
+
+def table_definition(spec: schema.TableSpec, name: str) -> dict[str, Any]:
+    """CreateTable's arguments for one table of ``infra/schema.py`` (all keys are strings)."""
+    definition: dict[str, Any] = {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": attribute, "AttributeType": "S"} for attribute in spec.key_attributes()
+        ],
+        "KeySchema": _key_schema(spec.partition_key, spec.sort_key),
+    }
+    if spec.indexes:
+        definition["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": _key_schema(index.partition_key, index.sort_key),
+                "Projection": {"ProjectionType": getattr(index, "projection", "ALL")},
+            }
+            for index in spec.indexes
+        ]
+    return definition
+
+
+def user_pool_definition(name: str) -> dict[str, Any]:
+    """CreateUserPool's arguments: usernames compared case-insensitively, the password policy."""
+    return {
+        "PoolName": name,
+        "UsernameConfiguration": {"CaseSensitive": False},
+        "Policies": {
+            "PasswordPolicy": {
+                "MinimumLength": identity.PASSWORD_MIN_LENGTH,
+                "RequireLowercase": identity.PASSWORD_REQUIRE["lowercase"],
+                "RequireUppercase": identity.PASSWORD_REQUIRE["uppercase"],
+                "RequireNumbers": identity.PASSWORD_REQUIRE["digits"],
+                "RequireSymbols": identity.PASSWORD_REQUIRE["symbols"],
+            }
+        },
+        "AutoVerifiedAttributes": ["email"],
+    }
+
+
+def app_client_definition(pool_id: str) -> dict[str, Any]:
+    """CreateUserPoolClient's arguments: no secret (browsers and CLIs cannot keep one)."""
+    return {
+        "UserPoolId": pool_id,
+        "ClientName": "AppClient",
+        "GenerateSecret": False,
+        "ExplicitAuthFlows": list(identity.AUTH_FLOWS),
+        "AccessTokenValidity": identity.ACCESS_TOKEN_MINUTES,
+        "IdTokenValidity": identity.ID_TOKEN_MINUTES,
+        "RefreshTokenValidity": identity.REFRESH_TOKEN_DAYS,
+        "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days"},
+        "PreventUserExistenceErrors": "ENABLED",
+    }
+
+
+def process_environment(
+    resources: Resources, *, management_endpoint: str, log_level: str = "INFO"
+) -> dict[str, str]:
+    """Every variable the handlers read: the deployed functions' own plus what points at moto."""
+    env = function_environment(
+        connections_table=resources.table_names[schema.CONNECTIONS.logical_id],
+        presence_table=resources.table_names[schema.PRESENCE.logical_id],
+        messages_table=resources.table_names[schema.MESSAGES.logical_id],
+        user_pool_id=resources.user_pool_id,
+        user_pool_client_id=resources.user_pool_client_id,
+        region=REGION,
+        management_endpoint=management_endpoint,
+        jwks_url=resources.jwks_url,
+    )
+    env.update(
+        {
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+            "AWS_ENDPOINT_URL_DYNAMODB": resources.endpoint,
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": resources.endpoint,
+            # No X-Ray daemon here, and EMF metrics on stdout would drown the console.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            # Lambda's logs go to CloudWatch; here they share the console, so the default is quieter.
+            "POWERTOOLS_LOG_LEVEL": log_level,
+            # The pre-sign-up trigger's own switch, as the stack sets it by default.
+            "AUTO_CONFIRM": "true",
+        }
+    )
+    return env
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    keys = [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    if sort_key:
+        keys.append({"AttributeName": sort_key, "KeyType": "RANGE"})
+    return keys

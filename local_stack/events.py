@@ -1,0 +1,203 @@
+"""The events API Gateway hands to Lambda for a WebSocket API, built from plain data (no sockets).
+
+Shapes follow what API Gateway sends (and what Powertools' parser models describe):
+
+- the REQUEST authorizer gets ``type``, ``methodArn``, the handshake's headers and query string,
+  ``stageVariables`` and the ``$connect`` request context;
+- ``$connect`` gets the headers and query string; message routes get ``body`` and
+  ``isBase64Encoded``; ``$disconnect`` gets the short header set API Gateway sends then, and the
+  close code and reason;
+- every event after a successful authorizer carries ``requestContext.authorizer``: the
+  authorizer's ``context`` plus its ``principalId``.
+
+Route selection (``$request.body.action``) is here too, because it is a rule about bodies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from local_stack import ids
+
+CONNECT = "$connect"
+DISCONNECT = "$disconnect"
+DEFAULT = "$default"
+# Month names by hand: strftime's %b follows the process locale, API Gateway's does not.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class Api:
+    """The WebSocket API and stage the events come from."""
+
+    api_id: str
+    stage: str
+    region: str
+    account_id: str
+
+    def method_arn(self, route_key: str) -> str:
+        return f"arn:aws:execute-api:{self.region}:{self.account_id}:{self.api_id}/{self.stage}/{route_key}"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What API Gateway keeps from a connection's opening request."""
+
+    connection_id: str
+    connected_at_ms: int
+    source_ip: str
+    user_agent: str | None
+    domain_name: str
+    headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    query: Sequence[tuple[str, str]] = field(default_factory=tuple)
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def request_time(epoch_ms: int) -> str:
+    """API Gateway's ``requestTime``: ``19/Jan/2023:21:13:26 +0000``."""
+    t = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return f"{t.day:02d}/{_MONTHS[t.month - 1]}/{t.year}:{t:%H:%M:%S} +0000"
+
+
+def select_route(body: str, route_keys: Collection[str]) -> str:
+    """The route for a message: its JSON ``action`` when that names a route, else ``$default``."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return DEFAULT
+    action = message.get("action") if isinstance(message, dict) else None
+    # $connect and friends are not selectable from a body.
+    if isinstance(action, str) and action in route_keys and not action.startswith("$"):
+        return action
+    return DEFAULT
+
+
+def authorizer_event(api: Api, handshake: Handshake, *, at_ms: int) -> dict[str, Any]:
+    return {
+        "type": "REQUEST",
+        "methodArn": api.method_arn(CONNECT),
+        **_handshake_headers(handshake),
+        **_query_parameters(handshake),
+        "stageVariables": {},
+        "requestContext": _request_context(api, handshake, CONNECT, "CONNECT", at_ms=at_ms),
+    }
+
+
+def connect_event(
+    api: Api, handshake: Handshake, authorizer: Mapping[str, Any] | None, *, at_ms: int
+) -> dict[str, Any]:
+    return {
+        **_handshake_headers(handshake),
+        **_query_parameters(handshake),
+        "requestContext": _request_context(
+            api, handshake, CONNECT, "CONNECT", at_ms=at_ms, authorizer=authorizer
+        ),
+        "isBase64Encoded": False,
+    }
+
+
+def message_event(
+    api: Api,
+    handshake: Handshake,
+    authorizer: Mapping[str, Any] | None,
+    *,
+    route_key: str,
+    body: str,
+    at_ms: int,
+) -> dict[str, Any]:
+    context = _request_context(api, handshake, route_key, "MESSAGE", at_ms=at_ms, authorizer=authorizer)
+    context["messageId"] = ids.request_id()
+    return {"requestContext": context, "body": body, "isBase64Encoded": False}
+
+
+def disconnect_event(
+    api: Api,
+    handshake: Handshake,
+    authorizer: Mapping[str, Any] | None,
+    *,
+    status_code: int,
+    reason: str,
+    at_ms: int,
+) -> dict[str, Any]:
+    context = _request_context(api, handshake, DISCONNECT, "DISCONNECT", at_ms=at_ms, authorizer=authorizer)
+    context["disconnectStatusCode"] = status_code
+    context["disconnectReason"] = reason
+    # API Gateway sends these four, not the handshake's headers, with $disconnect.
+    headers = {"Host": handshake.domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
+    return {
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "requestContext": context,
+        "isBase64Encoded": False,
+    }
+
+
+def authorizer_context(principal_id: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """``requestContext.authorizer`` of every later event: the context plus the principal."""
+    return {**context, "principalId": principal_id}
+
+
+def _request_context(
+    api: Api,
+    handshake: Handshake,
+    route_key: str,
+    event_type: str,
+    *,
+    at_ms: int,
+    authorizer: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": ids.request_id(),
+        "requestTime": request_time(at_ms),
+        "messageDirection": "IN",
+        "stage": api.stage,
+        "connectedAt": handshake.connected_at_ms,
+        "requestTimeEpoch": at_ms,
+        "identity": {"sourceIp": handshake.source_ip, "userAgent": handshake.user_agent},
+        "requestId": ids.request_id(),
+        "domainName": handshake.domain_name,
+        "connectionId": handshake.connection_id,
+        "apiId": api.api_id,
+    }
+    if authorizer is not None:
+        context["authorizer"] = dict(authorizer)
+    return context
+
+
+def _handshake_headers(handshake: Handshake) -> dict[str, Any]:
+    # API Gateway adds the forwarding headers of its load balancer to what the client sent.
+    pairs = [
+        *handshake.headers,
+        ("X-Amzn-Trace-Id", ids.trace_id()),
+        ("X-Forwarded-For", handshake.source_ip),
+        ("X-Forwarded-Port", handshake.domain_name.rpartition(":")[2] or "443"),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    single, multi = _single_and_multi(pairs)
+    return {"headers": single, "multiValueHeaders": multi}
+
+
+def _query_parameters(handshake: Handshake) -> dict[str, Any]:
+    if not handshake.query:
+        return {}
+    single, multi = _single_and_multi(handshake.query)
+    return {"queryStringParameters": single, "multiValueQueryStringParameters": multi}
+
+
+def _single_and_multi(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """API Gateway's two views of repeated names: the last value, and all values in order."""
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    return single, multi

@@ -1,0 +1,149 @@
+"""Running the real handler functions as Lambda would: one worker thread per invocation.
+
+Each function is imported by the dotted path the CDK stack gives Lambda (``infra/constants.py``)
+and called with the event and a
+context object carrying what Powertools reads from Lambda's (``function_name``,
+``memory_limit_in_mb``, ``invoked_function_arn``, ``aws_request_id``,
+``get_remaining_time_in_millis``). Invocations run concurrently on a thread pool, as concurrent
+Lambda instances do; a call past its timeout is reported as timed out (the thread cannot be
+killed, so it runs on in the background, unlike on Lambda).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+# The sizes infra/functions.py gives the functions (that module needs aws_cdk to import).
+DEFAULT_MEMORY_MB = 256
+MEMORY_MB = {"SendMessage": 1024}
+ROUTE_TIMEOUT_S = 30.0
+AUTHORIZER_TIMEOUT_S = 10.0
+TRIGGER_TIMEOUT_S = 30.0
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Function:
+    """One deployed function: its name, handler path, memory and timeout."""
+
+    name: str
+    handler: str
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_s: float = ROUTE_TIMEOUT_S
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools use."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    identity: Any = None
+    client_context: Any = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How one call went: the answer or the exception, and how long it took."""
+
+    request_id: str
+    answer: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    duration_ms: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_handler(dotted: str) -> Handler:
+    module_name, _, attribute = dotted.rpartition(".")
+    handler: Handler = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+class LambdaRuntime:
+    """Invokes functions on a thread pool and reports each call as an ``Invocation``."""
+
+    def __init__(self, *, region: str, account_id: str, stack_name: str, max_workers: int = 64) -> None:
+        self._region = region
+        self._account_id = account_id
+        self._stack_name = stack_name
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lambda")
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+
+    def function(self, function_id: str, handler: str, **sizes: Any) -> Function:
+        return Function(name=f"{self._stack_name}-{function_id}", handler=handler, **sizes)
+
+    def preload(self, functions: list[Function]) -> dict[str, BaseException]:
+        """Import every handler now (a cold start for all); the ones that fail, by handler path."""
+        failures: dict[str, BaseException] = {}
+        for function in functions:
+            try:
+                self._handler(function.handler)
+            except Exception as exc:  # noqa: BLE001 - reported at start; each call fails the same way
+                failures[function.handler] = exc
+        return failures
+
+    async def invoke(self, function: Function, event: Any, *, wait_s: float | None = None) -> Invocation:
+        """Run ``function`` on a worker thread; give up waiting after its timeout (or ``wait_s``)."""
+        request_id = str(uuid.uuid4())
+        limit = min(function.timeout_s, wait_s or function.timeout_s)
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._call, function, event, request_id, started)
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(future), timeout=limit)
+        except TimeoutError:
+            return Invocation(
+                request_id,
+                timed_out=True,
+                error=TimeoutError("Task timed out"),
+                duration_ms=_ms_since(started),
+            )
+        except Exception as exc:  # noqa: BLE001 - the handler's exception: Lambda reports any
+            return Invocation(request_id, error=exc, duration_ms=_ms_since(started))
+        return Invocation(request_id, answer=answer, duration_ms=_ms_since(started))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _call(self, function: Function, event: Any, request_id: str, started: float) -> Any:
+        context = LambdaContext(
+            function_name=function.name,
+            memory_limit_in_mb=function.memory_mb,
+            invoked_function_arn=(
+                f"arn:aws:lambda:{self._region}:{self._account_id}:function:{function.name}"
+            ),
+            aws_request_id=request_id,
+            deadline=started + function.timeout_s,
+            log_group_name=f"/aws/lambda/{function.name}",
+        )
+        return self._handler(function.handler)(event, context)
+
+    def _handler(self, dotted: str) -> Handler:
+        with self._lock:
+            if dotted not in self._handlers:
+                self._handlers[dotted] = load_handler(dotted)
+            return self._handlers[dotted]
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000

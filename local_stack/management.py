@@ -1,0 +1,98 @@
+"""API Gateway's management API for one stage, over HTTP, as the handlers' boto3 client calls it.
+
+``MANAGEMENT_ENDPOINT`` is ``http://127.0.0.1:<port>/<stage>``; boto3's ``apigatewaymanagementapi``
+client then sends:
+
+- ``POST /<stage>/@connections/{id}`` with the data as the body: sent to the client, 200;
+- ``GET`` the same path: 200 with ``ConnectedAt``, ``Identity`` and ``LastActiveAt``;
+- ``DELETE``: the socket is closed, 204, and ``$disconnect`` runs as for any close.
+
+Errors use the REST-JSON shape botocore maps onto its modeled exceptions: the code in the
+``x-amzn-ErrorType`` header and ``{"message": ...}`` as the body. A closed or unknown id is
+410 ``GoneException``; data over 128 KB is 413 ``PayloadTooLargeException``.
+
+``Faults`` can slow every call down or answer a share of them with API Gateway's throttling error
+(429 ``LimitExceededException``), for benchmarks and fault tests; both are off by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from local_stack.gateway import GoneConnection, WebSocketGateway
+
+MAX_PAYLOAD_BYTES = 128 * 1024
+
+
+@dataclass
+class Faults:
+    """Injected trouble: latency added to every call, and the share of calls throttled."""
+
+    latency_s: float = 0.0
+    throttle_rate: float = 0.0
+
+
+def aws_error(status: int, code: str, message: str) -> web.Response:
+    """An error as API Gateway sends it, so botocore raises ``client.exceptions.<code>``."""
+    return web.json_response({"message": message}, status=status, headers={"x-amzn-ErrorType": code})
+
+
+class ManagementApi:
+    """The ``@connections`` routes, bound to one gateway."""
+
+    def __init__(
+        self, gateway: WebSocketGateway, faults: Faults | None = None, *, seed: int | None = None
+    ) -> None:
+        self.faults = faults or Faults()
+        self._gateway = gateway
+        self._random = random.Random(seed)
+
+    def add_routes(self, app: web.Application, stage: str) -> None:
+        path = f"/{stage}/@connections/{{connection_id}}"
+        app.router.add_post(path, self.post)
+        app.router.add_get(path, self.get)
+        app.router.add_delete(path, self.delete)
+
+    async def post(self, request: web.Request) -> web.Response:
+        if (refusal := await self._fault()) is not None:
+            return refusal
+        data = await request.read()
+        if len(data) > MAX_PAYLOAD_BYTES:
+            return aws_error(413, "PayloadTooLargeException", "Request entity too large")
+        try:
+            await self._gateway.post(request.match_info["connection_id"], data)
+        except GoneConnection:
+            return _gone()
+        return web.Response(status=200)
+
+    async def get(self, request: web.Request) -> web.Response:
+        if (refusal := await self._fault()) is not None:
+            return refusal
+        try:
+            return web.json_response(self._gateway.describe(request.match_info["connection_id"]))
+        except GoneConnection:
+            return _gone()
+
+    async def delete(self, request: web.Request) -> web.Response:
+        if (refusal := await self._fault()) is not None:
+            return refusal
+        try:
+            self._gateway.delete(request.match_info["connection_id"])
+        except GoneConnection:
+            return _gone()
+        return web.Response(status=204)
+
+    async def _fault(self) -> web.Response | None:
+        if self.faults.latency_s > 0:
+            await asyncio.sleep(self.faults.latency_s)
+        if self.faults.throttle_rate > 0 and self._random.random() < self.faults.throttle_rate:
+            return aws_error(429, "LimitExceededException", "Rate exceeded")
+        return None
+
+
+def _gone() -> web.Response:
+    return aws_error(410, "GoneException", "Connection is gone")

@@ -1,0 +1,264 @@
+"""The whole local stack in one asyncio loop: moto, the WebSocket gateway, the management API.
+
+``LocalStack(options).run()`` serves until cancelled (Ctrl-C in ``__main__``); ``start()`` and
+``stop()`` are the two halves, for running it on a thread of one's own (``testing.py``).
+Stopping closes every socket with 1001 and waits for each ``$disconnect`` before moto stops.
+
+The handlers read their settings from the process environment, once, and cache their clients,
+as a warm Lambda does: so one process runs one local stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from infra import constants
+from local_stack import REPO_ROOT, aws, events, ids
+from local_stack.cognito_proxy import CognitoProxy
+from local_stack.console import Console
+from local_stack.gateway import Limits, WebSocketGateway
+from local_stack.lambdas import (
+    AUTHORIZER_TIMEOUT_S,
+    DEFAULT_MEMORY_MB,
+    MEMORY_MB,
+    TRIGGER_TIMEOUT_S,
+    Function,
+    LambdaRuntime,
+)
+from local_stack.management import Faults, ManagementApi
+from local_stack.site import StaticSite
+
+HOST = "127.0.0.1"
+WEB_ROOT = REPO_ROOT / "clients" / "web"
+COGNITO_PATH = "/cognito"
+EVENTS_PATH = "/_local/events"
+# Variables of the developer's shell that would mix a real identity with the dummy keys.
+SHELL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL")
+
+
+@dataclass
+class StackOptions:
+    """Everything ``python -m local_stack`` takes as flags."""
+
+    port: int = 8080
+    # None: the port after ``port`` (or a free one when ``port`` is 0).
+    management_port: int | None = None
+    idle_timeout_s: float = Limits.idle_timeout_s
+    max_lifetime_s: float = Limits.max_lifetime_s
+    management_latency_s: float = 0.0
+    management_throttle_rate: float = 0.0
+    log_level: str = "WARNING"
+    record_events: bool = False
+    web_root: Path = WEB_ROOT
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class Urls:
+    web: str
+    websocket: str
+    config: str
+    management: str
+    cognito: str
+
+
+@dataclass
+class EventLog:
+    """The events built, newest last, when ``record_events`` is on (for tests of their shape)."""
+
+    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5000))
+
+    def record(self, kind: str, event: dict[str, Any]) -> None:
+        self.entries.append({"kind": kind, "event": event})
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None, console: Console | None = None) -> None:
+        self.options = options or StackOptions()
+        self.console = console or Console(enabled=not self.options.quiet)
+        self.api = events.Api(
+            api_id=ids.api_id(),
+            stage=constants.LOCAL_STAGE_NAME,
+            region=aws.REGION,
+            account_id=aws.ACCOUNT_ID,
+        )
+        self.event_log = EventLog()
+        self.urls: Urls | None = None
+        self.resources: aws.Resources | None = None
+        self._moto: Any = None
+        self._runtime: LambdaRuntime | None = None
+        self._gateway: WebSocketGateway | None = None
+        self._management: ManagementApi | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> Urls:
+        self._moto, moto_endpoint = aws.start_moto(HOST)
+        self.resources = await asyncio.to_thread(
+            aws.create_resources, moto_endpoint, name_suffix=self.api.api_id
+        )
+        self._runtime = LambdaRuntime(
+            region=aws.REGION, account_id=aws.ACCOUNT_ID, stack_name=constants.STACK_NAME
+        )
+        self._gateway = self._build_gateway()
+        self._management = ManagementApi(
+            self._gateway, Faults(self.options.management_latency_s, self.options.management_throttle_rate)
+        )
+        management_port = await self._serve_http_api()
+        management_url = f"http://{HOST}:{management_port}/{self.api.stage}"
+        # Before the first handler import: modules may read their settings when imported.
+        self._apply_environment(management_url)
+        self._preload()
+        port = await self._gateway.start(HOST, self.options.port)
+        self.urls = Urls(
+            web=f"http://{HOST}:{port}/",
+            websocket=f"ws://{HOST}:{port}/{self.api.stage}",
+            config=f"http://{HOST}:{port}/config.json",
+            management=management_url,
+            cognito=f"http://{HOST}:{management_port}{COGNITO_PATH}",
+        )
+        self._print_urls()
+        return self.urls
+
+    async def stop(self) -> None:
+        if self._gateway is not None:
+            await self._gateway.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._runtime is not None:
+            self._runtime.close()
+        if self._moto is not None:
+            await asyncio.to_thread(self._moto.stop)
+            self._moto = None
+
+    def config(self) -> dict[str, str]:
+        """``/config.json``: what a client needs to sign in and connect (PROTOCOL.md)."""
+        assert self.urls is not None and self.resources is not None
+        return {
+            "websocketUrl": self.urls.websocket,
+            "region": aws.REGION,
+            "userPoolId": self.resources.user_pool_id,
+            "userPoolClientId": self.resources.user_pool_client_id,
+            "cognitoEndpoint": self.urls.cognito,
+        }
+
+    @property
+    def gateway(self) -> WebSocketGateway:
+        assert self._gateway is not None, "start() first"
+        return self._gateway
+
+    @property
+    def management(self) -> ManagementApi:
+        assert self._management is not None, "start() first"
+        return self._management
+
+    # -- the pieces
+
+    def _functions(self) -> dict[str, Function]:
+        assert self._runtime is not None
+        return {
+            route.key: self._runtime.function(
+                route.function_id,
+                route.handler,
+                memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
+            )
+            for route in constants.ROUTES
+        }
+
+    def _build_gateway(self) -> WebSocketGateway:
+        assert self._runtime is not None
+        return WebSocketGateway(
+            api=self.api,
+            runtime=self._runtime,
+            routes=self._functions(),
+            authorizer=self._runtime.function(
+                "Authorizer", constants.AUTHORIZER_HANDLER, timeout_s=AUTHORIZER_TIMEOUT_S
+            ),
+            site=StaticSite(self.options.web_root, self.config),
+            console=self.console,
+            limits=Limits(
+                idle_timeout_s=self.options.idle_timeout_s, max_lifetime_s=self.options.max_lifetime_s
+            ),
+            record_event=self.event_log.record if self.options.record_events else None,
+        )
+
+    async def _serve_http_api(self) -> int:
+        """The second port: management API, Cognito endpoint (and recorded events); the port."""
+        app = web.Application()
+        self.management.add_routes(app, self.api.stage)
+        self._cognito_proxy().add_routes(app, COGNITO_PATH)
+        if self.options.record_events:
+            app.router.add_get(EVENTS_PATH, self._recorded_events)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, HOST, self._management_port()).start()
+        return int(self._runner.addresses[0][1])
+
+    def _cognito_proxy(self) -> CognitoProxy:
+        assert self._runtime is not None and self.resources is not None
+        moto_endpoint = self.resources.endpoint
+        return CognitoProxy(
+            moto_endpoint=moto_endpoint,
+            user_pool_id=self.resources.user_pool_id,
+            runtime=self._runtime,
+            presignup=self._runtime.function(
+                "PreSignUp", constants.PRESIGNUP_HANDLER, timeout_s=TRIGGER_TIMEOUT_S
+            ),
+            admin=lambda: aws.client("cognito-idp", moto_endpoint),
+            region=aws.REGION,
+        )
+
+    def _management_port(self) -> int:
+        if self.options.management_port is not None:
+            return self.options.management_port
+        return self.options.port + 1 if self.options.port else 0
+
+    def _apply_environment(self, management_url: str) -> None:
+        assert self.resources is not None
+        for name in SHELL_AWS_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(
+            aws.process_environment(
+                self.resources, management_endpoint=management_url, log_level=self.options.log_level
+            )
+        )
+
+    def _preload(self) -> None:
+        """Import every handler now, so a missing or broken one shows at start, not at first use."""
+        assert self._runtime is not None
+        functions = [*self._functions().values()]
+        functions += [
+            Function("Authorizer", constants.AUTHORIZER_HANDLER),
+            Function("PreSignUp", constants.PRESIGNUP_HANDLER),
+        ]
+        for handler, error in self._runtime.preload(functions).items():
+            self.console.note(f"warning: {handler} cannot be imported ({type(error).__name__}: {error})")
+
+    def _print_urls(self) -> None:
+        assert self.urls is not None
+        self.console.urls(
+            {
+                "Web client": self.urls.web,
+                "WebSocket": self.urls.websocket,
+                "Config": self.urls.config,
+                "Management API": self.urls.management,
+                "Cognito endpoint": self.urls.cognito,
+            }
+        )
+        self.console.note("Ctrl-C stops the stack.")
+
+    async def _recorded_events(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.event_log.entries))
