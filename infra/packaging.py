@@ -1,0 +1,200 @@
+"""Build the Lambda code asset on this machine, without Docker.
+
+The asset is a folder: the ``chat`` package from ``functions/`` plus the wheels its requirements need,
+installed by pip for Lambda's platform (``--platform``/``--python-version``/``--only-binary``), so an
+x86_64 laptop builds an arm64 asset. Packages the Lambda runtime already provides (boto3 and its
+dependencies) are left out: bundling botocore would shadow the runtime's copy and could mismatch
+its boto3.
+
+Building is cached in two layers under ``build/``:
+
+- the installed requirements, keyed by the requirements file and the target platform;
+- the finished asset (requirements + source), keyed by that and the source files.
+
+So a synth after a code change copies files but does not run pip again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import constants
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = PROJECT_ROOT / "build"
+FUNCTIONS_DIR = PROJECT_ROOT / constants.FUNCTIONS_DIR
+PACKAGE_NAME = "chat"
+REQUIREMENTS_FILE = FUNCTIONS_DIR / "requirements.txt"
+
+# Distributions every Lambda Python runtime ships (boto3 and what it depends on).
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+)
+# How many finished assets per target to keep in build/ (older ones are from earlier edits).
+ASSETS_TO_KEEP = 3
+PIP_TIMEOUT_SECONDS = 540
+
+
+@dataclass(frozen=True)
+class Target:
+    """The platform an asset is built for: Lambda's CPU architecture and Python version."""
+
+    architecture: str  # "arm64" or "x86_64", as Lambda names them
+    python_version: str  # "3.13"
+
+    def pip_platforms(self) -> list[str]:
+        """The manylinux tags pip may pick wheels for (Lambda's glibc supports all of these)."""
+        machine = {"arm64": "aarch64", "x86_64": "x86_64"}[self.architecture]
+        return [f"manylinux2014_{machine}", f"manylinux_2_28_{machine}", f"manylinux_2_34_{machine}"]
+
+    def pip_target_options(self) -> list[str]:
+        """pip options that install for this target rather than for the Python running pip."""
+        options: list[str] = []
+        for platform in self.pip_platforms():
+            options += ["--platform", platform]
+        return [
+            *options,
+            "--implementation",
+            "cp",
+            "--python-version",
+            self.python_version,
+            "--only-binary=:all:",
+        ]
+
+    @property
+    def label(self) -> str:
+        return f"{self.architecture}-py{self.python_version}"
+
+
+# What the deployed functions run on (see infra/functions.py).
+LAMBDA_TARGET = Target(architecture="arm64", python_version=constants.PYTHON_RUNTIME.removeprefix("python"))
+
+
+def build_asset(target: Target = LAMBDA_TARGET, *, build_dir: Path = BUILD_DIR) -> Path:
+    """The folder to hand to ``lambda_.Code.from_asset``: built now, or reused from the cache."""
+    requirements_dir = _build_requirements(target, build_dir)
+    key = _digest(requirements_dir.name, *_source_fingerprint())
+    asset_dir = build_dir / f"asset-{target.label}-{key}"
+    if not asset_dir.is_dir():
+        with _staging_dir(asset_dir) as staging:
+            shutil.copytree(requirements_dir, staging, dirs_exist_ok=True)
+            shutil.copytree(FUNCTIONS_DIR / PACKAGE_NAME, staging / PACKAGE_NAME, ignore=_not_source)
+        _prune_old_assets(build_dir, target, keep=asset_dir)
+    return asset_dir
+
+
+def install_requirements(requirement_specs: list[str], destination: Path, target: Target) -> None:
+    """``pip install --target`` the given requirements, all binary wheels for ``target``."""
+    _pip(
+        "install",
+        "--quiet",
+        "--no-compile",  # .pyc files for this machine's Python would be dead weight on Lambda
+        "--target",
+        str(destination),
+        *target.pip_target_options(),
+        *requirement_specs,
+    )
+
+
+def _build_requirements(target: Target, build_dir: Path) -> Path:
+    """The requirements installed for ``target`` minus what the runtime provides (cached)."""
+    key = _digest(REQUIREMENTS_FILE.read_text(), target.label, *sorted(RUNTIME_PROVIDED))
+    requirements_dir = build_dir / f"requirements-{target.label}-{key}"
+    if not requirements_dir.is_dir():
+        pinned = _resolve_without_runtime_provided(target, build_dir)
+        with _staging_dir(requirements_dir) as staging:
+            install_requirements(["--no-deps", *pinned], staging, target)
+    return requirements_dir
+
+
+def _resolve_without_runtime_provided(target: Target, build_dir: Path) -> list[str]:
+    """Resolve the requirements for ``target`` (pip's dry run) and pin all but the runtime's own."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build_dir) as scratch:
+        report = Path(scratch) / "report.json"
+        _pip(
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "--target",
+            str(Path(scratch) / "unused"),
+            *target.pip_target_options(),
+            "-r",
+            str(REQUIREMENTS_FILE),
+        )
+        resolved = json.loads(report.read_text())["install"]
+    pins = {item["metadata"]["name"]: item["metadata"]["version"] for item in resolved}
+    return sorted(
+        f"{name}=={version}" for name, version in pins.items() if _normalize(name) not in RUNTIME_PROVIDED
+    )
+
+
+def _pip(*args: str) -> None:
+    """Run this interpreter's pip; on failure, raise with pip's own output."""
+    command = [sys.executable, "-m", "pip", *args]
+    result = subprocess.run(  # noqa: S603 - a fixed program with arguments built here
+        command, capture_output=True, text=True, timeout=PIP_TIMEOUT_SECONDS, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pip failed ({' '.join(args[:2])}):\n{result.stdout}\n{result.stderr}")
+
+
+@contextlib.contextmanager
+def _staging_dir(final: Path) -> Iterator[Path]:
+    """Build in a private folder and rename it into place, so no one sees a half-built one.
+
+    Two synths racing to build the same folder is harmless: the loser's copy is dropped.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield staging
+        with contextlib.suppress(OSError):  # already there: another process finished first
+            os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _source_fingerprint() -> list[str]:
+    """Each source file's path and content hash, in a stable order."""
+    package = FUNCTIONS_DIR / PACKAGE_NAME
+    files = sorted(p for p in package.rglob("*") if p.is_file() and not _is_generated(p))
+    return [f"{p.relative_to(package)}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
+
+
+def _is_generated(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}
+
+
+def _not_source(_directory: str, names: list[str]) -> list[str]:
+    """``shutil.copytree`` ignore hook: skip bytecode caches."""
+    return [n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))]
+
+
+def _prune_old_assets(build_dir: Path, target: Target, keep: Path) -> None:
+    """Delete all but the newest few assets of ``target`` (each code edit makes a new one)."""
+    assets = sorted(build_dir.glob(f"asset-{target.label}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [a for a in assets if a != keep][ASSETS_TO_KEEP - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _normalize(distribution: str) -> str:
+    """PEP 503 name normalization: ``Python_DateUtil`` and ``python-dateutil`` are one project."""
+    return distribution.lower().replace("_", "-").replace(".", "-")
