@@ -8,7 +8,7 @@ STACK_NAME = "ServerlessChat"
 STAGE_NAME = "prod"
 LOCAL_STAGE_NAME = "local"
 ROUTE_SELECTION_EXPRESSION = "$request.body.action"
-TOKEN_QUERY_PARAMETER = "token"
+TOKEN_QUERY_PARAMETER = "token"  # noqa: S105 - the query parameter's name, not a secret
 PYTHON_RUNTIME = "python3.13"
 # Where the function code lives; the asset is this folder plus its pinned requirements.
 FUNCTIONS_DIR = "functions"
@@ -42,3 +42,11 @@ OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
 OUTPUT_REGION = "Region"
 OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
+
+# CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
+# retainData: keep the messages table and the user pool when the stack is deleted (default true).
+RETAIN_DATA_CONTEXT_KEY = "retainData"
+# nag: run cdk-nag's AwsSolutions checks on every synth (default true in cdk.json).
+NAG_CONTEXT_KEY = "nag"
+# apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
+API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"

@@ -1,0 +1,102 @@
+"""The Lambda functions: one per WebSocket route, plus the $connect authorizer.
+
+All share one code asset (``infra/packaging.py``) and differ only in handler, memory and timeout.
+What each may touch is decided in ``infra/permissions.py``, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import constants
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+DEFAULT_MEMORY_MB = 256
+# Fan-out is CPU-bound (signing and sending one request per connection), and Lambda's CPU share
+# grows with memory: 1,769 MB is one full vCPU.
+MEMORY_MB = {"SendMessage": 1024}
+# API Gateway stops waiting for a route's answer after 29 s; a second more lets the function log
+# why it ran long instead of being cut off at the same instant.
+ROUTE_TIMEOUT = Duration.seconds(30)
+# The authorizer verifies one token (a JWKS fetch at most): anything slower is a fault.
+AUTHORIZER_TIMEOUT = Duration.seconds(10)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def chat_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    code: lambda_.Code,
+    handler: str,
+    environment: Mapping[str, str],
+    timeout: Duration = ROUTE_TIMEOUT,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> lambda_.Function:
+    """One function of the chat: arm64, Python 3.13, X-Ray tracing, its own log group."""
+    # An explicit log group (rather than Lambda's implicit one) gets a retention period and is
+    # deleted with the stack.
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=LOG_RETENTION,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    return lambda_.Function(
+        scope,
+        construct_id,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        code=code,
+        handler=handler,
+        memory_size=memory_mb,
+        timeout=timeout,
+        environment=dict(environment),
+        tracing=lambda_.Tracing.ACTIVE,
+        log_group=log_group,
+    )
+
+
+class ChatFunctions(Construct):
+    """The route functions (by ``constants.Route.function_id``) and the authorizer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.routes: dict[str, lambda_.Function] = {
+            route.function_id: chat_function(
+                self,
+                # "Default" alone would make CDK treat it as this construct's default child.
+                f"{route.function_id}Function",
+                code=code,
+                handler=route.handler,
+                environment=environment,
+                memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
+            )
+            for route in constants.ROUTES
+        }
+        # Same environment as the routes: it reads the pool id, client id and token issuer.
+        self.authorizer = chat_function(
+            self,
+            "AuthorizerFunction",
+            code=code,
+            handler=constants.AUTHORIZER_HANDLER,
+            environment=environment,
+            timeout=AUTHORIZER_TIMEOUT,
+        )
+
+    def for_route(self, route_key: str) -> lambda_.Function:
+        """The function behind a route key such as ``$connect`` or ``sendmessage``."""
+        return self.routes[constants.ROUTE_BY_KEY[route_key].function_id]

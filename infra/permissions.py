@@ -1,0 +1,95 @@
+"""What each function may do, in one place: least privilege, action by action.
+
+Each table grant names its actions explicitly and applies to the table itself; a Query on an index
+is granted on that index only. The actions follow what the runtime calls (``functions/chat/store.py``,
+``functions/chat/directory.py``): when it starts calling something new, add it here.
+
+Every route function also gets ``execute-api:ManageConnections`` on this API's ``@connections``
+(see ``ChatStack._grant_least_privilege``).
+The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+
+from infra import schema
+
+CONNECTIONS = schema.CONNECTIONS.logical_id
+PRESENCE = schema.PRESENCE.logical_id
+MESSAGES = schema.MESSAGES.logical_id
+BY_USER = schema.CONNECTIONS.indexes[0].name
+
+
+@dataclass(frozen=True)
+class FunctionGrants:
+    """The DynamoDB actions one function needs, per table and per index."""
+
+    tables: dict[str, tuple[str, ...]]
+    indexes: dict[tuple[str, str], tuple[str, ...]]
+    user_pool: tuple[str, ...] = ()
+
+
+# Any function that posts a frame may learn from API Gateway (410 Gone) that a connection is dead.
+# It then deletes the connection, takes it out of its user's presence item (deleting the item when
+# it empties) and tells everyone (a Scan of connections) if that user went offline. The runtime does
+# this from every route (chat.service.ChatService._prune), so every route function needs it.
+_PRUNE_STALE = {
+    CONNECTIONS: ("dynamodb:DeleteItem", "dynamodb:Scan"),
+    PRESENCE: ("dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+}
+
+GRANTS: dict[str, FunctionGrants] = {
+    # Records the connection and its user's presence; tells everyone when the user comes online.
+    "Connect": FunctionGrants(
+        tables={**_PRUNE_STALE, CONNECTIONS: ("dynamodb:PutItem", *_PRUNE_STALE[CONNECTIONS])},
+        indexes={},
+    ),
+    # Forgets the connection; tells everyone when it was the user's last.
+    "Disconnect": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    # Counts the send (rate limit: UpdateItem), stores the message (TransactWriteItems of Puts, one
+    # of them conditional: PutItem), reads the original on a duplicate (GetItem), checks that a
+    # private message's recipient has an account, then fans out: to everyone (Scan) or to two users'
+    # connections (Query on byUser).
+    "SendMessage": FunctionGrants(
+        tables={
+            **_PRUNE_STALE,
+            MESSAGES: ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"),
+        },
+        indexes={(CONNECTIONS, BY_USER): ("dynamodb:Query",)},
+        user_pool=("cognito-idp:AdminGetUser",),
+    ),
+    # Replays history: Query per stream (public, and the user's private stream).
+    "Sync": FunctionGrants(tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}),
+    # Lists who is online: a Scan of presence.
+    "Who": FunctionGrants(
+        tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:Scan", *_PRUNE_STALE[PRESENCE])},
+        indexes={},
+    ),
+    "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+}
+
+
+def grant(
+    grantee: iam.IGrantable,
+    grants: FunctionGrants,
+    *,
+    tables: dict[str, dynamodb.Table],
+    user_pool_arn: str,
+) -> None:
+    """Give ``grantee`` exactly what ``grants`` lists, on these tables and this user pool."""
+    for table_id, actions in grants.tables.items():
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(actions), resource_arns=[tables[table_id].table_arn]
+        )
+    for (table_id, index_name), actions in grants.indexes.items():
+        index_arn = f"{tables[table_id].table_arn}/index/{index_name}"
+        iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[index_arn])
+    if grants.user_pool:
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(grants.user_pool), resource_arns=[user_pool_arn]
+        )

@@ -1,0 +1,102 @@
+"""``ChatStack``: the whole backend in one CloudFormation stack.
+
+Reading order: tables, identity, functions, API, grants, outputs. Options come from CDK context
+(``cdk.json`` or ``-c key=value``); see ``infra/constants.py`` and ``infra/identity.py`` for the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import constants, environment, identity, nag, packaging, permissions
+from infra.auth import ChatIdentity
+from infra.functions import ChatFunctions
+from infra.tables import ChatTables
+from infra.websocket_api import ChatWebSocketApi
+
+
+class ChatStack(Stack):
+    """The chat backend: WebSocket API, Lambda functions, DynamoDB tables, Cognito user pool."""
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="Serverless real-time chat: API Gateway WebSocket API, Lambda, DynamoDB, Cognito",
+            **kwargs,
+        )
+        retain_data = context_flag(self, constants.RETAIN_DATA_CONTEXT_KEY, default=True)
+        code = lambda_.Code.from_asset(str(packaging.build_asset()))
+
+        self.tables = ChatTables(self, "Tables", retain_data=retain_data)
+        self.identity = ChatIdentity(
+            self,
+            "Identity",
+            code=code,
+            auto_confirm=context_flag(self, identity.AUTO_CONFIRM_CONTEXT_KEY, default=True),
+            retain_data=retain_data,
+        )
+        self.functions = ChatFunctions(self, "Functions", code=code, environment=self._function_environment())
+        self.websocket = ChatWebSocketApi(
+            self,
+            "WebSocket",
+            route_functions={route.key: self.functions.for_route(route.key) for route in constants.ROUTES},
+            authorizer_function=self.functions.authorizer,
+            set_account_logs_role=context_flag(
+                self, constants.API_GATEWAY_LOGS_ROLE_CONTEXT_KEY, default=True
+            ),
+        )
+        self._grant_least_privilege()
+        self._add_outputs()
+        nag.add_suppressions(self)
+
+    def _function_environment(self) -> dict[str, str]:
+        return environment.function_environment(
+            connections_table=self.tables.connections.table_name,
+            presence_table=self.tables.presence.table_name,
+            messages_table=self.tables.messages.table_name,
+            user_pool_id=self.identity.user_pool.user_pool_id,
+            user_pool_client_id=self.identity.client.user_pool_client_id,
+            region=self.region,
+        )
+
+    def _grant_least_privilege(self) -> None:
+        """Table and user-pool actions from ``infra/permissions.py``; every route posts frames."""
+        for function_id, function in self.functions.routes.items():
+            permissions.grant(
+                function,
+                permissions.GRANTS[function_id],
+                tables=self.tables.by_logical_id(),
+                user_pool_arn=self.identity.user_pool.user_pool_arn,
+            )
+            self.websocket.grant_manage_connections(function)
+
+    def _add_outputs(self) -> None:
+        outputs = {
+            constants.OUTPUT_WEBSOCKET_URL: (self.websocket.url, "Connect here with ?token=<access token>"),
+            constants.OUTPUT_REGION: (self.region, "Region of the API and the user pool"),
+            constants.OUTPUT_USER_POOL_ID: (self.identity.user_pool.user_pool_id, "Cognito user pool"),
+            constants.OUTPUT_USER_POOL_CLIENT_ID: (
+                self.identity.client.user_pool_client_id,
+                "Cognito app client (no secret) for sign-up and sign-in",
+            ),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
+
+
+def context_flag(scope: Construct, key: str, *, default: bool) -> bool:
+    """A true/false CDK context value; ``-c key=false`` arrives as a string, cdk.json as a bool."""
+    value = scope.node.try_get_context(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in {"true", "false"}:
+        raise ValueError(f"CDK context {key!r} must be true or false, got {value!r}")
+    return text == "true"
