@@ -1,0 +1,121 @@
+"""Least privilege: each function's role allows exactly the actions its code calls, on its resources.
+
+The expected sets are written out here, not imported from infra/permissions.py, so a change to the
+grants has to be made (and reviewed) twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from infra.stack import ChatStack
+from tests.infra.conftest import logical_id, of_type
+
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+MANAGE_CONNECTIONS = (
+    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:Api/*/*/@connections/*"
+)
+# What every route function needs to prune a connection API Gateway reports gone (410).
+PRUNE = {
+    "Connections": {"dynamodb:DeleteItem", "dynamodb:Scan"},
+    "Presence": {"dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+}
+POSTS_FRAMES = {MANAGE_CONNECTIONS: {"execute-api:ManageConnections"}}
+
+EXPECTED: dict[str, dict[str, set[str]]] = {
+    "Connect": {
+        **PRUNE,
+        "Connections": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
+        **POSTS_FRAMES,
+    },
+    "Disconnect": {**PRUNE, **POSTS_FRAMES},
+    "SendMessage": {
+        **PRUNE,
+        "Messages": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "Connections/index/byUser": {"dynamodb:Query"},
+        "UserPool": {"cognito-idp:AdminGetUser"},
+        **POSTS_FRAMES,
+    },
+    "Sync": {**PRUNE, "Messages": {"dynamodb:Query"}, **POSTS_FRAMES},
+    "Who": {
+        **PRUNE,
+        "Presence": {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        **POSTS_FRAMES,
+    },
+    "Ping": {**PRUNE, **POSTS_FRAMES},
+    "Default": {**PRUNE, **POSTS_FRAMES},
+    "Authorizer": {},
+    "PreSignUp": {},
+}
+
+
+def _functions(chat_stack: ChatStack) -> dict[str, Any]:
+    return {
+        **chat_stack.functions.routes,
+        "Authorizer": chat_stack.functions.authorizer,
+        "PreSignUp": chat_stack.identity.pre_sign_up,
+    }
+
+
+def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
+    """Logical id -> the short name used in EXPECTED."""
+    names = {logical_id(table): name for name, table in chat_stack.tables.by_logical_id().items()}
+    names[logical_id(chat_stack.identity.user_pool)] = "UserPool"
+    names[logical_id(chat_stack.websocket.api)] = "Api"
+    return names
+
+
+def _render(value: Any, names: dict[str, str]) -> str:
+    """A policy resource as readable text: ARNs of this stack's resources become their short names."""
+    if isinstance(value, str):
+        return value
+    if "Fn::GetAtt" in value:
+        return names.get(value["Fn::GetAtt"][0], value["Fn::GetAtt"][0])
+    if "Ref" in value:
+        return names.get(value["Ref"], "${" + value["Ref"] + "}")
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_render(part, names) for part in parts)
+    raise AssertionError(f"unexpected policy resource {value}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_permissions(chat_stack: ChatStack, resources: dict[str, Any], function: Any) -> dict[str, set[str]]:
+    """Resource -> allowed actions, over every inline policy attached to the function's role."""
+    role_id = resources[logical_id(function)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    names = _friendly_names(chat_stack)
+    permissions: dict[str, set[str]] = defaultdict(set)
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            for resource in _as_list(statement["Resource"]):
+                permissions[_render(resource, names)].update(_as_list(statement["Action"]))
+    return dict(permissions)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_function_gets_exactly_its_actions(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str
+) -> None:
+    """The function's role allows these actions on these resources, nothing more and nothing less."""
+    actual = _role_permissions(chat_stack, resources, _functions(chat_stack)[name])
+    assert actual == {**EXPECTED[name], "*": XRAY}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_only_managed_policy_is_basic_execution(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str
+) -> None:
+    """Besides its inline grants, a function role holds only AWSLambdaBasicExecutionRole (write logs)."""
+    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    managed = resources[role_id]["Properties"]["ManagedPolicyArns"]
+    assert len(managed) == 1
+    assert managed[0]["Fn::Join"][1][-1].endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
