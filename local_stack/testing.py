@@ -1,0 +1,251 @@
+"""The local stack for tests: start it, sign users up, connect, stop it.
+
+    from local_stack.testing import running_stack
+
+    with running_stack() as stack:            # free ports; stopped (cleanly) on exit
+        alice = stack.create_user("alice")    # signed up through the Cognito endpoint, confirmed
+        url = stack.connect_url(alice.access_token)
+        ...                                   # any WebSocket client, over real sockets
+
+``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
+``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
+``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers').
+
+The stack runs in a child process by default: the handlers cache their settings and clients per
+process, as a warm Lambda does, and moto keeps its state per process, where any test using
+``moto.mock_aws`` would reset it. In a child process, several stacks (say, one with a shortened
+idle timeout) run side by side and nothing leaks into the test process. ``in_process=True`` runs
+it on a thread of this process instead (to step through handlers in a debugger), setting this
+process's environment; then one stack per process.
+
+Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
+``region``, ``create_user``, ``sign_in``, ``connect_url``, ``cognito_client``,
+``management_client``, ``recorded_events``, ``log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from urllib.request import urlopen
+
+import boto3
+
+from local_stack import REPO_ROOT, aws
+
+DEFAULT_PASSWORD = "password123"  # noqa: S105 - meets the pool's policy: 8+, lower-case and digits
+STARTUP_TIMEOUT_S = 60.0
+SHUTDOWN_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class User:
+    """A confirmed user and the tokens of one sign-in."""
+
+    username: str
+    password: str
+    access_token: str
+    id_token: str
+    refresh_token: str
+
+
+@dataclass
+class RunningStack:
+    """A running local stack's addresses, and helpers to use it as a client would."""
+
+    http_url: str
+    websocket_url: str
+    management_url: str
+    cognito_url: str
+    config: dict[str, str]
+    region: str = aws.REGION
+    log_path: Path | None = None
+    _events_url: str = field(default="", repr=False)
+
+    def cognito_client(self) -> Any:
+        """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
+        return boto3.client(
+            "cognito-idp", endpoint_url=self.cognito_url, region_name=self.region, **aws.DUMMY_CREDENTIALS
+        )
+
+    def management_client(self) -> Any:
+        """boto3's apigatewaymanagementapi client on the stack's management API."""
+        return boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=self.management_url,
+            region_name=self.region,
+            **aws.DUMMY_CREDENTIALS,
+        )
+
+    def create_user(self, prefix: str = "user", *, password: str = DEFAULT_PASSWORD, exact: bool = False) -> User:
+        """Sign up a new user (named ``prefix-<random>``, or exactly ``prefix``) and sign it in."""
+        username = prefix if exact else unique_username(prefix)
+        answer = self.cognito_client().sign_up(
+            ClientId=self.config["userPoolClientId"], Username=username, Password=password
+        )
+        if not answer["UserConfirmed"]:
+            raise RuntimeError(f"sign-up of {username!r} was not auto-confirmed")
+        return self.sign_in(username, password)
+
+    def sign_in(self, username: str, password: str = DEFAULT_PASSWORD) -> User:
+        """USER_PASSWORD_AUTH through the stack's Cognito endpoint."""
+        result = self.cognito_client().initiate_auth(
+            ClientId=self.config["userPoolClientId"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )["AuthenticationResult"]
+        return User(
+            username.lower(), password, result["AccessToken"], result["IdToken"], result["RefreshToken"]
+        )
+
+    def connect_url(self, token: str) -> str:
+        """The WebSocket URL with ``?token=``, as every client builds it."""
+        return f"{self.websocket_url}?token={quote(token, safe='')}"
+
+    def recorded_events(self) -> list[dict[str, Any]]:
+        """Every event built so far, oldest first, as ``{"kind", "event"}`` (``record_events=True``)."""
+        if not self._events_url:
+            raise RuntimeError("start the stack with record_events=True")
+        with urlopen(self._events_url, timeout=10) as reply:  # noqa: S310 - our own http:// URL
+            events: list[dict[str, Any]] = json.load(reply)
+        return events
+
+    def log(self) -> str:
+        """What the stack printed so far (child process only)."""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+def unique_username(prefix: str = "user") -> str:
+    """A username no other test has: ``prefix-`` and eight hex digits (within the 32-character rule)."""
+    return f"{prefix[:23]}-{uuid.uuid4().hex[:8]}".lower()
+
+
+@contextlib.contextmanager
+def running_stack(*, in_process: bool = False, **options: Any) -> Iterator[RunningStack]:
+    """The whole local stack on free ports of 127.0.0.1, until the ``with`` block ends."""
+    runner = _in_thread if in_process else _in_child_process
+    with runner(options) as stack:
+        yield stack
+
+
+# -- child process
+
+
+@contextlib.contextmanager
+def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
+    with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
+        ready_file = Path(folder) / "ready.json"
+        log_path = Path(folder) / "stack.log"
+        command = [sys.executable, "-m", "local_stack", "--port", "0", "--ready-file", str(ready_file)]
+        command += _flags(options)
+        with log_path.open("wb") as log:
+            child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            ready = _wait_until_ready(child, ready_file, log_path)
+            yield _running_stack(ready, log_path, options)
+        finally:
+            _stop_child(child)
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    flags = {
+        "idle_timeout": "--idle-timeout",
+        "max_lifetime": "--max-lifetime",
+        "management_latency": "--management-latency",
+        "management_throttle_rate": "--management-throttle-rate",
+        "log_level": "--log-level",
+    }
+    unknown = set(options) - set(flags) - {"record_events"}
+    if unknown:
+        raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
+    command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
+    if options.get("record_events"):
+        command.append("--record-events")
+    return command
+
+
+def _wait_until_ready(child: subprocess.Popen[bytes], ready_file: Path, log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not ready_file.exists():
+        if child.poll() is not None:
+            raise RuntimeError(f"the local stack exited with {child.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the local stack did not start in {STARTUP_TIMEOUT_S:.0f} s:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    ready: dict[str, Any] = json.loads(ready_file.read_text())
+    return ready
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        # Ctrl-C: sockets closed with 1001, $disconnect run, moto stopped.
+        child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[str, Any]) -> RunningStack:
+    urls = ready["urls"]
+    management_root = urls["management"].rsplit("/", 1)[0]
+    return RunningStack(
+        http_url=urls["web"],
+        websocket_url=urls["websocket"],
+        management_url=urls["management"],
+        cognito_url=urls["cognito"],
+        config=ready["config"],
+        log_path=log_path,
+        _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
+    )
+
+
+# -- thread of this process
+
+
+@contextlib.contextmanager
+def _in_thread(options: dict[str, Any]) -> Iterator[RunningStack]:
+    from local_stack.stack import LocalStack, StackOptions
+
+    names = {
+        "idle_timeout": "idle_timeout_s",
+        "max_lifetime": "max_lifetime_s",
+        "management_latency": "management_latency_s",
+        "management_throttle_rate": "management_throttle_rate",
+        "log_level": "log_level",
+        "record_events": "record_events",
+    }
+    unknown = set(options) - set(names)
+    if unknown:
+        raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
+    stack = LocalStack(StackOptions(port=0, quiet=True, **{names[k]: v for k, v in options.items()}))
+    saved_environment = dict(os.environ)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="local-stack", daemon=True)
+    thread.start()
+    try:
+        urls = asyncio.run_coroutine_threadsafe(stack.start(), loop).result(STARTUP_TIMEOUT_S)
+        yield _running_stack({"urls": vars(urls), "config": stack.config()}, None, options)
+    finally:
+        asyncio.run_coroutine_threadsafe(stack.stop(), loop).result(SHUTDOWN_TIMEOUT_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(SHUTDOWN_TIMEOUT_S)
+        loop.close()
+        os.environ.clear()
+        os.environ.update(saved_environment)
