@@ -86,7 +86,7 @@ def build_asset(target: Target = LAMBDA_TARGET, *, build_dir: Path = BUILD_DIR) 
     key = _digest(requirements_dir.name, *_source_fingerprint())
     asset_dir = build_dir / f"asset-{target.label}-{key}"
     if not asset_dir.is_dir():
-        with _staging_dir(asset_dir) as staging:
+        with staging_dir(asset_dir) as staging:
             shutil.copytree(requirements_dir, staging, dirs_exist_ok=True)
             shutil.copytree(FUNCTIONS_DIR / PACKAGE_NAME, staging / PACKAGE_NAME, ignore=_not_source)
         _prune_old_assets(build_dir, target, keep=asset_dir)
@@ -112,7 +112,7 @@ def _build_requirements(target: Target, build_dir: Path) -> Path:
     requirements_dir = build_dir / f"requirements-{target.label}-{key}"
     if not requirements_dir.is_dir():
         pinned = _resolve_without_runtime_provided(target, build_dir)
-        with _staging_dir(requirements_dir) as staging:
+        with staging_dir(requirements_dir) as staging:
             install_requirements(["--no-deps", *pinned], staging, target)
     return requirements_dir
 
@@ -153,7 +153,7 @@ def _pip(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def _staging_dir(final: Path) -> Iterator[Path]:
+def staging_dir(final: Path) -> Iterator[Path]:
     """Build in a private folder and rename it into place, so no one sees a half-built one.
 
     Two synths racing to build the same folder is harmless: the loser's copy is dropped.
