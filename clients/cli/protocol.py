@@ -185,11 +185,11 @@ class Reaction:
 class ChatState:
     """One user's view of the chat across reconnects.
 
-    ``history`` is how many recent messages to ask for on the first connection (0 for none); after
-    that, every connection resumes from the cursor.
+    ``history`` is how many recent messages to ask for on the first connection (at least one, for
+    its cursor); after that, every connection resumes from the cursor.
     """
 
-    def __init__(self, username: str, *, cursor: str | None = None, history: int = 0) -> None:
+    def __init__(self, username: str, *, cursor: str | None = None, history: int = 1) -> None:
         self.username = username
         self.cursor = cursor
         self.history = history
@@ -205,21 +205,15 @@ class ChatState:
 
     def opening_frames(self) -> list[Frame]:
         """What to send when a connection opens: who is here, what was missed, what is unacked."""
-        frames = [WHO_FRAME]
-        resume = self._resume_frame()
-        if resume is not None:
-            self.syncing = True
-            frames.append(resume)
-        # After the sync request, so replayed messages come before the acks of resends.
-        frames.extend(message.frame() for message in self.outbox.values())
-        return frames
+        self.syncing = True
+        # Resume from the cursor; on a first connection ask for recent history instead, and at
+        # least one message of it: its cursor is what a later reconnect resumes from.
+        since = sync_frame(self.cursor) if self.cursor else sync_frame(None, self._history_limit())
+        # The resends after the sync request, so replayed messages come before their acks.
+        return [WHO_FRAME, since, *(message.frame() for message in self.outbox.values())]
 
-    def _resume_frame(self) -> Frame | None:
-        if self.cursor is not None:
-            return sync_frame(self.cursor)
-        if self.history > 0:
-            return sync_frame(None, min(self.history, HISTORY_LIMIT_MAX))
-        return None
+    def _history_limit(self) -> int:
+        return min(max(self.history, 1), HISTORY_LIMIT_MAX)
 
     def receive(self, frame: Frame) -> Reaction:
         """Fold one server frame into the state."""

@@ -1,0 +1,233 @@
+"""The ``chat`` command against the running local stack: send, stdin, errors, interactive, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from clients.cli.auth import CognitoAuth
+from clients.cli.config import ChatConfig
+from clients.cli.protocol import Backoff, ChatState
+from clients.cli.session import ChatSession
+from tests.clients.peers import PASSWORD, Peer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ANSI_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B]|[=>])")
+
+
+def chat_command(stack: Any, user: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "clients.cli", "--url", stack.http_url, "--user", user, *args]
+
+
+def run_chat(stack: Any, user: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        chat_command(stack, user, *args),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO_ROOT,
+        env={**os.environ, "CHAT_PASSWORD": PASSWORD},
+        check=False,
+    )
+
+
+def test_send_exits_zero_and_the_message_reaches_a_listener(stack, peer, new_username) -> None:
+    """`chat send TEXT` signs up, sends, waits for the ack and exits 0; others get the message."""
+    listener = peer(new_username("bob"))
+    sender = new_username("alice")
+    result = run_chat(stack, sender, "send", "hello", "from", "a", "script")
+    assert result.returncode == 0, result.stderr
+    frame = listener.wait_for_message("hello from a script")
+    assert frame["from"] == sender and frame["to"] is None
+
+
+def test_send_to_a_user_is_private(stack, peer, new_username) -> None:
+    """`chat send --to USER` reaches that user as a private message."""
+    recipient = new_username("bob")
+    listener = peer(recipient)
+    result = run_chat(stack, new_username("alice"), "send", "--to", recipient, "just for you")
+    assert result.returncode == 0, result.stderr
+    assert listener.wait_for_message("just for you")["to"] == recipient
+
+
+def test_stdin_lines_are_sent_in_order(stack, peer, new_username) -> None:
+    """Each stdin line is a message (/msg is private); the command exits 0 at EOF after the acks."""
+    recipient = new_username("bob")
+    listener = peer(recipient)
+    lines = f"first line\n\nsecond line\n/msg {recipient} third, privately\n"
+    result = run_chat(stack, new_username("alice"), stdin=lines)
+    assert result.returncode == 0, result.stderr
+    texts = ["first line", "second line", "third, privately"]
+    frames = [listener.wait_for_message(text) for text in texts]
+    assert [frame["to"] for frame in frames] == [None, None, recipient]
+    positions = [listener.frames.index(frame) for frame in frames]
+    assert positions == sorted(positions)
+
+
+def test_an_error_frame_gives_a_nonzero_exit_with_its_code(stack, new_username) -> None:
+    """A send the server refuses (no such user) exits 1 and prints the protocol's error code."""
+    result = run_chat(stack, new_username("alice"), "send", "--to", "nobody-by-this-name", "hello?")
+    assert result.returncode == 1
+    assert "unknown_user" in result.stderr
+
+
+def test_a_wrong_password_exits_before_connecting(stack, new_username) -> None:
+    """A taken username with another password is refused at sign-in, not silently re-registered."""
+    user = new_username("alice")
+    assert run_chat(stack, user, "send", "hi").returncode == 0
+    result = subprocess.run(
+        chat_command(stack, user, "send", "hi"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={**os.environ, "CHAT_PASSWORD": "not-the-password-1"},
+        check=False,
+    )
+    assert result.returncode == 3
+    assert "NotAuthorized" in result.stderr
+
+
+def test_history_prints_recent_messages(stack, new_username) -> None:
+    """`chat history` syncs and prints what the user can see, private messages marked."""
+    alice, bob = new_username("alice"), new_username("bob")
+    assert run_chat(stack, bob, "send", "bob was here").returncode == 0
+    assert run_chat(stack, alice, "send", "--to", bob, "a secret for bob").returncode == 0
+    result = run_chat(stack, bob, "history", "--limit", "100")
+    assert result.returncode == 0, result.stderr
+    assert f"{bob}: bob was here" in result.stdout
+    assert f"[from {alice}] a secret for bob" in result.stdout
+
+
+class Terminal:
+    """The ``chat`` command on a pseudo-terminal, as a person would run it."""
+
+    def __init__(self, command: list[str]) -> None:
+        main, child = pty.openpty()
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        env = {**os.environ, "CHAT_PASSWORD": PASSWORD, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+        self.process = subprocess.Popen(
+            command, stdin=child, stdout=child, stderr=child, cwd=REPO_ROOT, env=env, start_new_session=True
+        )
+        os.close(child)
+        self.fd = main
+        self.output = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.output += chunk.decode(errors="replace")
+
+    def text(self) -> str:
+        return ANSI_ESCAPE.sub("", self.output)
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\r")
+
+    def wait_for(self, needle: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"{needle!r} not on the terminal; it shows:\n{self.text()}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        os.close(self.fd)
+
+
+def test_interactive_session_sends_and_receives_on_a_terminal(stack, peer, new_username) -> None:
+    """On a terminal: public and /msg lines go out, others' messages and presence come in, /quit ends."""
+    me, other = new_username("tty"), new_username("bob")
+    listener = peer(other)
+    terminal = Terminal(chat_command(stack, me))
+    try:
+        terminal.wait_for(f"connected as {me}")
+        terminal.type("hello from a terminal")
+        assert listener.wait_for_message("hello from a terminal")["from"] == me
+        listener.send({"action": "sendmessage", "text": "hi terminal"})
+        terminal.wait_for(f"{other}: hi terminal")
+        terminal.type(f"/msg {other} psst")
+        assert listener.wait_for_message("psst")["to"] == other
+        terminal.wait_for(f"[to {other}] psst")
+        terminal.type("/who")
+        terminal.wait_for("* online: ")
+        terminal.type("/quit")
+        assert terminal.process.wait(20) == 0
+    finally:
+        terminal.close()
+
+
+def test_session_resumes_with_sync_after_a_dropped_connection(chat_config, new_username) -> None:
+    """A dropped socket reconnects with backoff and gets what it missed from sync, once each."""
+    asyncio.run(_resume_scenario(chat_config, new_username("carol"), new_username("dave")))
+
+
+async def _resume_scenario(config: ChatConfig, me: str, other: str) -> None:
+    events: list[dict[str, Any]] = []
+    mine = _session(config, me, events.append, backoff=Backoff(base=6, cap=6))
+    theirs = _session(config, other, lambda _: None)
+    runners = [asyncio.create_task(mine.run()), asyncio.create_task(theirs.run())]
+    try:
+        await _until(lambda: any(e.get("type") == "synced" for e in events))
+        await _until(lambda: theirs.connection_state == "online")
+        assert mine._socket is not None
+        mine._socket.transport.abort()  # the network drops, no closing handshake
+        await _until(lambda: mine.connection_state == "offline")
+        await theirs.send("missed, privately", to=me)
+        await theirs.send("missed, publicly")
+        await _until(lambda: _texts(events).count("missed, publicly") == 1, timeout=30)
+        await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
+        assert _texts(events).count("missed, privately") == 1
+        assert _texts(events).count("missed, publicly") == 1
+    finally:
+        await asyncio.gather(mine.stop(), theirs.stop())
+        await asyncio.gather(*runners)
+
+
+def _session(
+    config: ChatConfig, user: str, on_event: Callable[[dict[str, Any]], None], **options: Any
+) -> ChatSession:
+    return ChatSession(config, CognitoAuth(config, user, PASSWORD), ChatState(user), on_event, **options)
+
+
+def _texts(events: list[dict[str, Any]]) -> list[str]:
+    return [event["text"] for event in events if event.get("type") == "message"]
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def test_peer_helper_is_a_few_lines_of_protocol(peer: Callable[[str], Peer], new_username) -> None:
+    """The simplest possible client: connect with a token, send the bare text `ping`, get `pong`."""
+    client = peer(new_username("plain"))
+    client.socket.send("ping")
+    assert client.wait_for(lambda frame: frame.get("type") == "pong")
