@@ -66,9 +66,12 @@ def test_a_gone_connection_is_pruned_with_its_presence(world: ChatWorld) -> None
     world.management.gone.add(a1)  # alice's socket died without a $disconnect
     world.say(b1, "bob", "anyone there?")
     assert _presence(world, b1)[-1] == ("alice", False)
-    assert world.dynamodb.get_item(TableName=world.tables["Connections"], Key={"connectionId": {"S": a1}}).get(
-        "Item"
-    ) is None
+    assert (
+        world.dynamodb.get_item(TableName=world.tables["Connections"], Key={"connectionId": {"S": a1}}).get(
+            "Item"
+        )
+        is None
+    )
     world.send(b1, "bob", {"action": "who"})
     assert world.frames(b1, "who")[-1]["users"] == ["bob"]
 
@@ -88,5 +91,7 @@ def test_a_connection_whose_ttl_passed_does_not_hold_the_user_online(world: Chat
     assert world.frames(b1, "who")[-1]["users"] == ["bob"]
     a2 = world.connect("alice")
     assert _presence(world, b1) == [("alice", True), ("alice", True)]
-    item = world.dynamodb.get_item(TableName=world.tables["Presence"], Key={"username": {"S": "alice"}})["Item"]
+    item = world.dynamodb.get_item(TableName=world.tables["Presence"], Key={"username": {"S": "alice"}})[
+        "Item"
+    ]
     assert item["conns"]["SS"] == [a2] and a1 != a2  # the stale id is forgotten

@@ -13,7 +13,9 @@ from chat.store import ChatStore, SaveResult, StoredMessage
 from tests.support.world import ChatWorld
 
 
-def _sync_all(world: ChatWorld, connection_id: str, username: str, since: str | None, limit: int = 100) -> list[dict[str, Any]]:
+def _sync_all(
+    world: ChatWorld, connection_id: str, username: str, since: str | None, limit: int = 100
+) -> list[dict[str, Any]]:
     """Call sync until `more` is false; every synced frame received along the way."""
     synced: list[dict[str, Any]] = []
     while True:

@@ -51,7 +51,9 @@ def event(name: str) -> dict[str, Any]:
 
 
 class ChatWorld:
-    def __init__(self, moto_url: str, management: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, moto_url: str, management: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         self.management = management
         suffix = uuid.uuid4().hex[:8]
         self.dynamodb = boto3.client("dynamodb", endpoint_url=moto_url)
