@@ -29,6 +29,8 @@ def management_double() -> Iterator[ManagementApiDouble]:
 
 
 @pytest.fixture
-def world(moto_url: str, management_double: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch) -> ChatWorld:
+def world(
+    moto_url: str, management_double: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch
+) -> ChatWorld:
     management_double.reset()
     return ChatWorld(moto_url, management_double, monkeypatch)

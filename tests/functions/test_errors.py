@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from chat.config import ConfigError, Settings
 from chat.notifier import management_endpoint
 from chat.observability import logger
+
 from tests.support.world import ChatWorld
 
 

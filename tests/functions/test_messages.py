@@ -59,7 +59,7 @@ def test_ack_reaches_the_sender_before_the_fan_out(world: ChatWorld) -> None:
 
 
 def test_resending_a_client_msg_id_stores_and_delivers_once(world: ChatWorld) -> None:
-    """The same clientMsgId from the same user is stored once; the repeated ack is a duplicate of the original id."""
+    """The same clientMsgId from one user is stored once; the repeated ack names the original id."""
     a1, b1 = world.connect("alice"), world.connect("bob")
     world.say(a1, "alice", "once", clientMsgId="abc-123")
     world.say(a1, "alice", "once", clientMsgId="abc-123")
@@ -82,6 +82,7 @@ def test_sender_is_the_token_user_whatever_the_body_says(world: ChatWorld) -> No
 def test_connect_without_an_identity_is_refused_and_writes_nothing(world: ChatWorld) -> None:
     """A $connect event without the authorizer's username is refused with 403 and stores no record."""
     from chat.handlers import connect
+
     from tests.support.world import LambdaContextStub, event
 
     raw = event("connect")

@@ -10,6 +10,7 @@ from typing import Any
 
 from chat.cursor import Cursor
 from chat.store import ChatStore, SaveResult, StoredMessage
+
 from tests.support.world import ChatWorld
 
 
@@ -73,7 +74,7 @@ def test_sync_shows_only_messages_visible_to_the_user(world: ChatWorld) -> None:
 
 
 def test_more_pages_through_a_long_gap_without_loss_or_loop(world: ChatWorld) -> None:
-    """A gap longer than `limit` is replayed over several syncs with `more`, each message once or more, in order."""
+    """A gap longer than `limit` replays over several syncs with `more`: nothing lost, no loop."""
     b1 = world.connect("bob")
     world.say(b1, "bob", "before")
     cursor = world.frames(b1, "ack")[-1]["cursor"]
@@ -123,7 +124,7 @@ class _SlowStore(ChatStore):
 
 
 def test_a_write_landing_after_a_later_one_is_still_replayed(world: ChatWorld) -> None:
-    """A message stamped first but stored last is not skipped by a sync from the cursor of the one stored first."""
+    """A message stamped first but stored last is replayed from the cursor of the one stored first."""
     service = world.service
     service.store = _SlowStore(
         connections_table=service.store.connections_table,
@@ -146,7 +147,7 @@ def test_a_write_landing_after_a_later_one_is_still_replayed(world: ChatWorld) -
 
 
 def test_concurrent_senders_then_resume_from_the_last_frame_seen(world: ChatWorld) -> None:
-    """With six users sending at once, live frames up to a drop plus sync from the last cursor equal everything stored."""
+    """Six users sending at once: live frames up to a drop plus sync from the last cursor hold all."""
     senders = [f"user{n}" for n in range(6)]
     for user in senders:
         world.add_user(user)

@@ -13,10 +13,10 @@ from typing import Any
 
 import boto3
 import pytest
-
 from chat import config, wiring
 from chat.handlers import connect, default, disconnect, ping, sendmessage, sync, who
 from chat.service import ChatService
+
 from infra import schema
 from tests.support.management_double import ManagementApiDouble
 
