@@ -424,6 +424,7 @@ class Auth {
 const $ = (testId, root = document) => root.querySelector(`[data-testid="${testId}"]`);
 
 function timeOf(sentAt) {
+  if (!sentAt) return "";
   const date = new Date(sentAt);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
