@@ -101,7 +101,7 @@ async def serve(options: StackOptions, ready_file: Path | None) -> None:
     urls = await stack.start()
     try:
         if ready_file is not None:
-            ready = {"urls": vars(urls), "config": stack.config()}
+            ready = {"urls": vars(urls), "config": stack.config(), "resources": stack.describe_resources()}
             temporary = ready_file.with_suffix(".tmp")
             temporary.write_text(json.dumps(ready))
             temporary.replace(ready_file)  # whoever waits for it never reads half a file

@@ -60,7 +60,7 @@ def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
     names = {}
     for spec in schema.TABLES:
         name = f"{constants.STACK_NAME}-{spec.logical_id}-{name_suffix}"
-        dynamodb.create_table(**table_definition(spec, name))
+        dynamodb.create_table(**schema.create_table_request(spec, name))
         dynamodb.update_time_to_live(
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
@@ -74,28 +74,6 @@ def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
         "ClientId"
     ]
     return Resources(endpoint, names, pool_id, client_id)
-
-
-def table_definition(spec: schema.TableSpec, name: str) -> dict[str, Any]:
-    """CreateTable's arguments for one table of ``infra/schema.py`` (all keys are strings)."""
-    definition: dict[str, Any] = {
-        "TableName": name,
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": attribute, "AttributeType": "S"} for attribute in spec.key_attributes()
-        ],
-        "KeySchema": _key_schema(spec.partition_key, spec.sort_key),
-    }
-    if spec.indexes:
-        definition["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": _key_schema(index.partition_key, index.sort_key),
-                "Projection": {"ProjectionType": getattr(index, "projection", "ALL")},
-            }
-            for index in spec.indexes
-        ]
-    return definition
 
 
 def user_pool_definition(name: str) -> dict[str, Any]:
@@ -163,10 +141,3 @@ def process_environment(
         }
     )
     return env
-
-
-def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
-    keys = [{"AttributeName": partition_key, "KeyType": "HASH"}]
-    if sort_key:
-        keys.append({"AttributeName": sort_key, "KeyType": "RANGE"})
-    return keys

@@ -172,13 +172,16 @@ class WebSocketGateway:
         connection.touch()
 
     def describe(self, connection_id: str) -> dict[str, Any]:
-        """GET @connections/{id}: when it connected, from where, when it last sent or received."""
+        """GET @connections/{id}: when it connected, from where, when it last sent or received.
+
+        The wire names are camelCase (SDKs show them as ``ConnectedAt``, ``Identity.SourceIp``...).
+        """
         connection = self._open_connection(connection_id)
         handshake = connection.handshake
         return {
-            "ConnectedAt": _iso(datetime.fromtimestamp(handshake.connected_at_ms / 1000, UTC)),
-            "Identity": {"SourceIp": handshake.source_ip, "UserAgent": handshake.user_agent},
-            "LastActiveAt": _iso(connection.last_active_at),
+            "connectedAt": _iso(datetime.fromtimestamp(handshake.connected_at_ms / 1000, UTC)),
+            "identity": {"sourceIp": handshake.source_ip, "userAgent": handshake.user_agent or ""},
+            "lastActiveAt": _iso(connection.last_active_at),
         }
 
     def delete(self, connection_id: str) -> None:

@@ -155,6 +155,11 @@ class LocalStack:
             "cognitoEndpoint": self.urls.cognito,
         }
 
+    def describe_resources(self) -> dict[str, Any]:
+        """Where moto serves and what was created in it (for tests that look inside)."""
+        assert self.resources is not None
+        return {"awsEndpoint": self.resources.endpoint, "tableNames": self.resources.table_names}
+
     @property
     def gateway(self) -> WebSocketGateway:
         assert self._gateway is not None, "start() first"

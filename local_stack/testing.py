@@ -20,8 +20,8 @@ it on a thread of this process instead (to step through handlers in a debugger),
 process's environment; then one stack per process.
 
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
-``region``, ``create_user``, ``sign_in``, ``connect_url``, ``cognito_client``,
-``management_client``, ``recorded_events``, ``log``.
+``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
+``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ class RunningStack:
     management_url: str
     cognito_url: str
     config: dict[str, str]
+    # moto's URL (DynamoDB, Cognito's admin side) and the tables' names by logical id.
+    aws_endpoint: str = ""
+    table_names: dict[str, str] = field(default_factory=dict)
     region: str = aws.REGION
     log_path: Path | None = None
     _events_url: str = field(default="", repr=False)
@@ -81,6 +84,12 @@ class RunningStack:
         """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
         return boto3.client(
             "cognito-idp", endpoint_url=self.cognito_url, region_name=self.region, **aws.DUMMY_CREDENTIALS
+        )
+
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client on moto itself (``dynamodb``, ``cognito-idp``), to look behind the API."""
+        return boto3.client(
+            service, endpoint_url=self.aws_endpoint, region_name=self.region, **aws.DUMMY_CREDENTIALS
         )
 
     def management_client(self) -> Any:
@@ -92,7 +101,9 @@ class RunningStack:
             **aws.DUMMY_CREDENTIALS,
         )
 
-    def create_user(self, prefix: str = "user", *, password: str = DEFAULT_PASSWORD, exact: bool = False) -> User:
+    def create_user(
+        self, prefix: str = "user", *, password: str = DEFAULT_PASSWORD, exact: bool = False
+    ) -> User:
         """Sign up a new user (named ``prefix-<random>``, or exactly ``prefix``) and sign it in."""
         username = prefix if exact else unique_username(prefix)
         answer = self.cognito_client().sign_up(
@@ -185,7 +196,9 @@ def _wait_until_ready(child: subprocess.Popen[bytes], ready_file: Path, log_path
         if child.poll() is not None:
             raise RuntimeError(f"the local stack exited with {child.returncode}:\n{log_path.read_text()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the local stack did not start in {STARTUP_TIMEOUT_S:.0f} s:\n{log_path.read_text()}")
+            raise RuntimeError(
+                f"the local stack did not start in {STARTUP_TIMEOUT_S:.0f} s:\n{log_path.read_text()}"
+            )
         time.sleep(0.05)
     ready: dict[str, Any] = json.loads(ready_file.read_text())
     return ready
@@ -211,6 +224,8 @@ def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[s
         management_url=urls["management"],
         cognito_url=urls["cognito"],
         config=ready["config"],
+        aws_endpoint=ready["resources"]["awsEndpoint"],
+        table_names=ready["resources"]["tableNames"],
         log_path=log_path,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
@@ -241,7 +256,8 @@ def _in_thread(options: dict[str, Any]) -> Iterator[RunningStack]:
     thread.start()
     try:
         urls = asyncio.run_coroutine_threadsafe(stack.start(), loop).result(STARTUP_TIMEOUT_S)
-        yield _running_stack({"urls": vars(urls), "config": stack.config()}, None, options)
+        ready = {"urls": vars(urls), "config": stack.config(), "resources": stack.describe_resources()}
+        yield _running_stack(ready, None, options)
     finally:
         asyncio.run_coroutine_threadsafe(stack.stop(), loop).result(SHUTDOWN_TIMEOUT_S)
         loop.call_soon_threadsafe(loop.stop)
