@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.cli.auth import CognitoAuth
-from clients.cli.config import ChatConfig
+from clients.cli.config import ChatConfig, load_from_url
 from clients.cli.protocol import Backoff, ChatState
 from clients.cli.session import ChatSession
 from tests.clients.peers import PASSWORD, Peer
@@ -206,6 +206,29 @@ async def _resume_scenario(config: ChatConfig, me: str, other: str) -> None:
     finally:
         await asyncio.gather(mine.stop(), theirs.stop())
         await asyncio.gather(*runners)
+
+
+def test_session_pings_to_outlive_the_idle_timeout(new_username) -> None:
+    """A session that only listens sends `ping` often enough that the idle timeout never closes it."""
+    from local_stack.testing import running_stack
+
+    with running_stack(idle_timeout=2) as short_idle:
+        config = load_from_url(short_idle.http_url)
+        asyncio.run(_idle_scenario(config, new_username("idle")))
+
+
+async def _idle_scenario(config: ChatConfig, me: str) -> None:
+    events: list[dict[str, Any]] = []
+    session = _session(config, me, events.append, ping_interval=0.5)
+    runner = asyncio.create_task(session.run())
+    try:
+        await _until(lambda: session.connection_state == "online")
+        await asyncio.sleep(5)
+        assert [e["state"] for e in events if e.get("type") == "connection"] == ["connecting", "online"]
+        assert any(e.get("type") == "pong" for e in events)
+    finally:
+        await session.stop()
+        await runner
 
 
 def _session(

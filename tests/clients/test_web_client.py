@@ -1,0 +1,215 @@
+"""The web client in a real headless Chromium against the running local stack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+from tests.clients.peers import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API owns an event loop while it runs, and the other test
+    # modules run their own with asyncio.run.
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """New browser contexts (separate cookies and storage, like separate browsers); closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_one(**options: Any) -> BrowserContext:
+        contexts.append(browser.new_context(**options))
+        return contexts[-1]
+
+    yield open_one
+    for context in contexts:
+        context.close()
+
+
+def by_id(page: Page, test_id: str) -> Locator:
+    return page.get_by_test_id(test_id)
+
+
+def signed_in(context: BrowserContext, stack: Any, username: str) -> Page:
+    """A page of the web client, signed in (or up) as ``username`` and connected."""
+    page = context.new_page()
+    page.goto(stack.http_url)
+    by_id(page, "username").fill(username)
+    by_id(page, "password").fill(PASSWORD)
+    by_id(page, "sign-in-button").click()
+    expect(by_id(page, "current-user")).to_have_text(username, timeout=WAIT_MS)
+    expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
+    return page
+
+
+def type_line(page: Page, line: str) -> None:
+    by_id(page, "message-input").fill(line)
+    by_id(page, "message-input").press("Enter")
+
+
+def message(page: Page, text: str) -> Locator:
+    return by_id(page, "message").filter(has=page.get_by_text(text, exact=True))
+
+
+def expect_message(page: Page, text: str, *, kind: str, label: str | None = None) -> None:
+    """Exactly one message with ``text``, acknowledged, of ``kind``, with ``label`` when private."""
+    found = message(page, text)
+    expect(found).to_have_count(1, timeout=WAIT_MS)
+    expect(found).to_have_attribute("data-pending", "false", timeout=WAIT_MS)
+    expect(found).to_have_attribute("data-kind", kind)
+    if label is not None:
+        expect(found.get_by_test_id("message-label")).to_have_text(label)
+
+
+def test_two_users_exchange_public_and_private_messages_and_a_second_session_sees_its_own(
+    open_context, stack, new_username
+) -> None:
+    """Alice and Bob chat publicly and privately; Alice's second browser sees her private messages too."""
+    alice, bob = new_username("alice"), new_username("bob")
+    alice_page = signed_in(open_context(), stack, alice)
+    bob_page = signed_in(open_context(), stack, bob)
+    alice_again = signed_in(open_context(), stack, alice)
+
+    expect(by_id(bob_page, "online-user").filter(has_text=alice)).to_have_count(1, timeout=WAIT_MS)
+    expect(by_id(alice_page, "online-user").filter(has_text=bob)).to_have_count(1, timeout=WAIT_MS)
+
+    type_line(alice_page, "hello everyone")
+    for page in (alice_page, bob_page, alice_again):
+        expect_message(page, "hello everyone", kind="public")
+
+    type_line(bob_page, f"/msg {alice} hi alice, just you")
+    expect_message(bob_page, "hi alice, just you", kind="private", label=f"to {alice}")
+    for page in (alice_page, alice_again):
+        expect_message(page, "hi alice, just you", kind="private", label=f"from {bob}")
+
+    type_line(alice_page, f"/msg {bob} a secret for bob")
+    expect_message(alice_page, "a secret for bob", kind="private", label=f"to {bob}")
+    expect_message(bob_page, "a secret for bob", kind="private", label=f"from {alice}")
+    # A copy of what Alice sent reaches her other sessions.
+    expect_message(alice_again, "a secret for bob", kind="private", label=f"to {bob}")
+
+
+def test_a_tab_that_was_offline_shows_what_it_missed(open_context, stack, new_username) -> None:
+    """Offline, the tab drops its socket; back online it reconnects and syncs, each message once."""
+    alice, bob = new_username("alice"), new_username("bob")
+    alice_context = open_context()
+    alice_page = signed_in(alice_context, stack, alice)
+    bob_page = signed_in(open_context(), stack, bob)
+    type_line(bob_page, "before the outage")
+    expect_message(alice_page, "before the outage", kind="public")
+
+    alice_context.set_offline(True)
+    expect(by_id(alice_page, "connection-state")).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
+    type_line(bob_page, "said while alice was away")
+    type_line(bob_page, f"/msg {alice} whispered while you were away")
+    expect_message(bob_page, "said while alice was away", kind="public")
+    expect_message(bob_page, "whispered while you were away", kind="private", label=f"to {alice}")
+    expect(message(alice_page, "said while alice was away")).to_have_count(0)
+
+    alice_context.set_offline(False)
+    expect(by_id(alice_page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
+    expect_message(alice_page, "said while alice was away", kind="public")
+    expect_message(alice_page, "whispered while you were away", kind="private", label=f"from {bob}")
+    expect_message(alice_page, "before the outage", kind="public")
+
+
+def test_messages_typed_offline_are_sent_once_back_online(open_context, stack, new_username) -> None:
+    """A message typed with no connection waits, shown as sending, and goes out on reconnect."""
+    alice, bob = new_username("alice"), new_username("bob")
+    alice_context = open_context()
+    alice_page = signed_in(alice_context, stack, alice)
+    bob_page = signed_in(open_context(), stack, bob)
+
+    alice_context.set_offline(True)
+    expect(by_id(alice_page, "connection-state")).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
+    type_line(alice_page, "typed on the train")
+    expect(message(alice_page, "typed on the train")).to_have_attribute("data-pending", "true")
+
+    alice_context.set_offline(False)
+    expect_message(alice_page, "typed on the train", kind="public")
+    expect_message(bob_page, "typed on the train", kind="public")
+
+
+def test_a_reload_keeps_the_session_and_shows_no_duplicates(open_context, stack, new_username) -> None:
+    """The tab's session and messages survive a reload; the resumed sync repeats nothing on screen."""
+    alice = new_username("alice")
+    page = signed_in(open_context(), stack, alice)
+    type_line(page, "before the reload")
+    expect_message(page, "before the reload", kind="public")
+    page.reload()
+    expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
+    type_line(page, "after the reload")
+    expect_message(page, "after the reload", kind="public")
+    expect_message(page, "before the reload", kind="public")
+
+
+def test_errors_and_who_are_shown(open_context, stack, new_username) -> None:
+    """An error frame appears on the page; /who lists who is online."""
+    alice = new_username("alice")
+    page = signed_in(open_context(), stack, alice)
+    type_line(page, "/msg nobody-here-at-all hello?")
+    expect(by_id(page, "error").filter(has_text="unknown_user")).to_have_count(1, timeout=WAIT_MS)
+    expect(message(page, "hello?")).to_have_attribute("data-pending", "false", timeout=WAIT_MS)
+    type_line(page, "/who")
+    expect(by_id(page, "notice").filter(has_text="Online: ")).to_contain_text(alice, timeout=WAIT_MS)
+
+
+def test_a_wrong_password_is_refused_on_the_sign_in_form(open_context, stack, new_username) -> None:
+    """A taken username with another password shows Cognito's refusal and stays on the form."""
+    alice = new_username("alice")
+    signed_in(open_context(), stack, alice)
+    page = open_context().new_page()
+    page.goto(stack.http_url)
+    by_id(page, "username").fill(alice)
+    by_id(page, "password").fill("another-password-1")
+    by_id(page, "sign-in-button").click()
+    expect(by_id(page, "sign-in-error")).to_be_visible(timeout=WAIT_MS)
+    expect(by_id(page, "chat-view")).to_be_hidden()
+
+
+def test_the_page_fits_a_phone(open_context, stack, new_username) -> None:
+    """At a phone's width the composer, the state and the online list stay on screen, no sideways scroll."""
+    page = signed_in(open_context(viewport={"width": 375, "height": 700}), stack, new_username("phone"))
+    for test_id in ("message-input", "send-button", "connection-state", "online-users"):
+        expect(by_id(page, test_id)).to_be_in_viewport()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_a_refused_token_is_refreshed_and_the_tab_reconnects(open_context, stack, new_username) -> None:
+    """A handshake refused for its token leads to REFRESH_TOKEN_AUTH and a connection with the new one."""
+    page = signed_in(open_context(), stack, new_username("alice"))
+    page.evaluate(
+        """() => {
+          const session = JSON.parse(sessionStorage.getItem("chat.session"));
+          session.tokens.accessToken = "not-a-token";
+          sessionStorage.setItem("chat.session", JSON.stringify(session));
+        }"""
+    )
+    page.reload()
+    expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
+    token = page.evaluate('() => JSON.parse(sessionStorage.getItem("chat.session")).tokens.accessToken')
+    assert token != "not-a-token"
