@@ -15,5 +15,6 @@ for _name, _value in {
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessChatTests",
     "POWERTOOLS_SERVICE_NAME": "chat",
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
 }.items():
     os.environ.setdefault(_name, _value)
