@@ -36,7 +36,7 @@ def service_for(endpoint: str) -> ChatService:
     config = settings()
     return ChatService(
         store=store(),
-        notifier=Notifier(endpoint, workers=config.fanout_workers),
+        notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
         directory=directory(),
         settings=config,
     )
@@ -47,7 +47,12 @@ def endpoint_for(*, api_id: str, stage: str) -> str:
     configured = settings().management_endpoint
     if configured:
         return configured
-    return management_endpoint(api_id=api_id, region=os.environ.get("AWS_REGION", "us-east-1"), stage=stage)
+    return management_endpoint(api_id=api_id, region=_region(), stage=stage)
+
+
+def _region() -> str:
+    # Lambda always sets AWS_REGION; the local stack sets it too.
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def reset() -> None:
