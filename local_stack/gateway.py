@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -337,12 +337,6 @@ class WebSocketGateway:
         task = asyncio.create_task(coroutine)
         connection.tasks.add(task)
         task.add_done_callback(connection.tasks.discard)
-
-    def with_limits(self, **changes: float) -> Limits:
-        """Change limits for connections opened from now on; the previous limits."""
-        previous = self.limits
-        self.limits = replace(previous, **changes)
-        return previous
 
 
 def _we_closed(websocket: ServerConnection) -> bool:

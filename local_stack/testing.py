@@ -12,12 +12,11 @@
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers').
 
-The stack runs in a child process by default: the handlers cache their settings and clients per
-process, as a warm Lambda does, and moto keeps its state per process, where any test using
-``moto.mock_aws`` would reset it. In a child process, several stacks (say, one with a shortened
-idle timeout) run side by side and nothing leaks into the test process. ``in_process=True`` runs
-it on a thread of this process instead (to step through handlers in a debugger), setting this
-process's environment; then one stack per process.
+The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
+the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
+its state per process, where any test using ``moto.mock_aws`` would reset it. So several stacks
+(say, one with a shortened idle timeout) run side by side, and nothing leaks into the test
+process's environment.
 
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
@@ -26,15 +25,12 @@ Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,10 +143,9 @@ def unique_username(prefix: str = "user") -> str:
 
 
 @contextlib.contextmanager
-def running_stack(*, in_process: bool = False, **options: Any) -> Iterator[RunningStack]:
+def running_stack(**options: Any) -> Iterator[RunningStack]:
     """The whole local stack on free ports of 127.0.0.1, until the ``with`` block ends."""
-    runner = _in_thread if in_process else _in_child_process
-    with runner(options) as stack:
+    with _in_child_process(options) as stack:
         yield stack
 
 
@@ -229,39 +224,3 @@ def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[s
         log_path=log_path,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
-
-
-# -- thread of this process
-
-
-@contextlib.contextmanager
-def _in_thread(options: dict[str, Any]) -> Iterator[RunningStack]:
-    from local_stack.stack import LocalStack, StackOptions
-
-    names = {
-        "idle_timeout": "idle_timeout_s",
-        "max_lifetime": "max_lifetime_s",
-        "management_latency": "management_latency_s",
-        "management_throttle_rate": "management_throttle_rate",
-        "log_level": "log_level",
-        "record_events": "record_events",
-    }
-    unknown = set(options) - set(names)
-    if unknown:
-        raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
-    stack = LocalStack(StackOptions(port=0, quiet=True, **{names[k]: v for k, v in options.items()}))
-    saved_environment = dict(os.environ)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="local-stack", daemon=True)
-    thread.start()
-    try:
-        urls = asyncio.run_coroutine_threadsafe(stack.start(), loop).result(STARTUP_TIMEOUT_S)
-        ready = {"urls": vars(urls), "config": stack.config(), "resources": stack.describe_resources()}
-        yield _running_stack(ready, None, options)
-    finally:
-        asyncio.run_coroutine_threadsafe(stack.stop(), loop).result(SHUTDOWN_TIMEOUT_S)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(SHUTDOWN_TIMEOUT_S)
-        loop.close()
-        os.environ.clear()
-        os.environ.update(saved_environment)

@@ -14,10 +14,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from aiohttp import web
+from botocore.config import Config
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
@@ -26,6 +30,7 @@ from local_stack import events
 from local_stack.console import Console
 from local_stack.gateway import Limits, WebSocketGateway
 from local_stack.lambdas import Function, LambdaRuntime
+from local_stack.management import Faults, ManagementApi
 from local_stack.site import StaticSite
 
 STUBS = "local_stack_stubs"
@@ -225,3 +230,70 @@ def _wait(condition: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+@dataclass
+class Management:
+    url: str
+    api: ManagementApi
+
+
+@pytest.fixture(scope="module")
+def management(stub: StubGateway) -> Iterator[Management]:
+    """The management API for the stub gateway, on its own port."""
+    api = ManagementApi(stub.gateway, seed=7)
+    app = web.Application()
+    api.add_routes(app, "local")
+    runner = web.AppRunner(app, access_log=None)
+    stub._run(runner.setup())
+    stub._run(web.TCPSite(runner, "127.0.0.1", 0).start())
+    yield Management(f"http://127.0.0.1:{runner.addresses[0][1]}/local", api)
+    stub._run(runner.cleanup())
+
+
+def management_client(url: str) -> Any:
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_injected_throttling_is_limit_exceeded(stub: StubGateway, management: Management) -> None:
+    """With a throttle rate of 1 every call is 429 LimitExceededException; 0 turns it off."""
+    client = management_client(management.url)
+    management.api.faults = Faults(throttle_rate=1.0)
+    try:
+        with pytest.raises(client.exceptions.LimitExceededException):
+            client.post_to_connection(ConnectionId="AAAAAAAAAAAAAAA=", Data=b"x")
+    finally:
+        management.api.faults = Faults()
+    with pytest.raises(client.exceptions.GoneException):
+        client.post_to_connection(ConnectionId="AAAAAAAAAAAAAAA=", Data=b"x")
+
+
+def test_injected_latency_delays_every_call(stub: StubGateway, management: Management) -> None:
+    """Injected latency is added to each call."""
+    client = management_client(management.url)
+    management.api.faults = Faults(latency_s=0.3)
+    try:
+        started = time.monotonic()
+        with pytest.raises(client.exceptions.GoneException):
+            client.get_connection(ConnectionId="AAAAAAAAAAAAAAA=")
+        assert time.monotonic() - started >= 0.3
+    finally:
+        management.api.faults = Faults()
+
+
+def test_binary_data_is_posted_as_a_binary_frame(stub: StubGateway, management: Management) -> None:
+    """UTF-8 data arrives as a text frame, anything else as a binary one."""
+    client = management_client(management.url)
+    with connect(f"{stub.ws_url}?token=gina") as socket:
+        connection_id = stub.recorded[-1][1]["requestContext"]["connectionId"]
+        client.post_to_connection(ConnectionId=connection_id, Data="héllo".encode())
+        client.post_to_connection(ConnectionId=connection_id, Data=b"\xff\xfe")
+        assert socket.recv(timeout=5) == "héllo"
+        assert socket.recv(timeout=5) == b"\xff\xfe"
