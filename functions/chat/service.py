@@ -71,8 +71,12 @@ class ChatService:
         if self.store.remove_connection(Connection(caller.connection_id, caller.username)):
             self._broadcast(protocol.presence_frame(caller.username, False))
 
-    def send_message(self, caller: Caller, body: dict[str, Any]) -> None:
-        """Store, acknowledge, then deliver a public or private message."""
+    def send_message(self, caller: Caller, body: dict[str, Any], frame_id: str | None = None) -> None:
+        """Store, acknowledge, then deliver a public or private message.
+
+        ``frame_id`` is API Gateway's id for the incoming frame: when the client gave no clientMsgId
+        it still makes a repeated delivery of the same invocation store nothing new.
+        """
         request = protocol.parse_send(body)
         self._check_recipient(caller, request)
         now = self.clock()
@@ -89,7 +93,9 @@ class ChatService:
             sent_at=_iso(now),
             client_msg_id=request.client_msg_id,
         )
-        saved = self.store.save_message(message, expires_at=int(now) + self.settings.retention_days * 86400)
+        key = request.client_msg_id or (f"frame:{frame_id}" if frame_id else None)
+        expires_at = int(now) + self.settings.retention_days * 86400
+        saved = self.store.save_message(message, idempotency_key=key, expires_at=expires_at)
         self._reply(
             caller,
             protocol.ack_frame(
@@ -99,17 +105,21 @@ class ChatService:
                 duplicate=saved.duplicate,
             ),
         )
-        if saved.duplicate:
+        if saved.duplicate and saved.undelivered is None:
             return
-        metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
+        if not saved.duplicate:
+            metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
+        self._fan_out(caller, saved.undelivered or message)
+        if key is not None:
+            self.store.mark_delivered(caller.username, key)
+
+    def _fan_out(self, caller: Caller, message: StoredMessage) -> None:
         frame = protocol.encode(self._message_frame(message, Cursor.for_live(message.id, self.overlap_ms)))
         if message.to is None:
             self._broadcast_encoded(frame)
-        else:
-            recipients = self.store.connections_of(message.to)
-            if message.to != caller.username:
-                recipients += self.store.connections_of(caller.username)
-            self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
+            return
+        recipients = self.store.connections_of(message.to) + self.store.connections_of(message.sender)
+        self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
 
     def sync(self, caller: Caller, body: dict[str, Any]) -> None:
         """Replay, oldest first, what this user may have missed; then say where that left them."""

@@ -59,10 +59,13 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class SaveResult:
-    """``message_id`` is the original one when ``duplicate`` is true."""
+    """``message_id`` is the original one when ``duplicate`` is true. ``undelivered`` is the
+    original message when a duplicate arrives for one whose fan-out never completed (a crash
+    between storing and delivering): the caller delivers it now."""
 
     message_id: str
     duplicate: bool
+    undelivered: StoredMessage | None = None
 
 
 @dataclass(frozen=True)
@@ -220,52 +223,78 @@ class ChatStore:
 
     # ---- messages ------------------------------------------------------------------------------
 
-    def save_message(self, message: StoredMessage, *, expires_at: int) -> SaveResult:
-        """Store a message durably; with a ``clientMsgId``, at most once per sender (a conditional write)."""
-        streams = (
+    def save_message(
+        self, message: StoredMessage, *, idempotency_key: str | None, expires_at: int
+    ) -> SaveResult:
+        """Store a message durably; with an idempotency key, at most once per sender and key.
+
+        The message items and the key's record are one transaction: either all exist or none.
+        """
+        feeds = (
             [PUBLIC_STREAM] if message.to is None else [user_stream(message.sender), user_stream(message.to)]
         )
         writes: list[Any] = [
-            {"Put": {"TableName": self.messages_table, "Item": _message_item(message, stream, expires_at)}}
-            for stream in dict.fromkeys(streams)
+            {"Put": {"TableName": self.messages_table, "Item": _message_item(message, feed, expires_at)}}
+            for feed in dict.fromkeys(feeds)
         ]
-        if message.client_msg_id is not None:
-            writes.insert(0, self._dedup_write(message, expires_at))
+        if idempotency_key is not None:
+            writes.insert(0, self._dedup_write(message, idempotency_key, feeds[0], expires_at))
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as exc:
-            if message.client_msg_id is not None and _first_condition_failed(exc):
-                return SaveResult(self._original_id(message.sender, message.client_msg_id), duplicate=True)
+            if idempotency_key is not None and _first_condition_failed(exc):
+                return self._duplicate_of(message.sender, idempotency_key)
             raise DependencyError("could not store the message") from exc
         except BotoCoreError as exc:
             raise DependencyError("could not store the message") from exc
         return SaveResult(message.id, duplicate=False)
 
-    def _dedup_write(self, message: StoredMessage, expires_at: int) -> dict[str, Any]:
-        assert message.client_msg_id is not None
+    def mark_delivered(self, sender: str, idempotency_key: str) -> None:
+        """Record that a message's fan-out completed, so a resend does not deliver it again."""
+        with _wrapped("record the delivery"):
+            self.client.update_item(
+                TableName=self.messages_table,
+                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": idempotency_key}},
+                UpdateExpression="SET delivered = :yes",
+                ConditionExpression="attribute_exists(feed)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+
+    def _dedup_write(self, message: StoredMessage, key: str, feed: str, expires_at: int) -> dict[str, Any]:
         return {
             "Put": {
                 "TableName": self.messages_table,
                 "Item": {
                     "feed": {"S": _dedup_stream(message.sender)},
-                    "id": {"S": message.client_msg_id},
+                    "id": {"S": key},
                     "messageId": {"S": message.id},
+                    "messageFeed": {"S": feed},
                     "expiresAt": {"N": str(expires_at)},
                 },
                 "ConditionExpression": "attribute_not_exists(feed)",
             }
         }
 
-    def _original_id(self, sender: str, client_msg_id: str) -> str:
+    def _duplicate_of(self, sender: str, key: str) -> SaveResult:
         with _wrapped("read the original message"):
-            item = self.client.get_item(
+            record = self.client.get_item(
                 TableName=self.messages_table,
-                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": client_msg_id}},
+                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": key}},
                 ConsistentRead=True,
             ).get("Item")
-        if item is None:  # the dedup record expired between the two calls: retention has passed
-            raise DependencyError("the original message is past retention")
-        return item["messageId"]["S"]
+            if record is None:  # the record expired between the two calls: retention has passed
+                raise DependencyError("the original message is past retention")
+            message_id = record["messageId"]["S"]
+            if record.get("delivered", {}).get("BOOL"):
+                return SaveResult(message_id, duplicate=True)
+            original = self.client.get_item(
+                TableName=self.messages_table,
+                Key={"feed": record["messageFeed"], "id": {"S": message_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        return SaveResult(
+            message_id, duplicate=True, undelivered=_stored_message(original) if original else None
+        )
 
     def read_since(self, streams: list[str], *, floor_ms: int, after: str, limit: int, now: float) -> Page:
         """Messages stamped from ``floor_ms`` on, oldest first: all up to ``after`` plus ``limit`` newer."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.world import ChatWorld
 
 
@@ -89,3 +91,38 @@ def test_connect_without_an_identity_is_refused_and_writes_nothing(world: ChatWo
     raw["requestContext"]["authorizer"] = {}
     assert connect.handler(raw, LambdaContextStub())["statusCode"] == 403
     assert world.dynamodb.scan(TableName=world.tables["Connections"])["Items"] == []
+
+
+def test_the_same_frame_delivered_twice_stores_and_delivers_once(world: ChatWorld) -> None:
+    """A repeated invocation for one frame (same messageId), even without clientMsgId, is a duplicate."""
+    from chat.handlers import sendmessage
+
+    a1, b1 = world.connect("alice"), world.connect("bob")
+    raw = world._event("message", "alice", a1)
+    raw["body"] = '{"action": "sendmessage", "text": "just once"}'
+    world.invoke(sendmessage.handler, raw)
+    world.invoke(sendmessage.handler, raw)
+    assert [f["text"] for f in world.frames(b1, "message")] == ["just once"]
+    first, second = world.frames(a1, "ack")
+    assert (second["id"], second["duplicate"], second["clientMsgId"]) == (first["id"], True, None)
+
+
+def test_a_message_stored_but_never_fanned_out_is_delivered_on_resend(
+    world: ChatWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between storing and delivering is healed by the resend: recipients then get it live."""
+    a1, b1 = world.connect("alice"), world.connect("bob")
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the Lambda died here")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.service, "_fan_out", crash)
+        world.say(a1, "alice", "survivor", clientMsgId="crash-1")
+    assert world.frames(b1, "message") == []
+    world.say(a1, "alice", "survivor", clientMsgId="crash-1")  # the client never saw an ack: it resends
+    [message] = world.frames(b1, "message")
+    assert message["text"] == "survivor"
+    world.say(a1, "alice", "survivor", clientMsgId="crash-1")  # once delivered, a resend delivers nothing
+    assert len(world.frames(b1, "message")) == 1
+    assert [a["duplicate"] for a in world.frames(a1, "ack")] == [False, True, True]

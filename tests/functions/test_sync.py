@@ -117,10 +117,10 @@ def test_a_cursor_older_than_retention_reports_incomplete(world: ChatWorld) -> N
 class _SlowStore(ChatStore):
     """A store whose writes of messages starting with "slow" land late, after later-stamped ones."""
 
-    def save_message(self, message: StoredMessage, *, expires_at: int) -> SaveResult:
+    def save_message(self, message: StoredMessage, **kwargs: Any) -> SaveResult:
         if message.text.startswith("slow"):
             time.sleep(0.3)
-        return super().save_message(message, expires_at=expires_at)
+        return super().save_message(message, **kwargs)
 
 
 def test_a_write_landing_after_a_later_one_is_still_replayed(world: ChatWorld) -> None:

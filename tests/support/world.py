@@ -28,6 +28,7 @@ ROUTE_HANDLERS = {
     "ping": ping.handler,
 }
 _connection_numbers = itertools.count(1)
+_frame_numbers = itertools.count(1)
 
 
 class LambdaContextStub:
@@ -108,7 +109,12 @@ class ChatWorld:
         message = self._event("message", username, connection_id)
         message["requestContext"]["routeKey"] = action if handler is not default.handler else "$default"
         message["body"] = raw
-        return handler(message, LambdaContextStub())
+        message["requestContext"]["messageId"] = f"msg{next(_frame_numbers):09d}="
+        return self.invoke(handler, message)
+
+    def invoke(self, handler: Any, raw_event: dict[str, Any]) -> dict[str, Any]:
+        """Call a handler the way Lambda does (a test may repeat an event to mimic a redelivery)."""
+        return handler(raw_event, LambdaContextStub())
 
     def say(self, connection_id: str, username: str, text: str, **fields: Any) -> dict[str, Any]:
         return self.send(connection_id, username, {"action": "sendmessage", "text": text, **fields})

@@ -9,4 +9,4 @@ from chat.service import Caller, ChatService
 
 @websocket_route
 def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
-    service.send_message(caller, parse_json_object(event.body))
+    service.send_message(caller, parse_json_object(event.body), frame_id=event.request_context.message_id)
