@@ -36,6 +36,7 @@ ROUTE_BY_KEY = {route.key: route for route in ROUTES}
 
 AUTHORIZER_HANDLER = "chat.handlers.authorizer.handler"
 PRESIGNUP_HANDLER = "chat.handlers.presignup.handler"
+FANOUT_WORKER_HANDLER = "chat.handlers.fanout.handler"
 
 # Stack outputs: a client needs these to sign in and connect (same keys as the local /config.json).
 OUTPUT_WEBSOCKET_URL = "WebSocketUrl"

@@ -23,6 +23,7 @@ def function_environment(
     fanout_workers: int = 32,
     management_endpoint: str | None = None,
     jwks_url: str | None = None,
+    fanout_function_name: str | None = None,
 ) -> dict[str, str]:
     """The variables of ``chat.config`` plus Powertools' own, as strings."""
     env = {
@@ -43,4 +44,6 @@ def function_environment(
         env[config.MANAGEMENT_ENDPOINT] = management_endpoint
     if jwks_url:
         env[config.JWKS_URL] = jwks_url
+    if fanout_function_name:
+        env[config.FANOUT_FUNCTION_NAME] = fanout_function_name
     return env

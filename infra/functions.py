@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from chat import config
 from constructs import Construct
 
 from infra import constants
@@ -21,6 +22,9 @@ DEFAULT_MEMORY_MB = 256
 # Fan-out is CPU-bound (signing and sending one request per connection), and Lambda's CPU share
 # grows with memory: 1,769 MB is one full vCPU.
 MEMORY_MB = {"SendMessage": 1024}
+# A fan-out worker signs and posts up to a chunk of frames: a full vCPU (1,769 MB) for it.
+FANOUT_WORKER_MEMORY_MB = 1769
+FANOUT_WORKER_TIMEOUT = Duration.seconds(120)
 # API Gateway stops waiting for a route's answer after 29 s; a second more lets the function log
 # why it ran long instead of being cut off at the same instant.
 ROUTE_TIMEOUT = Duration.seconds(30)
@@ -64,7 +68,7 @@ def chat_function(
 
 
 class ChatFunctions(Construct):
-    """The route functions (by ``constants.Route.function_id``) and the authorizer."""
+    """The route functions (by ``constants.Route.function_id``), the authorizer and the fan-out worker."""
 
     def __init__(
         self,
@@ -75,6 +79,17 @@ class ChatFunctions(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        # Created first: the route functions hand it large fan-outs by name.
+        self.fanout_worker = chat_function(
+            self,
+            "FanoutWorkerFunction",
+            code=code,
+            handler=constants.FANOUT_WORKER_HANDLER,
+            environment=environment,
+            timeout=FANOUT_WORKER_TIMEOUT,
+            memory_mb=FANOUT_WORKER_MEMORY_MB,
+        )
+        route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
         self.routes: dict[str, lambda_.Function] = {
             route.function_id: chat_function(
                 self,
@@ -82,7 +97,7 @@ class ChatFunctions(Construct):
                 f"{route.function_id}Function",
                 code=code,
                 handler=route.handler,
-                environment=environment,
+                environment=route_environment,
                 memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
             )
             for route in constants.ROUTES

@@ -6,6 +6,8 @@ is granted on that index only. The actions follow what the runtime calls (``func
 
 Every route function also gets ``execute-api:ManageConnections`` on this API's ``@connections``
 (see ``ChatStack._grant_least_privilege``).
+The functions that tell everyone something (Connect, Disconnect, SendMessage) may also invoke the
+fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights.
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
@@ -70,8 +72,14 @@ GRANTS: dict[str, FunctionGrants] = {
         indexes={},
     ),
     "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
+    "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
     "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
 }
+
+
+# Route functions that broadcast to every connection, and so may hand chunks to the worker.
+INVOKES_FANOUT_WORKER = ("Connect", "Disconnect", "SendMessage")
 
 
 def grant(

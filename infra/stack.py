@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -66,7 +67,8 @@ class ChatStack(Stack):
 
     def _grant_least_privilege(self) -> None:
         """Table and user-pool actions from ``infra/permissions.py``; every route posts frames."""
-        for function_id, function in self.functions.routes.items():
+        workers = self.functions.fanout_worker
+        for function_id, function in {**self.functions.routes, "FanoutWorker": workers}.items():
             permissions.grant(
                 function,
                 permissions.GRANTS[function_id],
@@ -74,6 +76,11 @@ class ChatStack(Stack):
                 user_pool_arn=self.identity.user_pool.user_pool_arn,
             )
             self.websocket.grant_manage_connections(function)
+            if function_id in permissions.INVOKES_FANOUT_WORKER:
+                # The unqualified function only (grant_invoke would add every version: ARN:*).
+                iam.Grant.add_to_principal(
+                    grantee=function, actions=["lambda:InvokeFunction"], resource_arns=[workers.function_arn]
+                )
 
     def _add_outputs(self) -> None:
         outputs = {

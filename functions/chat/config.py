@@ -26,6 +26,8 @@ FANOUT_WORKERS = "FANOUT_WORKERS"
 SYNC_OVERLAP_SECONDS = "SYNC_OVERLAP_SECONDS"
 CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
 RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
+FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
 
 
 class ConfigError(RuntimeError):
@@ -47,6 +49,10 @@ class Settings:
     # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
     connection_ttl_seconds: int = 2 * 3600 + 600
     rate_limit_per_minute: int = 120
+    # Large audiences are split into chunks posted by worker invocations of this function, so one
+    # Lambda's CPU does not cap the fan-out rate. Unset: every post happens in the calling Lambda.
+    fanout_function_name: str | None = None
+    fanout_chunk_size: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +68,8 @@ class Settings:
             sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, 30),
             connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
             rate_limit_per_minute=_positive_int(env, RATE_LIMIT_PER_MINUTE, 120),
+            fanout_function_name=env.get(FANOUT_FUNCTION_NAME) or None,
+            fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, 1000),
         )
 
 

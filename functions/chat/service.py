@@ -16,6 +16,7 @@ from chat import protocol
 from chat.config import Settings
 from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
 from chat.directory import UserDirectory
+from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
@@ -43,12 +44,14 @@ class ChatService:
         notifier: Notifier,
         directory: UserDirectory,
         settings: Settings,
+        dispatcher: FanoutDispatcher | None = None,
         clock: Callable[[], float] = time.time,
         ids: IdGenerator | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.directory = directory
+        self.dispatcher = dispatcher
         self.settings = settings
         self.clock = clock
         self.ids = ids or IdGenerator()
@@ -205,9 +208,21 @@ class ChatService:
         self._broadcast_encoded(protocol.encode(frame), skip=set(skip))
 
     def _broadcast_encoded(self, frame: str, skip: set[str] | None = None) -> None:
-        """Every open connection, a page of the connections table at a time."""
+        """Every open connection, a page of the connections table at a time; past one chunk per
+        page, the rest goes to worker invocations when a worker function is configured."""
+        chunk = self.settings.fanout_chunk_size
         for page in self.store.all_connections():
-            self._deliver([c for c in page if not skip or c.connection_id not in skip], frame)
+            targets = [c for c in page if not skip or c.connection_id not in skip]
+            inline, rest = (targets, []) if self.dispatcher is None else (targets[:chunk], targets[chunk:])
+            for start in range(0, len(rest), chunk):
+                batch = rest[start : start + chunk]
+                if not self.dispatcher or not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
+                    inline += batch
+            self._deliver(inline, frame)
+
+    def deliver(self, connections: list[Connection], frame: str) -> None:
+        """A fan-out worker's job: post one frame to a chunk of connections, pruning the gone."""
+        self._deliver(connections, frame)
 
     def _deliver(self, connections: list[Connection], frame: str) -> None:
         started = time.perf_counter()

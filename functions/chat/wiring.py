@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from chat.config import settings
 from chat.directory import UserDirectory
+from chat.dispatch import FanoutDispatcher
 from chat.notifier import Notifier, management_endpoint
 from chat.service import ChatService
 from chat.store import ChatStore
@@ -38,6 +39,7 @@ def service_for(endpoint: str) -> ChatService:
         store=store(),
         notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
         directory=directory(),
+        dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
         settings=config,
     )
 

@@ -17,6 +17,7 @@ ROUTE_IDS = [route.function_id for route in constants.ROUTES]
 def _all_functions(chat_stack: ChatStack) -> dict[str, Any]:
     return {
         **chat_stack.functions.routes,
+        "FanoutWorker": chat_stack.functions.fanout_worker,
         "Authorizer": chat_stack.functions.authorizer,
         "PreSignUp": chat_stack.identity.pre_sign_up,
     }
@@ -26,7 +27,7 @@ def _properties(chat_stack: ChatStack, resources: dict[str, Any], name: str) -> 
     return resources[logical_id(_all_functions(chat_stack)[name])]["Properties"]
 
 
-@pytest.mark.parametrize("name", [*ROUTE_IDS, "Authorizer", "PreSignUp"])
+@pytest.mark.parametrize("name", [*ROUTE_IDS, "FanoutWorker", "Authorizer", "PreSignUp"])
 def test_arm64_python_313_traced_with_a_month_of_logs(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
@@ -42,7 +43,11 @@ def test_arm64_python_313_traced_with_a_month_of_logs(
 def test_handlers(chat_stack: ChatStack, resources: dict[str, Any]) -> None:
     """Each function points at the handler named in infra/constants.py."""
     expected = {route.function_id: route.handler for route in constants.ROUTES}
-    expected |= {"Authorizer": constants.AUTHORIZER_HANDLER, "PreSignUp": constants.PRESIGNUP_HANDLER}
+    expected |= {
+        "FanoutWorker": constants.FANOUT_WORKER_HANDLER,
+        "Authorizer": constants.AUTHORIZER_HANDLER,
+        "PreSignUp": constants.PRESIGNUP_HANDLER,
+    }
     actual = {name: _properties(chat_stack, resources, name)["Handler"] for name in expected}
     assert actual == expected
 
@@ -54,6 +59,22 @@ def test_memory_and_timeouts(chat_stack: ChatStack, resources: dict[str, Any]) -
         assert function["MemorySize"] == (1024 if name == "SendMessage" else 256), name
         assert 29 <= function["Timeout"] <= 35, name
     assert _properties(chat_stack, resources, "Authorizer")["Timeout"] == 10
+    worker = _properties(chat_stack, resources, "FanoutWorker")
+    assert (worker["MemorySize"], worker["Timeout"]) == (1769, 120)  # a full vCPU; not behind API Gateway
+
+
+def test_broadcasting_routes_know_the_fan_out_worker(
+    chat_stack: ChatStack, resources: dict[str, Any]
+) -> None:
+    """Route functions name the worker function; the worker itself does not (it never hands work on)."""
+    worker_ref = {"Ref": logical_id(chat_stack.functions.fanout_worker)}
+    for name in ROUTE_IDS:
+        assert (
+            _properties(chat_stack, resources, name)["Environment"]["Variables"][config.FANOUT_FUNCTION_NAME]
+            == worker_ref
+        )
+    worker_env = _properties(chat_stack, resources, "FanoutWorker")["Environment"]["Variables"]
+    assert config.FANOUT_FUNCTION_NAME not in worker_env
 
 
 @pytest.mark.parametrize("name", [*ROUTE_IDS, "Authorizer"])

@@ -24,21 +24,26 @@ PRUNE = {
     "Presence": {"dynamodb:UpdateItem", "dynamodb:DeleteItem"},
 }
 POSTS_FRAMES = {MANAGE_CONNECTIONS: {"execute-api:ManageConnections"}}
+# Functions that broadcast may hand chunks of a large audience to the fan-out worker.
+INVOKES_WORKER = {"FanoutWorker": {"lambda:InvokeFunction"}}
 
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "Connect": {
         **PRUNE,
         "Connections": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
         **POSTS_FRAMES,
+        **INVOKES_WORKER,
     },
-    "Disconnect": {**PRUNE, **POSTS_FRAMES},
+    "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER},
     "SendMessage": {
         **PRUNE,
         "Messages": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
         "Connections/index/byUser": {"dynamodb:Query"},
         "UserPool": {"cognito-idp:AdminGetUser"},
         **POSTS_FRAMES,
+        **INVOKES_WORKER,
     },
+    "FanoutWorker": {**PRUNE, **POSTS_FRAMES},
     "Sync": {**PRUNE, "Messages": {"dynamodb:Query"}, **POSTS_FRAMES},
     "Who": {
         **PRUNE,
@@ -55,6 +60,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
 def _functions(chat_stack: ChatStack) -> dict[str, Any]:
     return {
         **chat_stack.functions.routes,
+        "FanoutWorker": chat_stack.functions.fanout_worker,
         "Authorizer": chat_stack.functions.authorizer,
         "PreSignUp": chat_stack.identity.pre_sign_up,
     }
@@ -65,6 +71,7 @@ def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
     names = {logical_id(table): name for name, table in chat_stack.tables.by_logical_id().items()}
     names[logical_id(chat_stack.identity.user_pool)] = "UserPool"
     names[logical_id(chat_stack.websocket.api)] = "Api"
+    names[logical_id(chat_stack.functions.fanout_worker)] = "FanoutWorker"
     return names
 
 

@@ -1,0 +1,19 @@
+"""Fan-out worker: posts one frame to a chunk of connections handed over by a route function."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chat import wiring
+from chat.dispatch import FanoutJob
+from chat.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    job = FanoutJob.from_event(event)
+    logger.append_keys(connections=len(job.connections))
+    wiring.service_for(job.endpoint).deliver(job.connections, job.frame)
+    return {"connections": len(job.connections)}
