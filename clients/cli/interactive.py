@@ -113,7 +113,7 @@ def _settled(task: asyncio.Task[Any], tasks: Tasks) -> None:
 
 def _end_prompt(prompt: PromptSession[str] | None) -> None:
     if prompt is not None and prompt.app.is_running:
-        prompt.app.exit(result=None)
+        prompt.app.exit()
 
 
 async def _finish(runner: asyncio.Task[None]) -> int:

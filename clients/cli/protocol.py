@@ -134,7 +134,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next_delay(self) -> float:
-        ceiling = min(self.cap, self.base * 2**self.attempt)
+        ceiling = min(self.cap, self.base * 2.0**self.attempt)
         self.attempt += 1
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
@@ -222,7 +222,7 @@ class ChatState:
             "ack": self._on_ack,
             "synced": self._on_synced,
             "error": self._on_error,
-        }.get(frame.get("type"))
+        }.get(str(frame.get("type")))
         return handler(frame) if handler else Reaction(events=[frame])
 
     def _on_message(self, frame: Frame) -> Reaction:

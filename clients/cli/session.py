@@ -98,7 +98,7 @@ class ChatSession:
     async def send(self, text: str, to: str | None = None) -> Frame:
         """Send a message and wait for its ack, across reconnects if need be."""
         message = self.state.compose(text, to)
-        acked = asyncio.get_running_loop().create_future()
+        acked: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self._waiting[message.client_msg_id] = acked
         # Offline, the message waits in the outbox and goes out when the connection opens.
         await self._send_if_connected(message.frame())

@@ -217,16 +217,16 @@ function parseInput(line) {
   const text = line.trim();
   if (!text) return null;
   if (!text.startsWith("/")) return { say: { text, to: null } };
-  const [command, ...words] = text.split(/\s+/);
+  const command = text.split(/\s/, 1)[0];
   switch (command.toLowerCase()) {
     case "/who":
       return { who: true };
     case "/msg": {
       // Split here rather than leave "/msg" to the server, so our copy knows its recipient.
-      const to = (words[0] ?? "").toLowerCase();
-      const body = text.slice(text.indexOf(words[0]) + words[0]?.length).trim();
-      if (!USERNAME_RE.test(to) || !body) return { invalid: "usage: /msg user text" };
-      return { say: { text: body, to } };
+      const [, user = "", body = ""] = text.match(/^\S+\s+(\S+)\s+([\s\S]+)$/) ?? [];
+      const to = user.toLowerCase();
+      if (!USERNAME_RE.test(to) || !body.trim()) return { invalid: "usage: /msg user text" };
+      return { say: { text: body.trim(), to } };
     }
     default:
       return { invalid: `unknown command ${command} — plain text is public, /msg user text is private, /who` };
@@ -275,7 +275,7 @@ class Connection {
 
   // The network came back: retry now rather than wait out the backoff.
   reconnectNow() {
-    if (this.stopped || this.socket) return;
+    if (this.stopped || this.socket || this.signingIn) return;
     clearTimeout(this.retryTimer);
     this.backoff.reset();
     this.connect();
@@ -305,11 +305,14 @@ class Connection {
   async connect() {
     this.setState("connecting");
     let token;
+    this.signingIn = true;
     try {
       token = await this.auth.accessToken();
     } catch (error) {
       if (error instanceof SignedOut) return this.onEvent({ type: "signed-out", reason: error.message });
       return this.retryLater(`sign-in failed: ${error.message}`);
+    } finally {
+      this.signingIn = false;
     }
     if (this.stopped) return;
     const separator = this.config.websocketUrl.includes("?") ? "&" : "?";
