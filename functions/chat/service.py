@@ -20,7 +20,7 @@ from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
-from chat.store import PUBLIC_STREAM, ChatStore, Connection, StoredMessage, user_stream
+from chat.store import PUBLIC_FEED, ChatStore, Connection, StoredMessage, user_feed
 
 # A cursor stamped further ahead than this is not one this server issued.
 _FUTURE_TOLERANCE_MS = 60_000
@@ -130,10 +130,10 @@ class ChatService:
         now = self.clock()
         now_ms = int(now * 1000)
         settled_ms = now_ms - self.overlap_ms  # every write stamped before this has landed
-        streams = [PUBLIC_STREAM, user_stream(caller.username)]
+        feeds = [PUBLIC_FEED, user_feed(caller.username)]
         since = request.since
         if since is None:
-            messages = self.store.latest(streams, limit=request.limit, now=now)
+            messages = self.store.latest(feeds, limit=request.limit, now=now)
             more, complete = False, True
             after = messages[-1].id if messages else lowest_id_at(settled_ms)
             floor_ms = min(id_time_ms(after), settled_ms)
@@ -141,7 +141,7 @@ class ChatService:
             if max(since.floor_ms, id_time_ms(since.after)) > now_ms + _FUTURE_TOLERANCE_MS:
                 raise InvalidMessage("'since' is a cursor from the future")
             page = self.store.read_since(
-                streams, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
+                feeds, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
             )
             messages, more, floor_ms = page.messages, page.more, since.floor_ms
             complete = since.floor_ms >= now_ms - self.settings.retention_days * 86400 * 1000

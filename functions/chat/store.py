@@ -21,7 +21,7 @@ from chat.errors import DependencyError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-PUBLIC_STREAM = "public"
+PUBLIC_FEED = "public"
 
 # Bounded attempts keep a write's landing time well inside the cursor overlap window (chat.cursor).
 _CLIENT_CONFIG = Config(
@@ -32,12 +32,12 @@ _CLIENT_CONFIG = Config(
 )
 
 
-def user_stream(username: str) -> str:
+def user_feed(username: str) -> str:
     """The partition holding a user's private messages, sent and received."""
     return f"user#{username}"
 
 
-def _dedup_stream(username: str) -> str:
+def _dedup_feed(username: str) -> str:
     return f"dedup#{username}"
 
 
@@ -70,7 +70,7 @@ class SaveResult:
 
 @dataclass(frozen=True)
 class Page:
-    """Messages read for a sync, oldest first; ``more`` when a stream had more than was taken."""
+    """Messages read for a sync, oldest first; ``more`` when a feed had more than was taken."""
 
     messages: list[StoredMessage]
     more: bool
@@ -230,9 +230,7 @@ class ChatStore:
 
         The message items and the key's record are one transaction: either all exist or none.
         """
-        feeds = (
-            [PUBLIC_STREAM] if message.to is None else [user_stream(message.sender), user_stream(message.to)]
-        )
+        feeds = [PUBLIC_FEED] if message.to is None else [user_feed(message.sender), user_feed(message.to)]
         writes: list[Any] = [
             {"Put": {"TableName": self.messages_table, "Item": _message_item(message, feed, expires_at)}}
             for feed in dict.fromkeys(feeds)
@@ -254,7 +252,7 @@ class ChatStore:
         with _wrapped("record the delivery"):
             self.client.update_item(
                 TableName=self.messages_table,
-                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": idempotency_key}},
+                Key={"feed": {"S": _dedup_feed(sender)}, "id": {"S": idempotency_key}},
                 UpdateExpression="SET delivered = :yes",
                 ConditionExpression="attribute_exists(feed)",
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
@@ -265,7 +263,7 @@ class ChatStore:
             "Put": {
                 "TableName": self.messages_table,
                 "Item": {
-                    "feed": {"S": _dedup_stream(message.sender)},
+                    "feed": {"S": _dedup_feed(message.sender)},
                     "id": {"S": key},
                     "messageId": {"S": message.id},
                     "messageFeed": {"S": feed},
@@ -279,7 +277,7 @@ class ChatStore:
         with _wrapped("read the original message"):
             record = self.client.get_item(
                 TableName=self.messages_table,
-                Key={"feed": {"S": _dedup_stream(sender)}, "id": {"S": key}},
+                Key={"feed": {"S": _dedup_feed(sender)}, "id": {"S": key}},
                 ConsistentRead=True,
             ).get("Item")
             if record is None:  # the record expired between the two calls: retention has passed
@@ -296,19 +294,17 @@ class ChatStore:
             message_id, duplicate=True, undelivered=_stored_message(original) if original else None
         )
 
-    def read_since(self, streams: list[str], *, floor_ms: int, after: str, limit: int, now: float) -> Page:
+    def read_since(self, feeds: list[str], *, floor_ms: int, after: str, limit: int, now: float) -> Page:
         """Messages stamped from ``floor_ms`` on, oldest first: all up to ``after`` plus ``limit`` newer."""
-        per_stream = [
-            self._read_stream(s, floor_ms=floor_ms, after=after, limit=limit, now=now) for s in streams
-        ]
-        merged = list(heapq.merge(*(messages for messages, _ in per_stream), key=lambda m: m.id))
+        per_feed = [self._read_feed(s, floor_ms=floor_ms, after=after, limit=limit, now=now) for s in feeds]
+        merged = list(heapq.merge(*(messages for messages, _ in per_feed), key=lambda m: m.id))
         repeats = [m for m in merged if m.id <= after]
         newer = [m for m in merged if m.id > after]
-        more = len(newer) > limit or any(stream_more for _, stream_more in per_stream)
+        more = len(newer) > limit or any(feed_more for _, feed_more in per_feed)
         return Page(messages=repeats + newer[:limit], more=more)
 
-    def _read_stream(
-        self, stream: str, *, floor_ms: int, after: str, limit: int, now: float
+    def _read_feed(
+        self, feed: str, *, floor_ms: int, after: str, limit: int, now: float
     ) -> tuple[list[StoredMessage], bool]:
         messages: list[StoredMessage] = []
         newer = 0
@@ -320,7 +316,7 @@ class ChatStore:
                 # TTL deletes lazily: an item past its expiry is already gone as far as clients know.
                 FilterExpression="expiresAt > :now",
                 ExpressionAttributeValues={
-                    ":s": {"S": stream},
+                    ":s": {"S": feed},
                     ":floor": {"S": lowest_id_at(floor_ms)},
                     ":now": {"N": str(int(now))},
                 },
@@ -336,16 +332,16 @@ class ChatStore:
                     messages.append(message)
         return messages, False
 
-    def latest(self, streams: list[str], *, limit: int, now: float) -> list[StoredMessage]:
-        """The latest ``limit`` messages across ``streams``, oldest first."""
+    def latest(self, feeds: list[str], *, limit: int, now: float) -> list[StoredMessage]:
+        """The latest ``limit`` messages across ``feeds``, oldest first."""
         newest_first: list[StoredMessage] = []
         with _wrapped("read the history"):
-            for stream in streams:
+            for feed in feeds:
                 response = self.client.query(
                     TableName=self.messages_table,
                     KeyConditionExpression="feed = :s",
                     FilterExpression="expiresAt > :now",
-                    ExpressionAttributeValues={":s": {"S": stream}, ":now": {"N": str(int(now))}},
+                    ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
                     ScanIndexForward=False,
                     Limit=limit,
                     ConsistentRead=True,
@@ -362,9 +358,9 @@ def _connection(item: dict[str, Any]) -> Connection:
     return Connection(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
 
 
-def _message_item(message: StoredMessage, stream: str, expires_at: int) -> dict[str, Any]:
+def _message_item(message: StoredMessage, feed: str, expires_at: int) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "feed": {"S": stream},
+        "feed": {"S": feed},
         "id": {"S": message.id},
         "from": {"S": message.sender},
         "text": {"S": message.text},
