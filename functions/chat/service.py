@@ -81,13 +81,14 @@ class ChatService:
         it still makes a repeated delivery of the same invocation store nothing new.
         """
         request = protocol.parse_send(body)
-        self._check_recipient(caller, request)
         now = self.clock()
+        # Counted before the recipient lookup, so a flood cannot turn into a flood of Cognito calls.
         if self.store.count_send(caller.username, now=now) > self.settings.rate_limit_per_minute:
             raise RateLimited(
                 f"more than {self.settings.rate_limit_per_minute} messages a minute; wait a little",
                 client_msg_id=request.client_msg_id,
             )
+        self._check_recipient(caller, request)
         message = StoredMessage(
             id=self.ids.new_id(int(now * 1000)),
             sender=caller.username,
