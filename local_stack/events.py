@@ -70,7 +70,7 @@ def select_route(body: str, route_keys: Collection[str]) -> str:
     """The route for a message: its JSON ``action`` when that names a route, else ``$default``."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's parser goes
         return DEFAULT
     action = message.get("action") if isinstance(message, dict) else None
     # $connect and friends are not selectable from a body.

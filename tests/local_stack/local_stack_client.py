@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 from websockets.sync.client import ClientConnection, connect
 
 from local_stack.testing import RunningStack, User
@@ -89,3 +90,14 @@ def events_of(stack: RunningStack, connection_id: str, *, wait_for_kind: str | N
         if time.monotonic() > deadline:
             raise AssertionError(f"no {wait_for_kind} event for {connection_id}: {found}")
         time.sleep(0.05)
+
+
+def close_frame_after_frames(socket: ClientConnection, timeout: float = 10.0) -> Close:
+    """The close frame the server sends, skipping whatever frames (presence...) come before it."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            socket.recv(timeout=max(0.01, deadline - time.monotonic()))
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None, f"closed without a close frame: {closed}"
+        return closed.rcvd
