@@ -329,3 +329,18 @@ def test_connection_lifetime_limit_closes_busy_sockets(short_stack: RunningStack
             time.sleep(0.4)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert 2.5 < time.monotonic() - started < 6
+
+
+def test_internal_error_when_the_history_table_is_gone() -> None:
+    """A storage failure is ``internal_error`` to the client, and the connection stays open."""
+    with running_stack() as broken:
+        client = Client(broken, broken.create_user("unlucky"))
+        try:
+            broken.aws_client("dynamodb").delete_table(TableName=broken.table_names["Messages"])
+            client.send({"action": "sendmessage", "text": "into the void", "clientMsgId": "void-1"})
+            error = client.wait_type("error")
+            assert error["code"] == "internal_error" and error["message"]
+            client.send("ping")
+            client.wait_type("pong")
+        finally:
+            client.close()
