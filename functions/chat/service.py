@@ -20,10 +20,13 @@ from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
-from chat.store import PUBLIC_FEED, ChatStore, Connection, StoredMessage, user_feed
+from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
 
 # A cursor stamped further ahead than this is not one this server issued.
 _FUTURE_TOLERANCE_MS = 60_000
+# A resent message whose first fan-out never completed is delivered again only once the first
+# invocation is surely over (a route Lambda runs 30 s at most): a crash, not a slow fan-out.
+_REDELIVER_AFTER_MS = 60_000
 # Presence changes found while delivering presence changes: stop after a few rounds.
 _PRUNE_ROUNDS = 3
 
@@ -100,22 +103,33 @@ class ChatService:
         key = request.client_msg_id or (f"frame:{frame_id}" if frame_id else None)
         expires_at = int(now) + self.settings.retention_days * 86400
         saved = self.store.save_message(message, idempotency_key=key, expires_at=expires_at)
-        self._reply(
-            caller,
-            protocol.ack_frame(
-                message_id=saved.message_id,
-                cursor=Cursor.for_live(saved.message_id, self.overlap_ms),
-                client_msg_id=request.client_msg_id,
-                duplicate=saved.duplicate,
-            ),
+        ack = protocol.ack_frame(
+            message_id=saved.message_id,
+            cursor=Cursor.for_live(saved.message_id, self.overlap_ms),
+            client_msg_id=request.client_msg_id,
+            duplicate=saved.duplicate,
         )
-        if saved.duplicate and saved.undelivered is None:
+        if saved.duplicate:
+            self._heal_lost_fan_out(caller, saved, key, now_ms=int(now * 1000))
+            self._reply(caller, ack)
             return
-        if not saved.duplicate:
-            metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
-        self._fan_out(caller, saved.undelivered or message)
+        metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
+        # Delivered before the ack: a client that waits for each ack sees its messages arrive
+        # everywhere in the order it sent them. A long fan-out is handed to worker invocations,
+        # so the ack still comes at once.
+        self._fan_out(caller, message)
+        self._reply(caller, ack)
         if key is not None:
             self.store.mark_delivered(caller.username, key)
+
+    def _heal_lost_fan_out(self, caller: Caller, saved: SaveResult, key: str | None, *, now_ms: int) -> None:
+        """Deliver a resent message whose first invocation stored it and then died."""
+        original = saved.undelivered
+        if original is None or key is None or now_ms - id_time_ms(original.id) < _REDELIVER_AFTER_MS:
+            return
+        logger.info("delivering a message whose first fan-out never completed", message_id=original.id)
+        self._fan_out(caller, original)
+        self.store.mark_delivered(caller.username, key)
 
     def _fan_out(self, caller: Caller, message: StoredMessage) -> None:
         frame = protocol.encode(self._message_frame(message, Cursor.for_live(message.id, self.overlap_ms)))
@@ -209,17 +223,18 @@ class ChatService:
         self._broadcast_encoded(protocol.encode(frame), skip=set(skip))
 
     def _broadcast_encoded(self, frame: str, skip: set[str] | None = None) -> None:
-        """Every open connection, a page of the connections table at a time; past one chunk per
-        page, the rest goes to worker invocations when a worker function is configured."""
+        """Every open connection, a page of the connections table at a time. A page larger than
+        one chunk goes, chunk by chunk, to worker invocations when a worker function is set."""
         chunk = self.settings.fanout_chunk_size
         for page in self.store.all_connections():
             targets = [c for c in page if not skip or c.connection_id not in skip]
-            inline, rest = (targets, []) if self.dispatcher is None else (targets[:chunk], targets[chunk:])
-            for start in range(0, len(rest), chunk):
-                batch = rest[start : start + chunk]
-                if not self.dispatcher or not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
-                    inline += batch
-            self._deliver(inline, frame)
+            if self.dispatcher is None or len(targets) <= chunk:
+                self._deliver(targets, frame)
+                continue
+            for start in range(0, len(targets), chunk):
+                batch = targets[start : start + chunk]
+                if not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
+                    self._deliver(batch, frame)  # not handed over: deliver it here
 
     def deliver(self, connections: list[Connection], frame: str) -> None:
         """A fan-out worker's job: post one frame to a chunk of connections, pruning the gone."""

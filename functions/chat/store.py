@@ -59,9 +59,8 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class SaveResult:
-    """``message_id`` is the original one when ``duplicate`` is true. ``undelivered`` is the
-    original message when a duplicate arrives for one whose fan-out never completed (a crash
-    between storing and delivering): the caller delivers it now."""
+    """``message_id`` is the original one when ``duplicate`` is true; ``undelivered`` is then the
+    original message if its fan-out was never recorded as complete."""
 
     message_id: str
     duplicate: bool

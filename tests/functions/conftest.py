@@ -6,18 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.support.management_double import ManagementApiDouble
+from tests.support.moto_server import AtomicMotoServer
 from tests.support.world import ChatWorld
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    server = AtomicMotoServer().start()
+    yield server.url
     server.stop()
 
 

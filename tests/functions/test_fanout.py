@@ -23,16 +23,16 @@ def workers(world: ChatWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lambd
     double.stop()
 
 
-def test_a_large_audience_is_shared_among_worker_invocations(
+def test_a_large_audience_is_handed_to_worker_invocations(
     world: ChatWorld, workers: LambdaInvokeDouble
 ) -> None:
-    """Fourteen connections in chunks of four: the sender's Lambda posts one chunk, three workers the rest."""
+    """Fourteen connections in chunks of four: four worker invocations post them all."""
     sender = world.connect("alice")
     audience = [world.connect(f"user{n}") for n in range(13)]
     world.say(sender, "alice", "to the crowd")
     workers.wait()
     jobs = [job for job in workers.invocations if '"type":"message"' in job["frame"]]
-    assert [len(job["connections"]) for job in jobs] == [4, 4, 2]
+    assert [len(job["connections"]) for job in jobs] == [4, 4, 4, 2]
     for connection_id in [sender, *audience]:
         assert [f["text"] for f in world.frames(connection_id, "message")] == ["to the crowd"], connection_id
 
@@ -59,3 +59,17 @@ def test_when_workers_cannot_be_invoked_the_route_delivers_itself(
     for connection_id in audience:
         assert [f["text"] for f in world.frames(connection_id, "message")] == ["still arrives"]
     assert workers.invocations == []
+
+
+def test_the_ack_does_not_wait_for_the_workers(world: ChatWorld, workers: LambdaInvokeDouble) -> None:
+    """With the workers held back, the sender already has its ack: the long fan-out is off its path."""
+    sender = world.connect("alice")
+    audience = [world.connect(f"user{n}") for n in range(7)]
+    workers.wait()
+    workers.hold.clear()
+    world.say(sender, "alice", "go")
+    assert [a["duplicate"] for a in world.frames(sender, "ack")] == [False]
+    assert all(world.frames(c, "message") == [] for c in audience)
+    workers.hold.set()
+    workers.wait()
+    assert all(len(world.frames(c, "message")) == 1 for c in audience)

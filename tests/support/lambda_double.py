@@ -21,6 +21,8 @@ class LambdaInvokeDouble:
         self.context = context
         self.invocations: list[dict[str, Any]] = []
         self.refuse = False  # answer 400 instead of running the function
+        self.hold = threading.Event()  # cleared: accepted invocations wait before running
+        self.hold.set()
         self.running: list[threading.Thread] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -40,6 +42,10 @@ class LambdaInvokeDouble:
         for thread in list(self.running):
             thread.join(timeout=30)
 
+    def _run(self, event: dict[str, Any]) -> None:
+        self.hold.wait(timeout=30)
+        self.handler(event, self.context)
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         double = self
 
@@ -50,7 +56,7 @@ class LambdaInvokeDouble:
                     self._reply(400, {"message": "Function not found"}, "ResourceNotFoundException")
                     return
                 double.invocations.append(event)
-                thread = threading.Thread(target=double.handler, args=(event, double.context))
+                thread = threading.Thread(target=double._run, args=(event,))
                 double.running.append(thread)
                 thread.start()
                 self._reply(202, None, None)
