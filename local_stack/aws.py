@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from infra import constants, identity, schema
 from infra.environment import function_environment
+from local_stack.moto_server import AtomicMotoServer
 
 REGION = "us-east-1"
 # moto's default account; ARNs in events and contexts use it too.
@@ -40,14 +40,12 @@ class Resources:
         return f"{self.endpoint}/{self.user_pool_id}/.well-known/jwks.json"
 
 
-def start_moto(host: str = "127.0.0.1") -> tuple[ThreadedMotoServer, str]:
+def start_moto(host: str = "127.0.0.1") -> tuple[AtomicMotoServer, str]:
     """moto's server on a free port of ``host``; its URL."""
     # werkzeug logs every request at INFO: the console is for the chat's own lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
-    server.start()
-    bound_host, port = server.get_host_and_port()
-    return server, f"http://{bound_host}:{port}"
+    server = AtomicMotoServer(host).start()
+    return server, server.url
 
 
 def client(service: str, endpoint: str) -> Any:

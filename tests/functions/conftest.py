@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from local_stack.moto_server import AtomicMotoServer
 from tests.support.management_double import ManagementApiDouble
-from tests.support.moto_server import AtomicMotoServer
 from tests.support.world import ChatWorld
 
 

@@ -1,4 +1,4 @@
-"""moto's server for the tests, answering one request at a time.
+"""moto's server, answering one request at a time (the local stack and the tests use it).
 
 DynamoDB applies each request to an item atomically; moto's backend does not lock, and its stock
 threaded server runs requests side by side, so two concurrent ``ADD`` updates to one item can both
