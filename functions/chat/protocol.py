@@ -116,6 +116,16 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
     return SendRequest(text=text, to=recipient, client_msg_id=client_msg_id)
 
 
+def client_msg_id_of(raw: str | None) -> str | None:
+    """The frame's clientMsgId if it has a valid one, else None; never raises (for error frames)."""
+    try:
+        body = json.loads(raw or "")
+        candidate = body.get("clientMsgId") if isinstance(body, dict) else None
+        return _client_msg_id(candidate)
+    except (ValueError, RecursionError, InvalidMessage):
+        return None
+
+
 def _client_msg_id(raw: object) -> str | None:
     if raw is None:
         return None

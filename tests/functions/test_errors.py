@@ -103,7 +103,7 @@ def test_a_failing_table_gives_internal_error_and_is_logged(
     world.dynamodb.delete_table(TableName=world.tables["Messages"])
     world.say(a1, "alice", "into the void", clientMsgId="v1")
     [error] = world.frames(a1, "error")
-    assert (error["code"], error["clientMsgId"]) == ("internal_error", None)
+    assert (error["code"], error["clientMsgId"]) == ("internal_error", "v1")
     assert "Traceback" not in error["message"]
     assert "Traceback" in log.getvalue() and "ResourceNotFoundException" in log.getvalue()
 

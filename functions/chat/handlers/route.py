@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEven
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import wiring
-from chat.errors import ChatError, RejectedFrame
+from chat.errors import ChatError, DependencyError, RejectedFrame
 from chat.observability import logger, metrics, tracer
+from chat.protocol import client_msg_id_of
 from chat.service import Caller, ChatService
 from chat.usernames import normalize_username
 
@@ -44,18 +45,27 @@ def service_of(event: APIGatewayWebSocketEvent) -> ChatService:
     return wiring.service_for(wiring.endpoint_for(api_id=context.api_id, stage=context.stage))
 
 
-def websocket_route(use_case: UseCase) -> LambdaHandler:
-    """Wrap a message route: errors become an ``error`` frame and the connection stays open."""
+def observed(answer: Callable[[APIGatewayWebSocketEvent], dict[str, Any]]) -> LambdaHandler:
+    """A Lambda handler around ``answer``: Powertools' logger context, tracing and metrics, and the
+    connection id and route on every log line."""
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
-    @functools.wraps(use_case)
+    @functools.wraps(answer)
     def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event = APIGatewayWebSocketEvent(raw_event)
-        logger.append_keys(
-            connection_id=event.request_context.connection_id, route=event.request_context.route_key
-        )
+        context_of_request = event.request_context
+        logger.append_keys(connection_id=context_of_request.connection_id, route=context_of_request.route_key)
+        return answer(event)
+
+    return cast(LambdaHandler, handler)
+
+
+def websocket_route(use_case: UseCase) -> LambdaHandler:
+    """Wrap a message route: errors become an ``error`` frame and the connection stays open."""
+
+    def answer(event: APIGatewayWebSocketEvent) -> dict[str, Any]:
         try:
             service, caller = service_of(event), caller_of(event)
         except Exception:  # noqa: BLE001 - no event may crash a handler
@@ -68,25 +78,21 @@ def websocket_route(use_case: UseCase) -> LambdaHandler:
             service.report_error(caller, error)
         except Exception as error:  # noqa: BLE001 - the last line of defence: log, answer internal_error
             logger.exception("route failed")
-            internal = error if isinstance(error, ChatError) and error.code == "internal_error" else None
-            service.report_error(caller, internal or ChatError("something went wrong on our side; try again"))
+            # Say what failed when it was a dependency, never how (no stack, no SDK message).
+            message = (
+                error.message if isinstance(error, DependencyError) else "something went wrong on our side"
+            )
+            client_msg_id = client_msg_id_of(event.body)
+            service.report_error(caller, ChatError(f"{message}; try again", client_msg_id=client_msg_id))
         return OK
 
-    return cast(LambdaHandler, handler)
+    return observed(functools.wraps(use_case)(answer))
 
 
 def connection_route(use_case: UseCase) -> LambdaHandler:
     """Wrap $connect / $disconnect: the answer is the status code (nothing can be posted back)."""
 
-    @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    @functools.wraps(use_case)
-    def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        event = APIGatewayWebSocketEvent(raw_event)
-        logger.append_keys(
-            connection_id=event.request_context.connection_id, route=event.request_context.route_key
-        )
+    def answer(event: APIGatewayWebSocketEvent) -> dict[str, Any]:
         try:
             caller = caller_of(event)
         except MissingIdentity:
@@ -99,4 +105,4 @@ def connection_route(use_case: UseCase) -> LambdaHandler:
             return {"statusCode": 500}
         return OK
 
-    return cast(LambdaHandler, handler)
+    return observed(functools.wraps(use_case)(answer))
