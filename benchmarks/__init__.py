@@ -1,0 +1,20 @@
+"""Benchmarks of the chat backend: ``python -m benchmarks`` (``make bench``) runs all five and writes
+their tables and charts under ``docs/benchmarks/``.
+
+- ``fanout``: one public message by the real sendmessage code to 1,000 and 10,000 connections,
+  against AWS's own sequential posting loop;
+- ``end_to_end``: 200 WebSocket clients on the local stack against a plain ``websockets`` broadcast;
+- ``resume``: ``sync`` replaying 1,000 missed messages;
+- ``cost``: AWS requests per route, turned into dollars;
+- ``cold_start``: import time and peak memory of each handler.
+"""
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The handlers' package ``chat`` lives under functions/ (the Lambda asset's root): make it importable
+# however the benchmarks are started, as local_stack does.
+for _path in (REPO_ROOT, REPO_ROOT / "functions"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))

@@ -1,0 +1,487 @@
+"""Benchmark 1: fan-out of one public message by the real sendmessage code to N connections.
+
+The connection rows are written straight into moto's Connections table (no sockets); the management
+API is the fast double (``management_double.py``) answering after an injected latency; large
+audiences go to worker invocations through an Invoke API whose worker processes run the real
+fan-out handler (``lambda_pool.py``). The baseline is AWS's own Python example's design: read the
+connections, then a for-loop of boto3 ``post_to_connection`` calls, one at a time.
+
+Each process's CPU time is read before and after, so the run also says what a post costs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from chat import config
+from chat.handlers import sendmessage
+from chat.notifier import Notifier
+
+from benchmarks import machine
+from benchmarks.aws import MotoProcess, apply_environment, handler_environment
+from benchmarks.lambda_pool import LambdaPool
+from benchmarks.loadgen import load
+from benchmarks.management_double import ManagementDoubleProcess
+from benchmarks.report import OUTPUT, Report, Table
+from local_stack.lambdas import LambdaContext
+
+EVENTS = Path(__file__).resolve().parent.parent / "tests" / "events"
+SENDER = "sender"
+# API Gateway's default account quota for @connections calls (and every other API Gateway call).
+ACCOUNT_QUOTA_PER_S = 10_000
+GOAL_PER_S = 8_000
+WAIT_LIMIT_S = 120.0
+
+
+@dataclass
+class FanoutOptions:
+    sizes: tuple[int, ...] = (1_000, 10_000)
+    latency_s: float = 0.02
+    quota_per_s: float = ACCOUNT_QUOTA_PER_S
+    # A second run of the largest size under a quota below what the fan-out reaches: 429s, retried.
+    throttled_quota_per_s: float = 5_000
+    chunk_size: int = 1_000
+    lanes: int = 192  # FANOUT_WORKERS: posts in flight per invocation
+    processes: int = 3  # worker sandboxes running at once
+    baseline_sample: int = 1_000
+    double_requests: int = 20_000
+    single_worker_posts: int = 3_000
+
+
+@dataclass
+class Outcome:
+    """One fan-out as measured: who got what, when, and the CPU each process spent."""
+
+    label: str
+    audience: int
+    seconds: float
+    handler_seconds: float
+    received: dict[str, int]
+    throttled: int
+    cpu: dict[str, float] = field(default_factory=dict)
+    invocations: int = 0
+    of_audience: int = 0  # the N this was a sample of (baseline), else the audience itself
+
+    @property
+    def per_second(self) -> float:
+        return self.audience / self.seconds
+
+    @property
+    def lost(self) -> int:
+        return self.audience - sum(1 for count in self.received.values() if count >= 1)
+
+    @property
+    def duplicated(self) -> int:
+        return sum(1 for count in self.received.values() if count > 1)
+
+    def cpu_per_post_us(self, part: str | None = None) -> float:
+        total = self.cpu[part] if part else sum(self.cpu.values())
+        return total / self.audience * 1e6
+
+
+def connection_id(n: int) -> str:
+    """API Gateway's ids are 16 characters ending in '='."""
+    return f"bench{n:010d}="
+
+
+def message_event(text: str) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads((EVENTS / "message.json").read_text())
+    raw["requestContext"]["connectionId"] = connection_id(0)
+    raw["requestContext"]["authorizer"] = {"principalId": SENDER, "username": SENDER}
+    raw["requestContext"]["messageId"] = f"frame-{time.monotonic_ns()}="
+    raw["body"] = json.dumps({"action": "sendmessage", "text": text})
+    return raw
+
+
+def lambda_context() -> LambdaContext:
+    return LambdaContext(
+        function_name="chat-SendMessage",
+        memory_limit_in_mb=1024,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:chat-SendMessage",
+        aws_request_id=f"bench-{time.monotonic_ns()}",
+        deadline=time.monotonic() + 30,
+    )
+
+
+def register(moto: MotoProcess, first: int, last: int) -> None:
+    """Connection rows ``first``..``last - 1``, written straight into the table (25 per batch)."""
+    dynamodb = moto.client("dynamodb")
+    table = moto.table("Connections")
+    now = int(time.time())
+    for start in range(first, last, 25):
+        items = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "connectionId": {"S": connection_id(n)},
+                        "username": {"S": SENDER if n == 0 else f"user{n % 997:03d}"},
+                        "connectedAt": {"N": str(now)},
+                        "expiresAt": {"N": str(now + 7200)},
+                    }
+                }
+            }
+            for n in range(start, min(start + 25, last))
+        ]
+        dynamodb.batch_write_item(RequestItems={table: items})
+
+
+class FanoutBench:
+    def __init__(self, options: FanoutOptions) -> None:
+        self.options = options
+        self.double = ManagementDoubleProcess()
+        self.moto = MotoProcess()
+        env = handler_environment(
+            self.moto,
+            self.double.endpoint,
+            **{
+                config.FANOUT_WORKERS: str(options.lanes),
+                config.FANOUT_CHUNK_SIZE: str(options.chunk_size),
+                config.RATE_LIMIT_PER_MINUTE: "100000",
+                config.FANOUT_FUNCTION_NAME: "chat-fanout-worker",
+            },
+        )
+        self.pool = LambdaPool(options.processes, env, self.double.endpoint)
+        apply_environment({**env, "AWS_ENDPOINT_URL_LAMBDA": self.pool.endpoint})
+        self.registered = 1
+        register(self.moto, 0, 1)
+
+    def close(self) -> None:
+        self.pool.stop()
+        self.moto.stop()
+        self.double.stop()
+
+    # ---- the double alone ----------------------------------------------------------------------
+
+    def double_alone(self) -> Table:
+        """The double under a load generator: its rate and CPU per request, with and without latency."""
+        table = Table(
+            ["latency (ms)", "connections", "requests", "requests/s", "double CPU per request (µs)"]
+        )
+        for latency_s, connections in ((0.0, 64), (self.options.latency_s, 256)):
+            self.double.reset(latency_s=latency_s)
+            before = machine.cpu_seconds(self.double.process.pid or 0)
+            seconds = load(self.double.port, self.options.double_requests, connections)
+            cpu = machine.cpu_seconds(self.double.process.pid or 0) - before
+            requests = self.options.double_requests
+            table.add(latency_s * 1000, connections, requests, requests / seconds, cpu / requests * 1e6)
+        return table
+
+    # ---- the real handler ----------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """One message while only the sender is connected: imports, clients, connections made."""
+        self.double.reset()
+        sendmessage.handler(message_event("warm-up"), lambda_context())
+
+    def grow_to(self, audience: int) -> None:
+        register(self.moto, self.registered, audience)
+        self.registered = max(self.registered, audience)
+
+    def fan_out(self, audience: int, *, quota_per_s: float, label: str) -> Outcome:
+        self.grow_to(audience)
+        self.double.reset(latency_s=self.options.latency_s, quota_per_s=quota_per_s)
+        self.pool.take_invocations()
+        pids = {"double": self.double.process.pid or 0, "moto": self.moto.pid}
+        cpu_before = {name: machine.cpu_seconds(pid) for name, pid in pids.items()}
+        sender_cpu = time.process_time()
+        started = time.monotonic()
+        sendmessage.handler(message_event(f"to {audience}"), lambda_context())
+        handler_seconds = time.monotonic() - started
+        sender_cpu = time.process_time() - sender_cpu
+        invocations = self.pool.take_invocations()
+        runs = self.pool.collect(invocations, timeout=WAIT_LIMIT_S)
+        stats = self.double.stats()
+        cpu = {name: machine.cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu["sender"] = sender_cpu
+        cpu["workers"] = sum(run.cpu_s for run in runs)
+        return Outcome(
+            label=label,
+            audience=audience,
+            seconds=stats["last_message_at"] - started,
+            handler_seconds=handler_seconds,
+            received={connection_id(n): stats["messages"].get(connection_id(n), 0) for n in range(audience)},
+            throttled=stats["throttled"],
+            cpu=cpu,
+            invocations=len(runs),
+        )
+
+    # ---- the baseline --------------------------------------------------------------------------
+
+    def baseline(self, audience: int, sample: int) -> Outcome:
+        """AWS's example: scan the connections, then post_to_connection one at a time (``sample`` of them)."""
+        self.grow_to(audience)
+        self.double.reset(latency_s=self.options.latency_s)
+        dynamodb = self.moto.client("dynamodb")
+        gateway = boto3.client(
+            "apigatewaymanagementapi", endpoint_url=self.double.endpoint, region_name="us-east-1"
+        )
+        gateway.post_to_connection(ConnectionId="warm-up", Data=b"{}")  # build the client's pipeline
+        self.double.reset(latency_s=self.options.latency_s)
+        frame = json.dumps({"type": "message", "text": "one at a time"}, separators=(",", ":")).encode()
+        cpu = time.process_time()
+        started = time.monotonic()
+        ids: list[str] = []
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self.moto.table("Connections"), ProjectionExpression="connectionId"
+        ):
+            ids += [item["connectionId"]["S"] for item in page["Items"]]
+        ids = sorted(ids)[:sample]
+        for target in ids:
+            gateway.post_to_connection(ConnectionId=target, Data=frame)
+        stats = self.double.stats()
+        return Outcome(
+            label="sequential loop (AWS example)",
+            audience=len(ids),
+            seconds=stats["last_message_at"] - started,
+            handler_seconds=time.monotonic() - started,
+            received={target: stats["messages"].get(target, 0) for target in ids},
+            throttled=stats["throttled"],
+            cpu={"sender": time.process_time() - cpu},
+            of_audience=audience,
+        )
+
+    # ---- one worker alone ----------------------------------------------------------------------
+
+    def single_worker(self) -> tuple[float, float]:
+        """What one process posts per second, and the CPU per post, with the notifier alone."""
+        posts = self.options.single_worker_posts
+        notifier = Notifier(self.double.endpoint, workers=self.options.lanes, region="us-east-1")
+        frame = '{"type":"message","text":"one worker"}'
+        notifier.send_many([f"warm{n}=" for n in range(self.options.lanes)], frame)
+        self.double.reset(latency_s=self.options.latency_s)
+        cpu, started = time.process_time(), time.monotonic()
+        report = notifier.send_many([f"solo{n:06d}=" for n in range(posts)], frame)
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        assert report.delivered == posts, report
+        return posts / seconds, cpu / posts * 1e6
+
+
+def run(options: FanoutOptions, command: str, output: Path = OUTPUT) -> Report:
+    bench = FanoutBench(options)
+    try:
+        double_table = bench.double_alone()
+        bench.warm_up()
+        ours = [
+            bench.fan_out(n, quota_per_s=options.quota_per_s, label="this project") for n in options.sizes
+        ]
+        largest = max(options.sizes)
+        throttled = bench.fan_out(
+            largest, quota_per_s=options.throttled_quota_per_s, label="this project, low quota"
+        )
+        baselines = [bench.baseline(n, min(n, options.baseline_sample)) for n in options.sizes]
+        solo_rate, solo_cpu_us = bench.single_worker()
+    finally:
+        bench.close()
+    report = build_report(options, command, double_table, ours, throttled, baselines, solo_rate, solo_cpu_us)
+    chart(ours, baselines, output / "fanout.png")
+    report.charts.append("fanout.png")
+    report.write(output)
+    return report
+
+
+def build_report(
+    options: FanoutOptions,
+    command: str,
+    double_table: Table,
+    ours: list[Outcome],
+    throttled: Outcome,
+    baselines: list[Outcome],
+    solo_rate: float,
+    solo_cpu_us: float,
+) -> Report:
+    report = Report("fanout", "Fan-out of one public message", machine.describe(command))
+    results = Table(
+        [
+            "N",
+            "design",
+            "posts measured",
+            "wall time (s)",
+            "posts/s",
+            "vs baseline",
+            "sender returned (s)",
+            "worker invocations",
+            "429s retried",
+            "lost",
+            "duplicated",
+        ]
+    )
+    for outcome, baseline in zip(ours, baselines, strict=True):
+        extrapolated = baseline.audience < outcome.audience
+        base_seconds = baseline.seconds * outcome.audience / baseline.audience
+        results.add(
+            outcome.audience,
+            baseline.label,
+            baseline.audience,
+            f"{base_seconds:,.1f}" + (" (extrapolated)" if extrapolated else ""),
+            baseline.per_second,
+            "1x",
+            "",
+            0,
+            baseline.throttled,
+            baseline.lost,
+            baseline.duplicated,
+        )
+        results.add(
+            outcome.audience,
+            outcome.label,
+            outcome.audience,
+            outcome.seconds,
+            outcome.per_second,
+            f"{outcome.per_second / baseline.per_second:,.1f}x",
+            outcome.handler_seconds,
+            outcome.invocations,
+            outcome.throttled,
+            outcome.lost,
+            outcome.duplicated,
+        )
+    results.add(
+        throttled.audience,
+        f"{throttled.label} ({options.throttled_quota_per_s:,.0f}/s)",
+        throttled.audience,
+        throttled.seconds,
+        throttled.per_second,
+        "",
+        throttled.handler_seconds,
+        throttled.invocations,
+        throttled.throttled,
+        throttled.lost,
+        throttled.duplicated,
+    )
+    report.tables.append(
+        (f"Posts per second, management API latency {options.latency_s * 1000:.0f} ms", results)
+    )
+    report.tables.append(
+        ("Where the CPU goes (µs of CPU per post, all processes)", cpu_table(ours, baselines))
+    )
+    report.tables.append(("The management-API double alone, under a load generator", double_table))
+    largest = max(ours, key=lambda o: o.audience)
+    report.notes += projection_notes(options, largest, solo_rate, solo_cpu_us)
+    report.notes += [
+        f"Settings: FANOUT_CHUNK_SIZE={options.chunk_size}, FANOUT_WORKERS={options.lanes} posts in flight "
+        f"per invocation, {options.processes} worker processes, quota {options.quota_per_s:,.0f} requests/s "
+        "(token bucket).",
+        "Wall time: from invoking the sendmessage handler to the last message post received by the "
+        "double. 'sender returned': when the sendmessage invocation finished (its own chunk posted, the "
+        "rest queued).",
+        f"Baseline at N > {options.baseline_sample:,}: the first {options.baseline_sample:,} posts were "
+        "timed and the time extrapolated to N (a sequential loop's rate does not depend on N).",
+        "Lost / duplicated: connections that got no message frame / more than one (must both be 0).",
+    ]
+    report.data = {
+        "outcomes": [_summary(o) for o in [*ours, throttled, *baselines]],
+        "single_worker": {"posts_per_s": solo_rate, "cpu_us_per_post": solo_cpu_us},
+    }
+    return report
+
+
+def cpu_table(ours: list[Outcome], baselines: list[Outcome]) -> Table:
+    parts = ["sender", "workers", "double", "moto"]
+    table = Table(["N", "design", *parts, "total", "posts/s 2 cores could sustain"])
+    for outcome in [*baselines, *ours]:
+        cells = [outcome.cpu_per_post_us(p) if p in outcome.cpu else "" for p in parts]
+        total = outcome.cpu_per_post_us()
+        table.add(outcome.of_audience or outcome.audience, outcome.label, *cells, total, 2 / (total / 1e6))
+    return table
+
+
+def projection_notes(
+    options: FanoutOptions, largest: Outcome, solo_rate: float, solo_cpu_us: float
+) -> list[str]:
+    invocations = math.ceil(largest.audience / options.chunk_size)
+    per_worker = min(options.lanes / options.latency_s, 1e6 / solo_cpu_us)
+    projected = min(ACCOUNT_QUOTA_PER_S, invocations * per_worker)
+    met = largest.per_second >= GOAL_PER_S
+    verdict = (
+        f"Goal met here: {largest.per_second:,.0f} posts/s at N = {largest.audience:,} (goal {GOAL_PER_S:,})."
+        if met
+        else f"Goal not met on this machine: {largest.per_second:,.0f} posts/s at N = {largest.audience:,} "
+        f"is {largest.per_second / GOAL_PER_S:.0%} of {GOAL_PER_S:,}. Every process of the test (moto, the "
+        f"double, the sender, the workers) shares 2 cores: at {largest.cpu_per_post_us():,.0f} µs of CPU per "
+        f"post in all, 2 cores sustain at most {2e6 / largest.cpu_per_post_us():,.0f} posts/s."
+    )
+    return [
+        verdict,
+        f"One worker alone (this CPU, one process, {options.lanes} in flight, "
+        f"{options.latency_s * 1000:.0f} ms latency): {solo_rate:,.0f} posts/s at {solo_cpu_us:,.0f} µs "
+        "of CPU per post.",
+        f"On Lambda (1,769 MB = 1 vCPU per worker, assuming a vCPU like this one): "
+        f"N = {largest.audience:,} in chunks of {options.chunk_size:,} is {invocations} invocations "
+        f"running side by side, each at most min({options.lanes} / {options.latency_s:g} s, "
+        f"1 / {solo_cpu_us:,.0f} µs) = {per_worker:,.0f} posts/s: {invocations * per_worker:,.0f} "
+        f"posts/s, capped by the account quota at {projected:,.0f} posts/s.",
+    ]
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "label": outcome.label,
+        "audience": outcome.audience,
+        "seconds": outcome.seconds,
+        "posts_per_s": outcome.per_second,
+        "handler_seconds": outcome.handler_seconds,
+        "invocations": outcome.invocations,
+        "throttled": outcome.throttled,
+        "lost": outcome.lost,
+        "duplicated": outcome.duplicated,
+        "cpu_s": outcome.cpu,
+    }
+
+
+def chart(ours: list[Outcome], baselines: list[Outcome], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"N = {o.audience:,}" for o in ours]
+    x = range(len(labels))
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    width = 0.38
+    axes.bar([i - width / 2 for i in x], [b.per_second for b in baselines], width, label=baselines[0].label)
+    axes.bar(
+        [i + width / 2 for i in x],
+        [o.per_second for o in ours],
+        width,
+        label="this project (worker invocations)",
+    )
+    axes.axhline(GOAL_PER_S, color="tab:green", linestyle="--", linewidth=1, label=f"goal {GOAL_PER_S:,}/s")
+    axes.axhline(
+        ACCOUNT_QUOTA_PER_S, color="tab:red", linestyle=":", linewidth=1, label="API Gateway quota 10,000/s"
+    )
+    for i, (base, own) in enumerate(zip(baselines, ours, strict=True)):
+        axes.text(
+            i + width / 2, own.per_second, f"{own.per_second:,.0f}", ha="center", va="bottom", fontsize=8
+        )
+        axes.text(
+            i - width / 2, base.per_second, f"{base.per_second:,.0f}", ha="center", va="bottom", fontsize=8
+        )
+    axes.set_xticks(list(x), labels)
+    axes.set_ylabel("posts per second")
+    axes.set_title("Fan-out of one public message (management API latency 20 ms)")
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+QUICK = FanoutOptions(
+    sizes=(20, 60),
+    throttled_quota_per_s=200,
+    chunk_size=25,
+    lanes=8,
+    processes=1,
+    baseline_sample=20,
+    double_requests=500,
+    single_worker_posts=50,
+)
+
+
+def main(*, quick: bool, output: Path, command: str) -> Report:
+    return run(QUICK if quick else FanoutOptions(), command, output)

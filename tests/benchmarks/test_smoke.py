@@ -1,0 +1,76 @@
+"""Every benchmark runs at a tiny size (``--quick``), writes its table, and loses nothing: the
+benchmark code cannot rot between runs of ``make bench``. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.__main__ import NAMES
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All five at once, each in its own process (they use separate servers and ports)."""
+    folder = tmp_path_factory.mktemp("benchmarks")
+    children = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "benchmarks", "--quick", "--only", name, "--output", str(folder)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name in NAMES
+    }
+    for name, child in children.items():
+        log, _ = child.communicate(timeout=240)
+        assert child.returncode == 0, f"{name}:\n{log.decode(errors='replace')[-4000:]}"
+    return folder
+
+
+def record(output: Path, name: str) -> dict:
+    return json.loads((output / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_benchmark_writes_its_table(output: Path, name: str) -> None:
+    """A Markdown table naming the machine and the command, and the same numbers as JSON."""
+    text = (output / f"{name}.md").read_text()
+    assert "| " in text and "Machine: cpu:" in text and "Command: `python -m benchmarks" in text
+    assert record(output, name)["machine"]["cores"]
+
+
+def test_fanout_loses_nothing_and_draws_its_chart(output: Path) -> None:
+    """Every connection got exactly one frame, in every run; the chart is a PNG."""
+    for outcome in record(output, "fanout")["data"]["outcomes"]:
+        assert (outcome["lost"], outcome["duplicated"]) == (0, 0), outcome
+    assert (output / "fanout.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_end_to_end_delivers_every_message_to_every_listener(output: Path) -> None:
+    """Both servers: received = messages x listening connections."""
+    data = record(output, "end_to_end")["data"]
+    for server in ("local_stack", "floor"):
+        assert data[server]["received"] == data[server]["expected"] > 0
+
+
+def test_resume_replays_every_missed_message(output: Path) -> None:
+    """At least every missed message comes back (a few may repeat), over more than one page."""
+    data = record(output, "resume")["data"]
+    assert data["distinct"] >= data["missed"] and data["calls"] >= 2
+
+
+def test_cost_counts_the_posts_of_a_public_message(output: Path) -> None:
+    """A public message posts once per connection plus the sender's ack."""
+    data = record(output, "cost")["data"]
+    public = [route for route in data if route.startswith("public message to ")]
+    assert public
+    for route in public:
+        audience = int(route.removeprefix("public message to ").split()[0].replace(",", ""))
+        assert data[route]["posts"] == audience + 1
