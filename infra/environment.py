@@ -20,7 +20,7 @@ def function_environment(
     service_name: str = "chat",
     metrics_namespace: str = "ServerlessChat",
     retention_days: int = 7,
-    fanout_workers: int = 32,
+    fanout_workers: int = 200,
     management_endpoint: str | None = None,
     jwks_url: str | None = None,
     fanout_function_name: str | None = None,

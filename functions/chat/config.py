@@ -44,7 +44,7 @@ class Settings:
     user_pool_id: str
     management_endpoint: str | None = None
     retention_days: int = 7
-    fanout_workers: int = 32
+    fanout_workers: int = 200  # posts in flight at once in one fan-out (one keep-alive connection each)
     sync_overlap_seconds: int = 30
     # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
     connection_ttl_seconds: int = 2 * 3600 + 600
@@ -64,7 +64,7 @@ class Settings:
             user_pool_id=_required(env, USER_POOL_ID),
             management_endpoint=env.get(MANAGEMENT_ENDPOINT) or None,
             retention_days=_positive_int(env, RETENTION_DAYS, 7),
-            fanout_workers=_positive_int(env, FANOUT_WORKERS, 32),
+            fanout_workers=_positive_int(env, FANOUT_WORKERS, 200),
             sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, 30),
             connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
             rate_limit_per_minute=_positive_int(env, RATE_LIMIT_PER_MINUTE, 120),

@@ -27,6 +27,9 @@ _FUTURE_TOLERANCE_MS = 60_000
 # A resent message whose first fan-out never completed is delivered again only once the first
 # invocation is surely over (a route Lambda runs 30 s at most): a crash, not a slow fan-out.
 _REDELIVER_AFTER_MS = 60_000
+# A connection whose $connect is still running gets 410 from API Gateway, like a dead one; one
+# recorded this recently is not pruned on a 410 ($connect itself may take up to 29 s).
+_HANDSHAKE_GRACE_SECONDS = 30
 # Presence changes found while delivering presence changes: stop after a few rounds.
 _PRUNE_ROUNDS = 3
 
@@ -258,7 +261,8 @@ class ChatService:
             if not stale:
                 return
             metrics.add_metric(name="StaleConnectionsPruned", unit=MetricUnit.Count, value=len(stale))
-            offline = [c.username for c in stale if self.store.remove_connection(c)]
+            cutoff = self.clock() - _HANDSHAKE_GRACE_SECONDS
+            offline = [c.username for c in stale if self.store.remove_connection(c, connected_before=cutoff)]
             stale = []
             for username in offline:
                 frame = protocol.encode(protocol.presence_frame(username, False))

@@ -127,12 +127,24 @@ class ChatStore:
             previous = set()
         return not previous
 
-    def remove_connection(self, connection: Connection) -> bool:
-        """Forget a connection (idempotent); True when it was the user's last (the user went offline)."""
-        with _wrapped("remove the connection"):
+    def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
+        """Forget a connection (idempotent); True when it was the user's last (the user went offline).
+
+        With ``connected_before``, a connection recorded at or after that time is kept: API Gateway
+        answers 410 for a socket still inside its own $connect, which is not a dead one.
+        """
+        try:
             self.client.delete_item(
-                TableName=self.connections_table, Key={"connectionId": {"S": connection.connection_id}}
+                TableName=self.connections_table,
+                Key={"connectionId": {"S": connection.connection_id}},
+                **_recorded_before(connected_before),
             )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False  # too young to be dead
+            raise DependencyError("could not remove the connection") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not remove the connection") from exc
         old_conns = self._forget_presence(connection.username, {connection.connection_id})
         return old_conns == {connection.connection_id}
 
@@ -348,6 +360,16 @@ class ChatStore:
                 newest_first += [_stored_message(item) for item in response.get("Items", [])]
         newest_first.sort(key=lambda m: m.id, reverse=True)
         return list(reversed(newest_first[:limit]))
+
+
+def _recorded_before(cutoff: float | None) -> dict[str, Any]:
+    """A DeleteItem condition: the item is gone already or was recorded before ``cutoff``."""
+    if cutoff is None:
+        return {}
+    return {
+        "ConditionExpression": "attribute_not_exists(connectionId) OR connectedAt < :cutoff",
+        "ExpressionAttributeValues": {":cutoff": {"N": str(int(cutoff))}},
+    }
 
 
 # ---- item mapping ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def test_workers_prune_gone_connections(world: ChatWorld, workers: LambdaInvokeD
     sender = world.connect("alice")
     audience = [world.connect(f"user{n}") for n in range(9)]
     world.management.gone.update(audience)
+    world.later(seconds=60)
     world.say(sender, "alice", "hello?")
     workers.wait()
     remaining = world.dynamodb.scan(TableName=world.tables["Connections"])["Items"]

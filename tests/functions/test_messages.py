@@ -122,8 +122,7 @@ def test_a_message_stored_but_never_fanned_out_is_delivered_on_resend(
     assert world.frames(b1, "message") == [] and world.frames(a1, "ack") == []
     world.say(a1, "alice", "survivor", clientMsgId="crash-1")  # resent at once: the first may still run
     assert world.frames(b1, "message") == []
-    real_clock = world.service.clock
-    world.service.clock = lambda: real_clock() + 61  # a minute on, the first invocation is surely over
+    world.later(seconds=61)  # a minute on, the first invocation is surely over
     world.say(a1, "alice", "survivor", clientMsgId="crash-1")
     [message] = world.frames(b1, "message")
     assert message["text"] == "survivor"

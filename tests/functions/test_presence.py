@@ -64,6 +64,7 @@ def test_a_gone_connection_is_pruned_with_its_presence(world: ChatWorld) -> None
     b1 = world.connect("bob")
     a1 = world.connect("alice")
     world.management.gone.add(a1)  # alice's socket died without a $disconnect
+    world.later(seconds=60)
     world.say(b1, "bob", "anyone there?")
     assert _presence(world, b1)[-1] == ("alice", False)
     assert (
@@ -95,3 +96,14 @@ def test_a_connection_whose_ttl_passed_does_not_hold_the_user_online(world: Chat
         "Item"
     ]
     assert item["conns"]["SS"] == [a2] and a1 != a2  # the stale id is forgotten
+
+
+def test_a_410_during_the_handshake_grace_prunes_nothing(world: ChatWorld) -> None:
+    """A just-recorded connection answering 410 may still be inside its $connect: it is kept."""
+    b1 = world.connect("bob")
+    a1 = world.connect("alice")
+    world.management.gone.add(a1)  # as API Gateway answers while alice's $connect still runs
+    world.say(b1, "bob", "welcome?")
+    item = world.dynamodb.get_item(TableName=world.tables["Connections"], Key={"connectionId": {"S": a1}})
+    assert "Item" in item
+    assert _presence(world, b1) == [("alice", True)]

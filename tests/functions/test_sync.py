@@ -106,8 +106,7 @@ def test_a_cursor_older_than_retention_reports_incomplete(world: ChatWorld) -> N
     world.send(b1, "bob", {"action": "sync", "since": old_cursor})
     assert world.frames(b1, "synced")[-1]["complete"] is True
     seen = len(world.frames(b1, "message"))
-    real_clock = world.service.clock
-    world.service.clock = lambda: real_clock() + 8 * 86400  # eight days later, past the 7-day retention
+    world.later(seconds=8 * 86400)  # past the 7-day retention
     world.send(b1, "bob", {"action": "sync", "since": old_cursor})
     synced = world.frames(b1, "synced")[-1]
     assert synced["complete"] is False

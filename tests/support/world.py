@@ -84,6 +84,11 @@ class ChatWorld:
     def service(self) -> ChatService:
         return wiring.service_for(self.management.endpoint)
 
+    def later(self, *, seconds: float) -> None:
+        """Move the service's clock forward (connections, ids and TTLs see the new time)."""
+        clock = self.service.clock
+        self.service.clock = lambda: clock() + seconds
+
     def add_user(self, username: str) -> None:
         self.cognito.admin_create_user(UserPoolId=self.user_pool_id, Username=username)
 
