@@ -4,8 +4,10 @@ have it, live or by ``sync``."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,6 +35,16 @@ def wait_until(condition: Any, timeout: float = 10.0) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def clock_moved(world: ChatWorld, seconds: float) -> Iterator[None]:
+    """The service's clock ``seconds`` away from now for the duration of the block."""
+    world.service.clock = lambda: time.time() + seconds
+    try:
+        yield
+    finally:
+        world.service.clock = time.time
+
+
 def presence_of(world: ChatWorld, connection_id: str, user: str) -> list[bool]:
     return [f["online"] for f in world.frames(connection_id, "presence") if f["user"] == user]
 
@@ -46,7 +58,9 @@ def errors(world: ChatWorld, connection_id: str) -> list[str]:
 
 def test_stale_connection_is_pruned_on_410_and_its_user_announced_offline(world: ChatWorld) -> None:
     """A 410 for a connection whose $disconnect never came removes it and says the user went offline."""
-    stale, bob, carol = world.connect("alice"), world.connect("bob"), world.connect("carol")
+    with clock_moved(world, -120):  # connected a while ago (a fresh record may still be in $connect)
+        stale = world.connect("alice")
+    bob, carol = world.connect("bob"), world.connect("carol")
     world.management.gone.add(stale)  # the socket vanished without a $disconnect
     world.say(bob, "bob", "anyone there?")
     assert received_texts(world, carol) == ["anyone there?"]
@@ -227,19 +241,22 @@ def test_crash_after_store_resend_is_a_duplicate_and_sync_delivers(
 def test_crash_after_store_resend_delivers_to_live_recipients(
     world: ChatWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stored, then crashed before fan-out: the resend with the same clientMsgId reaches live recipients."""
+    """Stored, then crashed before fan-out: a resend after that invocation is surely over reaches the rest."""
     alice, bob = world.connect("alice"), world.connect("bob")
     crash_once_after_saving(world, monkeypatch)
     world.say(alice, "alice", "did it land?", clientMsgId="x-2")
-    world.say(alice, "alice", "did it land?", clientMsgId="x-2")
+    with clock_moved(world, 90):
+        world.say(alice, "alice", "did it land?", clientMsgId="x-2")
+        world.say(alice, "alice", "did it land?", clientMsgId="x-2")  # healed once, not twice
     assert received_texts(world, bob) == ["did it land?"]
+    assert [f["duplicate"] for f in world.frames(alice, "ack")] == [True, True]
 
 
-def test_crash_during_fan_out_after_the_ack_is_recovered_by_sync(
+def test_crash_during_fan_out_is_recovered_by_sync_and_by_the_resend(
     world: ChatWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Acked, then the fan-out died: nobody got it live, and every recipient gets it by sync."""
-    alice, bob = world.connect("alice"), world.connect("bob")
+    """Stored, then the fan-out died before the ack: sync has it at once, and the resend delivers it live."""
+    alice, bob, carol = world.connect("alice"), world.connect("bob"), world.connect("carol")
     broadcast = ChatService._broadcast_encoded
     crashes = [RuntimeError("the invocation died mid fan-out")]
 
@@ -249,7 +266,10 @@ def test_crash_during_fan_out_after_the_ack_is_recovered_by_sync(
         broadcast(self, *args, **kwargs)
 
     monkeypatch.setattr(ChatService, "_broadcast_encoded", crash_once)
-    world.say(alice, "alice", "acked, then lost live", clientMsgId="f-1")
-    [ack] = world.frames(alice, "ack")
-    assert received_texts(world, bob) == []
-    assert [f["id"] for f in sync_all(world, bob, "bob")] == [ack["id"]]
+    world.say(alice, "alice", "lost live, kept stored", clientMsgId="f-1")
+    assert errors(world, alice) == ["internal_error"] and received_texts(world, bob) == []
+    [stored] = stored_messages(world, "public")
+    assert [f["id"] for f in sync_all(world, carol, "carol")] == [stored["id"]["S"]]
+    with clock_moved(world, 90):
+        world.say(alice, "alice", "lost live, kept stored", clientMsgId="f-1")
+    assert received_texts(world, bob) == ["lost live, kept stored"]
