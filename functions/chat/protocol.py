@@ -60,12 +60,17 @@ class SyncRequest:
 def parse_json_object(raw: str | None) -> dict[str, Any]:
     """The frame as a JSON object, or InvalidJson / UnknownAction."""
     try:
-        body = json.loads(raw or "")
+        body = json.loads(raw or "", parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise InvalidJson("the frame is not valid JSON") from None
     if not isinstance(body, dict):
         raise UnknownAction("the frame must be a JSON object with an 'action' field")
     return body
+
+
+def _reject_constant(name: str) -> None:
+    """Python's json reads NaN and Infinity; JSON (RFC 8259) has no such values."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def reject_unroutable(raw: str | None) -> None:
@@ -119,7 +124,7 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
 def client_msg_id_of(raw: str | None) -> str | None:
     """The frame's clientMsgId if it has a valid one, else None; never raises (for error frames)."""
     try:
-        body = json.loads(raw or "")
+        body = json.loads(raw or "", parse_constant=_reject_constant)
         candidate = body.get("clientMsgId") if isinstance(body, dict) else None
         return _client_msg_id(candidate)
     except (ValueError, RecursionError, InvalidMessage):

@@ -152,34 +152,35 @@ class ChatService:
         since = request.since
         if since is None:
             messages = self.store.latest(feeds, limit=request.limit, now=now)
-            more, complete = False, True
-            after = messages[-1].id if messages else lowest_id_at(settled_ms)
-            floor_ms = min(id_time_ms(after), settled_ms)
+            # The client asked for recent history only: it holds "everything" before the first one.
+            first_ms = id_time_ms(messages[0].id) if messages else settled_ms
+            held, more, complete = Cursor(after=lowest_id_at(first_ms), floor_ms=first_ms), False, True
         else:
             if max(since.floor_ms, id_time_ms(since.after)) > now_ms + _FUTURE_TOLERANCE_MS:
                 raise InvalidMessage("'since' is a cursor from the future")
             page = self.store.read_since(
                 feeds, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
             )
-            messages, more, floor_ms = page.messages, page.more, since.floor_ms
+            messages, held, more = page.messages, since, page.more
             complete = since.floor_ms >= now_ms - self.settings.retention_days * 86400 * 1000
-            after = max([since.after, *(m.id for m in messages)])
         for message in messages:
             # Each frame's cursor is safe to resume from if the socket drops mid-replay.
-            frame_floor = max(floor_ms, min(id_time_ms(message.id), settled_ms))
+            cursor = _advance(held, message.id, settled_ms)
             outcome = self.notifier.send(
-                caller.connection_id,
-                protocol.encode(self._message_frame(message, Cursor(after=message.id, floor_ms=frame_floor))),
+                caller.connection_id, protocol.encode(self._message_frame(message, cursor))
             )
-            if outcome is not Delivery.DELIVERED:
-                self._prune(
-                    [Connection(caller.connection_id, caller.username)] if outcome is Delivery.GONE else []
-                )
+            if outcome is Delivery.GONE:
+                self._prune([Connection(caller.connection_id, caller.username)])
                 return
-        if not more and after < lowest_id_at(settled_ms):
-            after = lowest_id_at(settled_ms)  # nothing else exists up to the settled time
-        cursor = Cursor(after=after, floor_ms=max(floor_ms, min(id_time_ms(after), settled_ms)))
-        self._reply(caller, protocol.synced_frame(cursor, more=more, complete=complete))
+            if outcome is Delivery.FAILED:
+                # Stop here and say so: the client syncs again from what it did receive.
+                self._reply(caller, protocol.synced_frame(held, more=True, complete=complete))
+                return
+            held = cursor
+        if not more:
+            # Nothing else exists up to the settled time: the next sync need not look before it.
+            held = _advance(held, max(held.after, lowest_id_at(settled_ms)), settled_ms)
+        self._reply(caller, protocol.synced_frame(held, more=more, complete=complete))
 
     def who(self, caller: Caller) -> None:
         self._reply(caller, protocol.who_frame(self.store.online_users(now=self.clock())))
@@ -270,6 +271,15 @@ class ChatService:
                     report = self.notifier.send_many([c.connection_id for c in page], frame)
                     gone = set(report.gone)
                     stale += [c for c in page if c.connection_id in gone]
+
+
+def _advance(held: Cursor, message_id: str, settled_ms: int) -> Cursor:
+    """The cursor of a client holding ``held`` and then ``message_id`` (delivered in storage order):
+    the floor rises to that id's time, but never past what has surely landed."""
+    return Cursor(
+        after=max(held.after, message_id),
+        floor_ms=max(held.floor_ms, min(id_time_ms(message_id), settled_ms)),
+    )
 
 
 def _iso(epoch_seconds: float) -> str:

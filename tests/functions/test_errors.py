@@ -22,6 +22,8 @@ def _errors(world: ChatWorld, connection_id: str) -> list[tuple[str, str | None]
         ("not json", "invalid_json"),
         ("{", "invalid_json"),
         ("", "invalid_json"),
+        ("NaN", "invalid_json"),
+        ('{"action": "sync", "limit": Infinity}', "invalid_json"),
         ("[1, 2]", "unknown_action"),
         ('"sendmessage"', "unknown_action"),
         ('{"text": "no action"}', "unknown_action"),

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chat.cursor import Cursor
+from chat.notifier import RetryPolicy
 from chat.store import ChatStore, SaveResult, StoredMessage
 
 from tests.support.world import ChatWorld
@@ -192,3 +193,35 @@ def _stored_ids(world: ChatWorld, feeds: list[str]) -> set[str]:
         )
         ids |= {item["id"]["S"] for page in pages for item in page["Items"]}
     return ids
+
+
+def test_every_replayed_frame_carries_a_cursor_to_resume_from(world: ChatWorld) -> None:
+    """Each replayed frame's cursor is valid, and resuming from one mid-way replays the rest."""
+    a1 = world.connect("alice")
+    for n in range(6):
+        world.say(a1, "alice", f"m{n}")
+    b1 = world.connect("bob")
+    world.send(b1, "bob", {"action": "sync", "limit": 6})
+    replayed = world.frames(b1, "message")
+    assert all(Cursor.decode(f["cursor"]) is not None for f in replayed)
+    b2 = world.connect("bob")  # the first socket dropped after the third frame
+    world.send(b2, "bob", {"action": "sync", "since": replayed[2]["cursor"]})
+    texts = [f["text"] for f in world.frames(b2, "message")]
+    assert set(texts) >= {"m3", "m4", "m5"} and texts == sorted(texts)
+
+
+def test_a_replay_post_that_fails_ends_the_sync_with_more(world: ChatWorld) -> None:
+    """When a replayed frame cannot be posted, sync stops with `more: true` at what was delivered."""
+    a1 = world.connect("alice")
+    for n in range(4):
+        world.say(a1, "alice", f"m{n}")
+    b1 = world.connect("bob")
+    world.management.throttle_remaining[b1] = (
+        RetryPolicy().attempts
+    )  # the first replayed frame fails for good
+    world.send(b1, "bob", {"action": "sync", "limit": 10})
+    [synced] = world.frames(b1, "synced")
+    assert world.frames(b1, "message") == [] and synced["more"] is True
+    world.send(b1, "bob", {"action": "sync", "since": synced["cursor"], "limit": 10})
+    assert [f["text"] for f in world.frames(b1, "message")] == ["m0", "m1", "m2", "m3"]
+    assert world.frames(b1, "synced")[-1]["more"] is False
