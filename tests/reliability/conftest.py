@@ -6,12 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local_stack.testing import RunningStack, User, running_stack
 from tests.reliability.chat_client import ChatClient, OpenClient
-from tests.support.management_double import ManagementApiDouble
-from tests.support.world import ChatWorld
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,28 +51,4 @@ def open_client(stack: RunningStack) -> Iterator[OpenClient]:
         client.close()
 
 
-# -- the handlers in this process, for faults injected between them and their dependencies
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def management_double() -> Iterator[ManagementApiDouble]:
-    double = ManagementApiDouble().start()
-    yield double
-    double.stop()
-
-
-@pytest.fixture
-def world(
-    moto_url: str, management_double: ManagementApiDouble, monkeypatch: pytest.MonkeyPatch
-) -> ChatWorld:
-    management_double.reset()
-    return ChatWorld(moto_url, management_double, monkeypatch)
+# The in-process world (moto, the management double, the handlers) comes from tests/conftest.py.
