@@ -1,7 +1,8 @@
 """The chat's use cases: one method per route, over a store, a notifier and a user directory.
 
 Rules about *what* a frame says live in ``chat.protocol``; this module decides *who* gets it and in
-which order things happen: a message is stored, then acknowledged, then fanned out.
+which order things happen: a message is stored, then delivered (or handed to fan-out workers when the
+audience is large), then acknowledged.
 """
 
 from __future__ import annotations
