@@ -9,7 +9,8 @@ PORT ?= 8080
 USER ?= $(shell whoami)
 STACK ?= ServerlessChat
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
 .PHONY: help install browser run chat test lint typecheck unit bench soak synth deploy destroy clean
 

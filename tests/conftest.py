@@ -17,7 +17,8 @@ for _name, _value in {
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessChatTests",
     "POWERTOOLS_SERVICE_NAME": "chat",
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",  # the major version it may run on
+    "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
 }.items():
     os.environ.setdefault(_name, _value)
 
