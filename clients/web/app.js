@@ -125,6 +125,9 @@ class ChatState {
     this.outbox = new Map(outbox.map((message) => [message.clientMsgId, message]));
     this.seen = new Set(seenIds);
     this.syncing = false;
+    // One send at a time: the next leaves when the previous is acknowledged (or refused), so
+    // everyone receives this user's messages in the order they were typed.
+    this.inFlight = null;
   }
 
   compose(text, to = null) {
@@ -133,11 +136,25 @@ class ChatState {
     return message;
   }
 
+  // The next unacknowledged message to send, if none is waiting for its ack.
+  nextSends() {
+    if (this.inFlight && this.outbox.has(this.inFlight)) return [];
+    const next = this.outbox.values().next();
+    this.inFlight = next.done ? null : next.value.clientMsgId;
+    return next.done ? [] : [sendFrame(next.value)];
+  }
+
+  settle(clientMsgId) {
+    this.outbox.delete(clientMsgId);
+    return this.nextSends();
+  }
+
   // Who is here, what was missed (or recent history on a first connection), what is unacked.
   openingFrames() {
     this.syncing = true;
+    this.inFlight = null; // whatever was in flight on the old socket is resent (same clientMsgId)
     const sync = this.cursor ? { action: "sync", since: this.cursor } : { action: "sync", limit: HISTORY_LIMIT };
-    return [{ action: "who" }, sync, ...[...this.outbox.values()].map(sendFrame)];
+    return [{ action: "who" }, sync, ...this.nextSends()];
   }
 
   receive(frame) {
@@ -150,8 +167,7 @@ class ChatState {
         return this.onSynced(frame);
       case "error":
         // A refused message is not stored: resending it would only fail again.
-        this.outbox.delete(frame.clientMsgId);
-        return { events: [frame], replies: [] };
+        return { events: [frame], replies: frame.clientMsgId ? this.settle(frame.clientMsgId) : [] };
       default:
         return { events: [frame], replies: [] };
     }
@@ -168,7 +184,7 @@ class ChatState {
   onAck(frame) {
     this.advanceCursor(frame);
     const sent = this.outbox.get(frame.clientMsgId);
-    this.outbox.delete(frame.clientMsgId);
+    const replies = this.settle(frame.clientMsgId);
     const events = [frame];
     // A private message is not echoed to the connection that sent it: the ack is the only sign
     // of it here, so our copy is made from it (a public echo arriving later is a duplicate).
@@ -176,7 +192,7 @@ class ChatState {
       this.seen.add(frame.id);
       events.unshift(this.ownCopy(sent, frame));
     }
-    return { events, replies: [] };
+    return { events, replies };
   }
 
   ownCopy(sent, ack) {
@@ -510,7 +526,7 @@ class ChatPage {
     }
     const message = this.state.compose(command.say.text, command.say.to);
     this.showPending(message);
-    this.connection.send(sendFrame(message)); // offline, it waits in the outbox
+    for (const frame of this.state.nextSends()) this.connection.send(frame); // offline, it waits in the outbox
     this.persist();
   }
 

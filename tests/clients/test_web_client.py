@@ -154,6 +154,23 @@ def test_messages_typed_offline_are_sent_once_back_online(open_context, stack, n
     expect_message(bob_page, "typed on the train", kind="public")
 
 
+def test_a_burst_of_public_and_private_lines_arrives_in_the_order_typed(
+    open_context, stack, new_username
+) -> None:
+    """Lines typed faster than they are acknowledged reach the other user in the order typed."""
+    alice, bob = new_username("alice"), new_username("bob")
+    alice_page = signed_in(open_context(), stack, alice)
+    bob_page = signed_in(open_context(), stack, bob)
+    lines = [f"/msg {bob} burst {n}" if n % 2 else f"burst {n}" for n in range(6)]
+    for line in lines:
+        type_line(alice_page, line)  # no waiting in between
+    expect(by_id(bob_page, "message").filter(has_text="burst")).to_have_count(len(lines), timeout=WAIT_MS)
+    shown = (
+        by_id(bob_page, "message").filter(has_text="burst").get_by_test_id("message-text").all_inner_texts()
+    )
+    assert shown == [f"burst {n}" for n in range(len(lines))]
+
+
 def test_a_reload_keeps_the_session_and_shows_no_duplicates(open_context, stack, new_username) -> None:
     """The tab's session and messages survive a reload; the resumed sync repeats nothing on screen."""
     alice = new_username("alice")
