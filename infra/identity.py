@@ -1,10 +1,11 @@
-"""The Cognito user pool's rules as plain data, shared by the CDK stack and the local stack."""
+"""The Cognito user pool's rules as plain data, shared by the CDK stack and the local stack.
+
+The username rule is not here: Cognito cannot express it, so the pre-sign-up trigger enforces it,
+from ``functions/chat/usernames.py``.
+"""
 
 from __future__ import annotations
 
-import re
-
-USERNAME_PATTERN = re.compile(r"^[a-z0-9_.-]{3,32}$")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_REQUIRE = {"lowercase": True, "uppercase": False, "digits": True, "symbols": False}
 ACCESS_TOKEN_MINUTES = 60

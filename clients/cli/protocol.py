@@ -18,7 +18,6 @@ from typing import Any
 Frame = dict[str, Any]
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
-MAX_TEXT_LENGTH = 4000
 HISTORY_LIMIT_MAX = 500
 # Sent well inside API Gateway's 10-minute idle timeout (the protocol asks for at most 9).
 PING_INTERVAL_SECONDS = 5 * 60

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TIME_CHARS = 10
 _RANDOM_CHARS = 16
-ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _CURSOR_RE = re.compile(r"^c1\.([0-9A-HJKMNP-TV-Z]{26})\.([0-9a-z]{1,12})$")
 _MAX_TIME_MS = (1 << 48) - 1
 
@@ -72,9 +71,6 @@ def id_time_ms(message_id: str) -> int:
 def lowest_id_at(time_ms: int) -> str:
     """The smallest possible id stamped at ``time_ms``: query bound for "from this time on"."""
     return _encode(max(0, min(time_ms, _MAX_TIME_MS)), _TIME_CHARS) + "0" * _RANDOM_CHARS
-
-
-ZERO_ID = lowest_id_at(0)
 
 
 @dataclass(frozen=True)

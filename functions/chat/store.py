@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -419,15 +420,10 @@ def _first_condition_failed(exc: ClientError) -> bool:
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
-class _wrapped:
+@contextmanager
+def _wrapped(doing: str) -> Iterator[None]:
     """Turn SDK failures into DependencyError naming what was being done."""
-
-    def __init__(self, doing: str) -> None:
-        self.doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, ClientError | BotoCoreError):
-            raise DependencyError(f"could not {self.doing}") from exc
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise DependencyError(f"could not {doing}") from exc

@@ -1,7 +1,7 @@
 """The username rule of the protocol, in the runtime (the Lambda asset holds ``functions/`` only).
 
 A username is 3 to 32 characters of ``a-z 0-9 _ . -``, compared case-insensitively and stored and
-shown lower-case. ``infra/identity.py`` states the same pattern for the user pool.
+shown lower-case. The pre-sign-up trigger enforces it for the user pool (Cognito cannot express it).
 """
 
 from __future__ import annotations

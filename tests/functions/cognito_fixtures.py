@@ -141,16 +141,6 @@ def minted_at_fixture(monkeypatch: pytest.MonkeyPatch) -> Any:
     return shift
 
 
-@dataclass
-class LambdaContextStub:
-    """The attributes of a Lambda context that Powertools reads."""
-
-    function_name: str = "chat-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:chat-test"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-
 def capture_logs(logger: Any, monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """Everything a Powertools logger writes (the JSON lines CloudWatch would get), from now on."""
     sink = io.StringIO()

@@ -21,7 +21,6 @@ from chat.handlers import authorizer
 
 from tests.functions.cognito_fixtures import (  # noqa: F401 - pytest finds fixtures by their name=
     Cognito,
-    LambdaContextStub,
     capture_logs,
     claims_of,
     cognito_fixture,
@@ -34,6 +33,7 @@ from tests.functions.cognito_fixtures import (  # noqa: F401 - pytest finds fixt
     with_flipped_signature,
     with_header,
 )
+from tests.support.world import lambda_context
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/$connect"
 
@@ -58,7 +58,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def authorize(token: str | None) -> dict[str, Any]:
-    return authorizer.handler(connect_event(token), LambdaContextStub())
+    return authorizer.handler(connect_event(token), lambda_context())
 
 
 def assert_denied(token: str, logs: Any) -> str:
@@ -104,7 +104,7 @@ def test_missing_or_empty_token_is_unauthorized(query: Any, logs: Any) -> None:
     """No token at all is a 401: the handler raises exactly Exception('Unauthorized')."""
     event = connect_event(None) | {"queryStringParameters": query}
     with pytest.raises(Exception, match=r"^Unauthorized$") as raised:
-        authorizer.handler(event, LambdaContextStub())
+        authorizer.handler(event, lambda_context())
     assert type(raised.value) is Exception
     assert "refused: no token" in logs.getvalue()
 
@@ -113,7 +113,7 @@ def test_event_without_method_arn_is_unauthorized(cognito: Cognito, logs: Any) -
     """Without methodArn no policy can be written, so the answer is the 401, not a crash."""
     event = connect_event(cognito.access_token()) | {"methodArn": None}
     with pytest.raises(Exception, match=r"^Unauthorized$"):
-        authorizer.handler(event, LambdaContextStub())
+        authorizer.handler(event, lambda_context())
 
 
 @pytest.mark.parametrize("garbage", ["garbage", "a.b.c", "..", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.e30."])

@@ -9,12 +9,12 @@ from chat import wiring
 from chat.handlers import fanout
 
 from tests.support.lambda_double import LambdaInvokeDouble
-from tests.support.world import ChatWorld, LambdaContextStub
+from tests.support.world import ChatWorld, lambda_context
 
 
 @pytest.fixture
 def workers(world: ChatWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaInvokeDouble]:
-    double = LambdaInvokeDouble(fanout.handler, LambdaContextStub())
+    double = LambdaInvokeDouble(fanout.handler, lambda_context())
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", double.endpoint)
     monkeypatch.setenv("FANOUT_FUNCTION_NAME", "chat-fanout-worker")
     monkeypatch.setenv("FANOUT_CHUNK_SIZE", "4")

@@ -85,11 +85,11 @@ def test_connect_without_an_identity_is_refused_and_writes_nothing(world: ChatWo
     """A $connect event without the authorizer's username is refused with 403 and stores no record."""
     from chat.handlers import connect
 
-    from tests.support.world import LambdaContextStub, event
+    from tests.support.world import event, lambda_context
 
     raw = event("connect")
     raw["requestContext"]["authorizer"] = {}
-    assert connect.handler(raw, LambdaContextStub())["statusCode"] == 403
+    assert connect.handler(raw, lambda_context())["statusCode"] == 403
     assert world.dynamodb.scan(TableName=world.tables["Connections"])["Items"] == []
 
 

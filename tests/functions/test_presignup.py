@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from chat.handlers import presignup
 
-from tests.functions.cognito_fixtures import LambdaContextStub
+from tests.support.world import lambda_context
 
 
 def sign_up_event(
@@ -33,7 +33,7 @@ def _default_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sign_up(username: str, email: str | None = None, source: str = "PreSignUp_SignUp") -> dict[str, Any]:
-    return presignup.handler(sign_up_event(username, email, source), LambdaContextStub())
+    return presignup.handler(sign_up_event(username, email, source), lambda_context())
 
 
 @pytest.mark.parametrize("username", ["alice", "Alice", "BOB_the.builder-2", "abc", "a" * 32])

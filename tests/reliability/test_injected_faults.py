@@ -23,7 +23,7 @@ from tests.reliability.faults import (
     stored_texts,
     sync_all,
 )
-from tests.support.world import ChatWorld, LambdaContextStub, event
+from tests.support.world import ChatWorld, event, lambda_context
 
 
 def wait_until(condition: Any, timeout: float = 10.0) -> bool:
@@ -187,8 +187,8 @@ def test_redelivered_invocation_with_client_msg_id_is_a_duplicate(world: ChatWor
     """The same event twice: the second is acked as a duplicate of the first; stored and delivered once."""
     alice, bob = world.connect("alice"), world.connect("bob")
     twice = message_event(alice, "alice", '{"action": "sendmessage", "text": "once", "clientMsgId": "d-1"}')
-    sendmessage.handler(twice, LambdaContextStub())
-    sendmessage.handler(twice, LambdaContextStub())
+    sendmessage.handler(twice, lambda_context())
+    sendmessage.handler(twice, lambda_context())
     first, second = world.frames(alice, "ack")
     assert (second["id"], second["duplicate"]) == (first["id"], True)
     assert received_texts(world, bob) == ["once"] and stored_texts(world) == ["once"]
@@ -198,8 +198,8 @@ def test_redelivered_invocation_without_client_msg_id_stores_nothing_new(world: 
     """The same event twice, no clientMsgId: the second delivery stores and delivers nothing new."""
     alice, bob = world.connect("alice"), world.connect("bob")
     twice = message_event(alice, "alice", '{"action": "sendmessage", "text": "only once"}')
-    sendmessage.handler(twice, LambdaContextStub())
-    sendmessage.handler(twice, LambdaContextStub())
+    sendmessage.handler(twice, lambda_context())
+    sendmessage.handler(twice, lambda_context())
     assert received_texts(world, bob) == ["only once"]
     assert stored_texts(world) == ["only once"]
     assert len({f["id"] for f in world.frames(alice, "ack")}) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from chat.handlers import connect, default, disconnect, ping, sendmessage, sync,
 from chat.service import ChatService
 
 from infra import schema
+from local_stack.lambdas import LambdaContext
 from tests.support.management_double import ManagementApiDouble
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -31,20 +33,15 @@ _connection_numbers = itertools.count(1)
 _frame_numbers = itertools.count(1)
 
 
-class LambdaContextStub:
-    """The attributes of Lambda's context object that Powertools reads."""
-
-    function_name = "chat-test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-test"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/chat-test"
-    log_stream_name = "test"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 29_000
+def lambda_context(function_name: str = "chat-test") -> LambdaContext:
+    """Lambda's context object as the local stack builds it (Powertools reads its attributes)."""
+    return LambdaContext(
+        function_name=function_name,
+        memory_limit_in_mb=256,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        aws_request_id=str(uuid.uuid4()),
+        deadline=time.monotonic() + 29,
+    )
 
 
 def event(name: str) -> dict[str, Any]:
@@ -96,12 +93,12 @@ class ChatWorld:
 
     def connect(self, username: str, connection_id: str | None = None) -> str:
         connection_id = connection_id or f"conn{next(_connection_numbers):06d}="
-        response = connect.handler(self._event("connect", username, connection_id), LambdaContextStub())
+        response = connect.handler(self._event("connect", username, connection_id), lambda_context())
         assert response["statusCode"] == 200, response
         return connection_id
 
     def disconnect(self, connection_id: str, username: str) -> dict[str, Any]:
-        return disconnect.handler(self._event("disconnect", username, connection_id), LambdaContextStub())
+        return disconnect.handler(self._event("disconnect", username, connection_id), lambda_context())
 
     def send(self, connection_id: str, username: str, body: dict[str, Any] | str) -> dict[str, Any]:
         """A frame from a client: routed on ``action`` like API Gateway, anything else to $default."""
@@ -119,7 +116,7 @@ class ChatWorld:
 
     def invoke(self, handler: Any, raw_event: dict[str, Any]) -> dict[str, Any]:
         """Call a handler the way Lambda does (a test may repeat an event to mimic a redelivery)."""
-        return handler(raw_event, LambdaContextStub())
+        return handler(raw_event, lambda_context())
 
     def say(self, connection_id: str, username: str, text: str, **fields: Any) -> dict[str, Any]:
         return self.send(connection_id, username, {"action": "sendmessage", "text": text, **fields})
