@@ -37,8 +37,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER},
     "SendMessage": {
         **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "Messages": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
-        "Connections/index/byUser": {"dynamodb:Query"},
         "UserPool": {"cognito-idp:AdminGetUser"},
         **POSTS_FRAMES,
         **INVOKES_WORKER,
