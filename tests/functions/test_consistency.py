@@ -21,7 +21,7 @@ def _texts(world: ChatWorld, connection_id: str) -> list[str]:
 
 
 def test_the_lag_hides_fresh_items_from_eventually_consistent_reads(world: ChatWorld, lag: ReadLag) -> None:
-    """The harness works: a connection just recorded is missing from a plain Scan, present in a consistent one."""
+    """The harness works: a fresh connection is missing from a plain Scan and present in a consistent one."""
     connection_id = world.connect("alice")
     store = world.service.store
     scan = {"TableName": world.tables["Connections"]}
