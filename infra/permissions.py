@@ -7,7 +7,9 @@ is granted on that index only. The actions follow what the runtime calls (``func
 Every route function also gets ``execute-api:ManageConnections`` on this API's ``@connections``
 (see ``ChatStack._grant_least_privilege``).
 The functions that tell everyone something (Connect, Disconnect, SendMessage) may also invoke the
-fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights.
+fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights, and the right
+to send to its on-failure queue (granted by ``aws_lambda_destinations.SqsDestination`` in
+``infra/functions.py``).
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
