@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from chat import cursor
 from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
 
 T = 1_780_000_000_000  # a millisecond in 2026
@@ -97,3 +98,13 @@ def test_a_live_cursor_floor_sits_the_overlap_before_its_id() -> None:
     assert Cursor.for_live(message_id, 30_000) == Cursor(after=message_id, floor_ms=T - 30_000)
     early = IdGenerator().new_id(10)
     assert Cursor.for_live(early, 30_000).floor_ms == 0
+
+
+def test_the_largest_random_part_still_has_room_to_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the random draw is all ones, stepping within a millisecond keeps ids 26 characters."""
+    monkeypatch.setattr(cursor.os, "urandom", lambda size: b"\xff" * size)
+    ids = IdGenerator()
+    issued = [ids.new_id(T) for _ in range(3)]
+    assert [len(i) for i in issued] == [26, 26, 26]
+    assert issued == sorted(issued)
+    assert all(Cursor.decode(Cursor(after=i, floor_ms=T).encode()) for i in issued)
