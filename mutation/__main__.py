@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "mutation"
 GOAL = 0.95
 TIMEOUT_PER_MUTANT_S = 60.0
+# The only ``|`` in these modules joins types in annotations, which ``from __future__ import
+# annotations`` never evaluates: changing it changes nothing a test could see.
+EXCLUDED_OPERATORS = ["core/ReplaceBinaryOperator_BitOr_.*"]
 # Each module of the pure core and the tests that state its rules.
 MODULE_TESTS = {
     "functions/chat/cursor.py": ["tests/functions/test_cursor.py"],
@@ -53,12 +56,16 @@ def run_module(module: str) -> tuple[int, int, list[str]]:
     copy_tracked_files(tree)
     config, session = tree / "cosmic-ray.toml", tree / "session.sqlite"
     config.write_text(cosmic_ray_config(module, MODULE_TESTS[module]))
-    cosmic_ray = Path(sys.executable).parent / "cosmic-ray"
-    for step in ("init", "exec"):
-        subprocess.run([str(cosmic_ray), step, str(config), str(session)], cwd=tree, check=True)  # noqa: S603
-    dump = subprocess.run(  # noqa: S603
-        [str(cosmic_ray), "dump", str(session)], cwd=tree, check=True, capture_output=True, text=True
-    ).stdout
+    tools = Path(sys.executable).parent
+    steps = [
+        [tools / "cosmic-ray", "init", config, session],
+        [tools / "cr-filter-operators", session, config],
+        [tools / "cosmic-ray", "exec", config, session],
+    ]
+    for step in steps:
+        subprocess.run([str(part) for part in step], cwd=tree, check=True)  # noqa: S603
+    dump_command = [str(tools / "cosmic-ray"), "dump", str(session)]
+    dump = subprocess.run(dump_command, cwd=tree, check=True, capture_output=True, text=True).stdout  # noqa: S603
     results = [json.loads(line) for line in dump.splitlines() if line.strip()]
     done = [(item, result) for item, result in results if result and result.get("test_outcome")]
     survivors = [_diff(item, result) for item, result in done if result["test_outcome"] == "survived"]
@@ -104,6 +111,9 @@ def cosmic_ray_config(module: str, tests: list[str]) -> str:
             "",
             "[cosmic-ray.distributor]",
             'name = "local"',
+            "",
+            "[cosmic-ray.filters.operators-filter]",
+            f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}",
             "",
         ]
     )

@@ -108,3 +108,25 @@ def test_the_largest_random_part_still_has_room_to_step(monkeypatch: pytest.Monk
     assert [len(i) for i in issued] == [26, 26, 26]
     assert issued == sorted(issued)
     assert all(Cursor.decode(Cursor(after=i, floor_ms=T).encode()) for i in issued)
+
+
+def test_the_first_id_of_a_generator_keeps_any_clock_reading() -> None:
+    """A new generator stamps exactly the time it is given, even the earliest ones."""
+    assert id_time_ms(IdGenerator().new_id(0)) == 0
+    assert id_time_ms(IdGenerator().new_id(1)) == 1
+
+
+def test_lowest_ids_are_clamped_to_the_48_bit_clock() -> None:
+    """Before time 0 is the all-zero id; past the last 48-bit millisecond is that millisecond's."""
+    assert lowest_id_at(0) == "0" * 26
+    assert lowest_id_at(-1) == "0" * 26
+    assert lowest_id_at(2**60) == "7ZZZZZZZZZ" + "0" * 16
+    assert lowest_id_at(2**48 - 1) == lowest_id_at(2**60)
+
+
+def test_cursors_are_values() -> None:
+    """A cursor cannot be changed once made and can key a dict, like the string it encodes."""
+    cursor = Cursor(after=IdGenerator().new_id(T), floor_ms=T)
+    assert {cursor: 1}[Cursor(after=cursor.after, floor_ms=T)] == 1
+    with pytest.raises(AttributeError):
+        cursor.floor_ms = 0  # type: ignore[misc]
