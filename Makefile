@@ -12,13 +12,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench soak synth deploy destroy clean
+.PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench mutate soak synth deploy destroy clean
 
 help:
 	@echo "make run      start the local stack (PORT=$(PORT)) and print where to open the web client"
 	@echo "make test     lint, type-check and run every test"
 	@echo "make chat     command-line client against the local stack (USER=alice)"
 	@echo "make bench    run the benchmarks and write docs/benchmarks/"
+	@echo "make mutate  mutation testing of the pure core (how many mutants the tests kill)"
 	@echo "make soak     the long load run"
 	@echo "make lock     re-resolve the locks after editing a requirements .txt file"
 	@echo "make synth    synthesize the CloudFormation template (no AWS account needed)"
@@ -78,6 +79,10 @@ test: install-dev browser lock-check lint typecheck unit
 
 bench: install-dev
 	$(PY) -m benchmarks
+
+# Mutation testing of the pure core (about half an hour; not part of `make test`).
+mutate: install-dev
+	$(PY) -m mutation
 
 soak: install-dev
 	$(PY) -m pytest tests/reliability -m soak --soak
