@@ -96,10 +96,13 @@ class Accounts:
         deleted, kept = [], []
         admin: Any = None
         admin_problem = ""
+        self_service = True  # until the stack refuses DeleteUser once
         for account in self.created:
-            if account.access_token and self._delete_self(account):
-                deleted.append(account.username)
-                continue
+            if self_service and account.access_token:
+                if self._delete_self(account):
+                    deleted.append(account.username)
+                    continue
+                self_service = False
             if admin is None and not admin_problem:
                 admin, admin_problem = self._admin_client()
             problem = admin_problem or self._admin_delete(admin, account.username)

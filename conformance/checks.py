@@ -99,9 +99,11 @@ def presence_once_per_user(run: Run) -> None:
     observers = [run.session("a1"), run.session("b1")]
     run.close_user("c")
     started = time.monotonic()
-    c1 = run.open_session("c1")
+    run.open_session("c1")
     for observer in observers:
-        observer.wait_for(presence_of(c, True), f"presence online of {c}", run.timing.timeout_s, since=started)
+        observer.wait_for(
+            presence_of(c, True), f"presence online of {c}", run.timing.timeout_s, since=started
+        )
     c2 = run.open_session("c2")
     # After c's message from its second tab arrives, any presence its opening caused has too.
     run.barrier(c2, run.username("a"), [observers[0]])
@@ -116,7 +118,9 @@ def presence_once_per_user(run: Run) -> None:
     run.close_session("c2")
     offline = presence_of(c, False)
     for observer in observers:
-        observer.wait_for(offline, f"presence offline of {c}", run.timing.presence_timeout_s, since=first_closed)
+        observer.wait_for(
+            offline, f"presence offline of {c}", run.timing.presence_timeout_s, since=first_closed
+        )
     # A second offline (one per tab) would follow the first within the time between the two closes.
     time.sleep(max(2 * run.timing.quiet_s, last_closing - first_closed + run.timing.quiet_s))
     for observer in observers:
@@ -146,7 +150,7 @@ def public_delivery(run: Run) -> None:
     expect_shape(ack)
     expect(ack["duplicate"] is False, "the first ack says duplicate: true")
     for session in sessions:
-        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "the public message", run.timing.timeout_s)
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "public message", run.timing.timeout_s)
         expect_shape(frame)
         expected = {"from": run.username("a"), "to": None, "text": text, "clientMsgId": ack["clientMsgId"]}
         got = {name: frame.get(name) for name in expected}
@@ -165,7 +169,7 @@ def private_delivery(run: Run) -> None:
     ack = run.send(a1, text=text, to=b, label="private")
     expect_shape(ack)
     for session in (b1, b2, a2):
-        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "the private message", run.timing.timeout_s)
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "private message", run.timing.timeout_s)
         expect_shape(frame)
         got = (frame["from"], frame["to"], frame["text"])
         expect(got == (run.username("a"), b, text), f"{session.name} got {got}")
@@ -183,7 +187,7 @@ def private_by_command(run: Run) -> None:
     words = run.text("by /msg")
     ack = run.send(a1, text=f"/msg {b} {words}", label="command")
     for session in (b1, a2):
-        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "the /msg message", run.timing.timeout_s)
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "/msg message", run.timing.timeout_s)
         got = (frame["to"], frame["text"])
         expect(got == (b, words), f"{session.name} got to/text {got}, not {(b, words)}")
 
@@ -202,14 +206,14 @@ def sender_from_token(run: Run) -> None:
     a1.send(frame)
     reply = a1.wait_for(
         lambda f: f.get("clientMsgId") == frame["clientMsgId"] and f.get("type") in ("ack", "error"),
-        "an answer",
+        "answer",
         run.timing.timeout_s,
         since=sent,
     )
     if reply["type"] == "error":
         expect(reply["code"] == "invalid_message", f"refused with {reply['code']}, not invalid_message")
         return
-    message = b1.wait_for(lambda f: is_message(f, reply["id"]), "the message", run.timing.timeout_s)
+    message = b1.wait_for(lambda f: is_message(f, reply["id"]), "message", run.timing.timeout_s)
     expect(message["from"] == run.username("a"), f"the message says from {message['from']}")
 
 
@@ -219,7 +223,7 @@ def idempotent_resend(run: Run) -> None:
     frame = {"action": "sendmessage", "text": run.text("sent twice"), "clientMsgId": run.tag("twice")}
     first = run.answer(a1, dict(frame), expect="ack")
     for session in sessions:
-        session.wait_for(lambda f: is_message(f, first["id"]), "the message", run.timing.timeout_s)
+        session.wait_for(lambda f: is_message(f, first["id"]), "message", run.timing.timeout_s)
     again = run.answer(a1, dict(frame), expect="ack")
     expect_shape(again)
     expect(first["duplicate"] is False, "the first ack says duplicate: true")
@@ -237,7 +241,9 @@ def sync_after_drop(run: Run) -> None:
     a1, b1 = run.session("a1"), run.session("b1")
     b = run.username("b")
     before = run.send(a1, text=run.text("before the drop"), label="before")
-    held = b1.wait_for(lambda f: is_message(f, before["id"]), "the message before the drop", run.timing.timeout_s)
+    held = b1.wait_for(
+        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
+    )
     run.close_user("b")
     missed = [
         run.send(a1, text=run.text("missed public 1"), label="missed"),
@@ -265,7 +271,9 @@ def _sync_all(run: Run, session: Session, cursor: str, pages: int = 20) -> tuple
     for _ in range(pages):
         asked = time.monotonic()
         session.send({"action": "sync", "since": cursor, "limit": 100})
-        synced = session.wait_for(lambda f: f.get("type") == "synced", "synced", run.timing.timeout_s, since=asked)
+        synced = session.wait_for(
+            lambda f: f.get("type") == "synced", "synced", run.timing.timeout_s, since=asked
+        )
         for frame in session.frames(lambda f: f.get("type") == "message", since=asked):
             replayed.append(frame)
         if not synced.get("more"):
@@ -277,11 +285,13 @@ def _sync_all(run: Run, session: Session, cursor: str, pages: int = 20) -> tuple
 # -- errors
 
 
-def _expect_error(run: Run, session: Session, frame: Frame | str, code: str, client_msg_id: str | None) -> None:
+def _expect_error(
+    run: Run, session: Session, frame: Frame | str, code: str, client_msg_id: str | None
+) -> None:
     sent = time.monotonic()
     session.send(frame)
     error = session.wait_for(
-        lambda f: f.get("type") in ("error", "ack"), f"an {code} error", run.timing.timeout_s, since=sent
+        lambda f: f.get("type") in ("error", "ack"), f"{code} error", run.timing.timeout_s, since=sent
     )
     expect(error["type"] == "error", f"{str(frame)[:60]} was accepted, not refused with {code}")
     expect_shape(error)
@@ -315,7 +325,9 @@ def invalid_message(run: Run) -> None:
     ):
         tag = run.tag(label)
         _expect_error(run, a1, {"action": "sendmessage", "clientMsgId": tag, **body}, "invalid_message", tag)
-    _expect_error(run, a1, {"action": "sendmessage", "text": "x", "clientMsgId": "no spaces!"}, "invalid_message", None)
+    _expect_error(
+        run, a1, {"action": "sendmessage", "text": "x", "clientMsgId": "no spaces!"}, "invalid_message", None
+    )
     _expect_error(run, a1, {"action": "sync", "since": "not-a-cursor"}, "invalid_message", None)
     _expect_error(run, a1, {"action": "sync", "limit": 0}, "invalid_message", None)
 
@@ -333,9 +345,21 @@ def unknown_user(run: Run) -> None:
     a1 = run.session("a1")
     nobody = run.username("nobody")
     tag = run.tag("nobody")
-    _expect_error(run, a1, {"action": "sendmessage", "text": "hi", "to": nobody, "clientMsgId": tag}, "unknown_user", tag)
+    _expect_error(
+        run,
+        a1,
+        {"action": "sendmessage", "text": "hi", "to": nobody, "clientMsgId": tag},
+        "unknown_user",
+        tag,
+    )
     tag = run.tag("nobody")
-    _expect_error(run, a1, {"action": "sendmessage", "text": f"/msg {nobody} hi", "clientMsgId": tag}, "unknown_user", tag)
+    _expect_error(
+        run,
+        a1,
+        {"action": "sendmessage", "text": f"/msg {nobody} hi", "clientMsgId": tag},
+        "unknown_user",
+        tag,
+    )
 
 
 # -- limits
@@ -353,8 +377,12 @@ def message_limit(run: Run) -> None:
     # Under 128 KB in frames of 16 KB: accepted and answered (the text is too long for a message).
     tag = run.tag("fragmented")
     sent = time.monotonic()
-    session.send_fragments(_fragments({"action": "sendmessage", "text": "z" * UNDER_MESSAGE_LIMIT, "clientMsgId": tag}))
-    answer = session.wait_for(lambda f: f.get("clientMsgId") == tag, "an answer to a 40 KB message", run.timing.timeout_s, since=sent)
+    session.send_fragments(
+        _fragments({"action": "sendmessage", "text": "z" * UNDER_MESSAGE_LIMIT, "clientMsgId": tag})
+    )
+    answer = session.wait_for(
+        lambda f: f.get("clientMsgId") == tag, "answer to a 40 KB message", run.timing.timeout_s, since=sent
+    )
     expect(answer.get("code") == "text_too_long", f"a 40 KB message in 16 KB frames got {answer}")
     session.send_fragments(_fragments({"action": "sendmessage", "text": "z" * OVER_MESSAGE_LIMIT}))
     code = session.wait_closed(run.timing.timeout_s)

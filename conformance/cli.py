@@ -38,7 +38,10 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", help="comma-separated names of the checks to run (default: all)", default=""
     )
     parser.add_argument(
-        "--timeout", type=float, default=Timing.timeout_s, help="seconds to wait for a frame (default %(default)s)"
+        "--timeout",
+        type=float,
+        default=Timing.timeout_s,
+        help="seconds to wait for a frame (default %(default)s)",
     )
     return parser.parse_args(argv)
 

@@ -122,7 +122,9 @@ class Run:
         """Send ``frame`` and wait for the next frame of ``reply_type`` on that session."""
         sent = time.monotonic()
         session.send(frame)
-        return session.wait_for(lambda f: f.get("type") == reply_type, what, self.timing.timeout_s, since=sent)
+        return session.wait_for(
+            lambda f: f.get("type") == reply_type, what, self.timing.timeout_s, since=sent
+        )
 
     def barrier(self, sender: Session, to: str, receivers: list[Session]) -> None:
         """A private message from ``sender`` to ``to``, waited for on every receiver.
@@ -132,7 +134,7 @@ class Run:
         """
         ack = self.send(sender, text=self.text("barrier"), to=to, label="barrier")
         for receiver in receivers:
-            receiver.wait_for(lambda f: is_message(f, ack["id"]), "the barrier message", self.timing.timeout_s)
+            receiver.wait_for(lambda f: is_message(f, ack["id"]), "barrier message", self.timing.timeout_s)
         time.sleep(self.timing.quiet_s)
 
 

@@ -116,14 +116,12 @@ class Session:
                     break
                 self._changed.wait(left)
         closed = f" (socket closed with {self.close_code})" if self.close_code is not None else ""
-        raise CheckFailed(f"{self.name} got no {what} within {timeout:.0f} s{closed}")
+        raise CheckFailed(f"{self.name}: no {what} within {timeout:.0f} s{closed}")
 
     def arrivals(self, matches: Matcher, since: float = 0.0) -> list[float]:
         """When each frame (received after ``since``) that ``matches`` arrived, by time.monotonic()."""
         with self._changed:
-            return [
-                r.at for r in self.received if r.frame is not None and r.at >= since and matches(r.frame)
-            ]
+            return [r.at for r in self.received if r.frame is not None and r.at >= since and matches(r.frame)]
 
     def wait_closed(self, timeout: float) -> int | None:
         """The close code the server sent, once the socket is closed (None if it stays open)."""
@@ -153,5 +151,7 @@ class Session:
         except ValueError:
             parsed = None
         with self._changed:
-            self.received.append(Received(time.monotonic(), raw, parsed if isinstance(parsed, dict) else None))
+            self.received.append(
+                Received(time.monotonic(), raw, parsed if isinstance(parsed, dict) else None)
+            )
             self._changed.notify_all()

@@ -40,7 +40,9 @@ class Target:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], described_as: str) -> Target:
-        missing = [name for name in CONFIG_FIELDS if not isinstance(config.get(name), str) or not config[name]]
+        missing = [
+            name for name in CONFIG_FIELDS if not isinstance(config.get(name), str) or not config[name]
+        ]
         if missing:
             raise TargetUnavailable(f"{described_as} lacks {', '.join(missing)}")
         return cls(
@@ -96,8 +98,9 @@ def from_stack(stack_name: str, region: str | None) -> Target:
         raise TargetUnavailable(f"cannot read stack {stack_name}: {exc}") from None
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        where = f"{stack_name} in {session.region_name}"
         raise TargetUnavailable(
-            f"cannot read stack {stack_name} in {session.region_name}: {error.get('Code')}: {error.get('Message')}"
+            f"cannot read stack {where}: {error.get('Code')}: {error.get('Message')}"
         ) from None
     except BotoCoreError as exc:
         raise TargetUnavailable(f"cannot read stack {stack_name}: {exc}") from None

@@ -1,0 +1,59 @@
+"""The suite's own rules, as pure code: frame shapes and Cognito's endpoint per partition."""
+
+from __future__ import annotations
+
+from conformance.frames import problems
+from conformance.target import cognito_endpoint
+
+MESSAGE = {
+    "type": "message",
+    "id": "01JD0000000000000000000000",
+    "cursor": "c1",
+    "from": "alice",
+    "to": None,
+    "text": "hi",
+    "sentAt": "2026-11-27T01:02:03.456Z",
+    "clientMsgId": None,
+}
+
+
+def test_a_message_frame_as_the_protocol_says_has_no_problems() -> None:
+    """The v1 message frame, exactly its fields, passes."""
+    assert problems(MESSAGE) == []
+
+
+def test_an_extra_or_missing_field_is_a_problem() -> None:
+    """Exact field sets: one field too many or too few is reported."""
+    assert problems({**MESSAGE, "channel": "x"}) == ["message frame has unexpected ['channel']"]
+    assert problems({k: v for k, v in MESSAGE.items() if k != "cursor"}) == ["message frame lacks ['cursor']"]
+
+
+def test_presence_may_carry_at_but_need_not() -> None:
+    """Version 1.1's presence.at is accepted, not required; a non-UTC one is refused."""
+    presence = {"type": "presence", "user": "bob", "online": True}
+    assert problems(presence) == []
+    assert problems({**presence, "at": "2026-11-27T01:02:03Z"}) == []
+    assert problems({**presence, "at": "2026-11-27T01:02:03+02:00"}) == [
+        "presence.at is not in UTC: '2026-11-27T01:02:03+02:00'"
+    ]
+
+
+def test_values_of_the_wrong_type_are_problems() -> None:
+    """A non-boolean duplicate, an unsorted who and an unknown error code are each caught."""
+    ack = {"type": "ack", "id": "x", "cursor": "c", "clientMsgId": None, "duplicate": "no"}
+    assert problems(ack) == ["ack.duplicate is not a boolean: 'no'"]
+    assert problems({"type": "who", "users": ["bob", "alice"]}) == ["who.users is not sorted"]
+    error = {"type": "error", "code": "oops", "message": "m", "clientMsgId": None}
+    assert problems(error) == ["error.code is not an error code of the protocol: 'oops'"]
+
+
+def test_frames_that_are_not_protocol_frames_are_problems() -> None:
+    """API Gateway's own error body and plain text are not frames of the protocol."""
+    assert problems({"message": "Internal server error", "connectionId": "x"}) == ["unknown frame type None"]
+    assert problems("pong") == ["not a JSON object: 'pong'"]
+
+
+def test_cognito_endpoint_follows_the_partition() -> None:
+    """China's regions use amazonaws.com.cn, the others amazonaws.com."""
+    assert cognito_endpoint("eu-west-1") == "https://cognito-idp.eu-west-1.amazonaws.com/"
+    assert cognito_endpoint("cn-north-1") == "https://cognito-idp.cn-north-1.amazonaws.com.cn/"
