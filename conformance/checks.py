@@ -50,6 +50,16 @@ def presence_of(user: str, online: bool) -> Callable[[Frame], bool]:
 # -- handshakes
 
 
+def handshake_with_access_token(run: Run) -> None:
+    """Two tabs each for a and b: the sessions later checks use, opened early so that they have
+    settled in the stack (its reads may be eventually consistent) before anything is sent to them."""
+    for key in ("a1", "a2", "b1", "b2"):
+        session = run.session(key)
+        expect(session.open, f"{key}'s connection closed at once with {session.close_code}")
+    pong = run.request(run.session("b2"), {"action": "ping"}, "pong", "pong")
+    expect(pong == {"type": "pong"}, f"pong is {pong}")
+
+
 def handshake_without_token(run: Run) -> None:
     status = refused_status(run.target.websocket_url)
     expect(status in REFUSED, f"a handshake without a token got {status or 'a connection'}, not 401/403")
@@ -129,6 +139,8 @@ def presence_once_per_user(run: Run) -> None:
         expect(arrivals[0] >= last_closing, f"{c} was announced offline while its second tab was open")
     for frame in observers[0].frames(lambda f: f.get("type") == "presence" and f.get("user") == c):
         expect_shape(frame)
+    # The third user's tab for the delivery checks, opened well before they send anything.
+    run.open_session("c1")
 
 
 def who_lists_online_users(run: Run) -> None:
@@ -417,6 +429,7 @@ def frame_shapes(run: Run) -> None:
 
 
 CHECKS = (
+    Check("handshake-access-token", handshake_with_access_token),
     Check("handshake-without-token", handshake_without_token),
     Check("handshake-garbage-token", handshake_with_garbage_token),
     Check("handshake-id-token", handshake_with_id_token),
