@@ -7,6 +7,7 @@ barrier (``Run.barrier``): a message from the same sender, sent later, that must
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,13 +116,14 @@ def presence_once_per_user(run: Run) -> None:
             presence_of(c, True), f"presence online of {c}", run.timing.timeout_s, since=started
         )
     c2 = run.open_session("c2")
-    # After c's message from its second tab arrives, any presence its opening caused has too.
+    # A message from the second tab, sent once it is open: a presence frame its opening caused
+    # would come before it (the stack announces a connection while accepting it), or soon after.
     run.barrier(c2, run.username("a"), [observers[0]])
     for observer in observers:
         onlines = len(observer.frames(presence_of(c, True), since=started))
         expect(onlines == 1, f"{observer.name} heard {c} come online {onlines} times for two tabs")
+    first_closing = time.monotonic()
     run.close_session("c1")
-    first_closed = time.monotonic()
     time.sleep(run.timing.quiet_s)
     expect(c2.open, "c2 closed with c1")
     last_closing = time.monotonic()
@@ -129,12 +131,12 @@ def presence_once_per_user(run: Run) -> None:
     offline = presence_of(c, False)
     for observer in observers:
         observer.wait_for(
-            offline, f"presence offline of {c}", run.timing.presence_timeout_s, since=first_closed
+            offline, f"presence offline of {c}", run.timing.presence_timeout_s, since=first_closing
         )
     # A second offline (one per tab) would follow the first within the time between the two closes.
-    time.sleep(max(2 * run.timing.quiet_s, last_closing - first_closed + run.timing.quiet_s))
+    time.sleep(max(2 * run.timing.quiet_s, last_closing - first_closing + run.timing.quiet_s))
     for observer in observers:
-        arrivals = observer.arrivals(offline, since=first_closed)
+        arrivals = observer.arrivals(offline, since=first_closing)
         expect(len(arrivals) == 1, f"{observer.name} heard {c} go offline {len(arrivals)} times for two tabs")
         expect(arrivals[0] >= last_closing, f"{c} was announced offline while its second tab was open")
     for frame in observers[0].frames(lambda f: f.get("type") == "presence" and f.get("user") == c):
@@ -407,8 +409,6 @@ def _fragments(frame: Frame) -> list[str]:
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value)
 
 

@@ -1,7 +1,8 @@
-"""The suite's own rules, as pure code: frame shapes and Cognito's endpoint per partition."""
+"""The suite's own rules, as pure code: frame shapes, Cognito's endpoint per partition, --only."""
 
 from __future__ import annotations
 
+from conformance.cli import main, select
 from conformance.frames import problems
 from conformance.target import cognito_endpoint
 
@@ -57,3 +58,17 @@ def test_cognito_endpoint_follows_the_partition() -> None:
     """China's regions use amazonaws.com.cn, the others amazonaws.com."""
     assert cognito_endpoint("eu-west-1") == "https://cognito-idp.eu-west-1.amazonaws.com/"
     assert cognito_endpoint("cn-north-1") == "https://cognito-idp.cn-north-1.amazonaws.com.cn/"
+
+
+def test_only_names_checks_that_exist(capsys) -> None:
+    """--only with a misspelt check name stops before anything runs, with the list of names."""
+    assert main(["--url", "http://127.0.0.1:9", "--only", "private-delivery,privat-delivery"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("conformance: no check named privat-delivery; the checks: ")
+    assert "private-delivery" in error
+
+
+def test_only_keeps_the_suites_order() -> None:
+    """--only runs the named checks in the suite's own order, whatever order they are given in."""
+    names = [check.name for check in select("frame-shapes, ping-action")]
+    assert names == ["ping-action", "frame-shapes"]
