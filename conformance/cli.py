@@ -54,11 +54,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ValueError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    with _where(arguments) as where:
-        if isinstance(where, str):
-            print(f"conformance: {where}", file=sys.stderr)
-            return EXIT_UNREACHABLE
-        return run_suite(where, checks, Timing(timeout_s=arguments.timeout), out)
+    try:
+        with _target(arguments) as target:
+            return run_suite(target, checks, Timing(timeout_s=arguments.timeout), out)
+    except TargetUnavailable as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
 
 
 def select(only: str) -> tuple[Check, ...]:
@@ -73,18 +74,15 @@ def select(only: str) -> tuple[Check, ...]:
 
 
 @contextlib.contextmanager
-def _where(arguments: argparse.Namespace) -> Iterator[Target | str]:
-    """The stack to check, or why it cannot be reached (a local stack runs until the block ends)."""
-    try:
-        if arguments.url:
-            yield targets.from_url(arguments.url)
-        elif arguments.stack:
-            yield targets.from_stack(arguments.stack, arguments.region)
-        else:
-            with _local_stack() as url:
-                yield targets.from_url(url)
-    except TargetUnavailable as exc:
-        yield str(exc)
+def _target(arguments: argparse.Namespace) -> Iterator[Target]:
+    """The stack to check (a local one runs until the block ends); TargetUnavailable if none."""
+    if arguments.url:
+        yield targets.from_url(arguments.url)
+    elif arguments.stack:
+        yield targets.from_stack(arguments.stack, arguments.region)
+    else:
+        with _local_stack() as url:
+            yield targets.from_url(url)
 
 
 @contextlib.contextmanager
@@ -98,7 +96,11 @@ def _local_stack() -> Iterator[str]:
     os.environ["AWS_SECRET_ACCESS_KEY"] = DUMMY_CREDENTIALS["aws_secret_access_key"]
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
-    with running_stack() as stack:
+    with contextlib.ExitStack() as scope:
+        try:
+            stack = scope.enter_context(running_stack())
+        except RuntimeError as exc:
+            raise TargetUnavailable(f"the local stack did not start: {str(exc).splitlines()[0]}") from None
         print(f"local stack at {stack.http_url}", flush=True)
         yield stack.http_url
 
