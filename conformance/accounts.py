@@ -78,6 +78,18 @@ class Accounts:
         self.created.append(account)
         return account
 
+    def refusal_of(self, username: str) -> str | None:
+        """Why a sign-up of ``username`` was refused, or None if it was accepted (then it is deleted
+        with the others at the end)."""
+        try:
+            self._public.sign_up(
+                ClientId=self._target.user_pool_client_id, Username=username, Password=password()
+            )
+        except ClientError as exc:
+            return str(exc.response.get("Error", {}).get("Code"))
+        self.created.append(Account(username, "", ""))
+        return None
+
     def sign_in(self, username: str, secret: str) -> Account:
         try:
             result = self._public.initiate_auth(

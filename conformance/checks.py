@@ -48,6 +48,17 @@ def presence_of(user: str, online: bool) -> Callable[[Frame], bool]:
     return lambda f: f.get("type") == "presence" and f.get("user") == user and f.get("online") is online
 
 
+# -- accounts
+
+
+def username_rule(run: Run) -> None:
+    """Sign-up refuses usernames outside 3 to 32 characters of a-z 0-9 _ . -"""
+    # Both carry this run's prefix, so one wrongly accepted is still recognisably ours to delete.
+    for username in (f"{run.username('x')}!", run.username("x" * 20)):
+        refusal = run.accounts.refusal_of(username)
+        expect(refusal is not None, f"the username {username!r} was accepted")
+
+
 # -- handshakes
 
 
@@ -204,6 +215,15 @@ def private_by_command(run: Run) -> None:
         frame = session.wait_for(lambda f: is_message(f, ack["id"]), "/msg message", run.timing.timeout_s)
         got = (frame["to"], frame["text"])
         expect(got == (b, words), f"{session.name} got to/text {got}, not {(b, words)}")
+
+
+def usernames_ignore_case(run: Run) -> None:
+    """A recipient named in capitals is the same user, shown lower-case."""
+    b1 = run.session("b1")
+    b = run.username("b")
+    ack = run.send(run.session("a1"), text=run.text("to capitals"), to=b.upper(), label="case")
+    frame = b1.wait_for(lambda f: is_message(f, ack["id"]), "message to capitals", run.timing.timeout_s)
+    expect(frame["to"] == b, f"the message says to {frame['to']!r}, not {b!r}")
 
 
 def sender_from_token(run: Run) -> None:
@@ -429,6 +449,7 @@ def frame_shapes(run: Run) -> None:
 
 
 CHECKS = (
+    Check("sign-up-username-rule", username_rule),
     Check("handshake-access-token", handshake_with_access_token),
     Check("handshake-without-token", handshake_without_token),
     Check("handshake-garbage-token", handshake_with_garbage_token),
@@ -440,6 +461,7 @@ CHECKS = (
     Check("public-delivery", public_delivery),
     Check("private-delivery", private_delivery),
     Check("private-by-command", private_by_command),
+    Check("username-ignores-case", usernames_ignore_case),
     Check("sender-from-token", sender_from_token),
     Check("idempotent-resend", idempotent_resend),
     Check("sync-after-drop", sync_after_drop),
