@@ -28,6 +28,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
         description="Check a running chat stack against its protocol, as a client sees it.",
+        epilog=f"checks, in order: {', '.join(check.name for check in CHECKS)}. "
+        "Exit status: 0 all passed, 1 some failed, 2 the stack could not be reached.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="the web client's address: its /config.json says where the stack is")
