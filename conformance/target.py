@@ -104,6 +104,12 @@ def from_stack(stack_name: str, region: str | None) -> Target:
         ) from None
     except BotoCoreError as exc:
         raise TargetUnavailable(f"cannot read stack {stack_name}: {exc}") from None
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
-    config = {field: outputs.get(output) for output, field in STACK_OUTPUTS.items()}
-    return Target.from_config(config, f"stack {stack_name} in {session.region_name}")
+    return Target.from_config(
+        config_from_outputs(stacks[0].get("Outputs", [])), f"stack {stack_name} in {session.region_name}"
+    )
+
+
+def config_from_outputs(outputs: list[dict[str, str]]) -> dict[str, Any]:
+    """A stack's outputs (as DescribeStacks lists them) as the fields of ``/config.json``."""
+    values = {item["OutputKey"]: item["OutputValue"] for item in outputs}
+    return {field: values.get(output) for output, field in STACK_OUTPUTS.items()}

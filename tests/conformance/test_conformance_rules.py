@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conformance.cli import main, select
 from conformance.frames import problems
-from conformance.target import cognito_endpoint
+from conformance.target import Target, TargetUnavailable, cognito_endpoint, config_from_outputs
 
 MESSAGE = {
     "type": "message",
@@ -58,6 +60,37 @@ def test_cognito_endpoint_follows_the_partition() -> None:
     """China's regions use amazonaws.com.cn, the others amazonaws.com."""
     assert cognito_endpoint("eu-west-1") == "https://cognito-idp.eu-west-1.amazonaws.com/"
     assert cognito_endpoint("cn-north-1") == "https://cognito-idp.cn-north-1.amazonaws.com.cn/"
+
+
+def test_a_stacks_outputs_say_where_it_is() -> None:
+    """WebSocketUrl, Region, UserPoolId, UserPoolClientId become the target; Cognito's endpoint
+    is built from the region (China's suffix in cn- regions)."""
+    outputs = [
+        {
+            "OutputKey": "WebSocketUrl",
+            "OutputValue": "wss://abc.execute-api.cn-north-1.amazonaws.com.cn/prod",
+        },
+        {"OutputKey": "Region", "OutputValue": "cn-north-1"},
+        {"OutputKey": "UserPoolId", "OutputValue": "cn-north-1_abc"},
+        {"OutputKey": "UserPoolClientId", "OutputValue": "client123"},
+        {"OutputKey": "WebClientUrl", "OutputValue": "https://d111.cloudfront.net"},
+    ]
+    target = Target.from_config(config_from_outputs(outputs), "stack X")
+    assert target.websocket_url == "wss://abc.execute-api.cn-north-1.amazonaws.com.cn/prod"
+    assert (target.region, target.user_pool_id, target.user_pool_client_id) == (
+        "cn-north-1",
+        "cn-north-1_abc",
+        "client123",
+    )
+    assert target.cognito_endpoint == "https://cognito-idp.cn-north-1.amazonaws.com.cn/"
+
+
+def test_missing_outputs_are_named() -> None:
+    """A stack without the outputs a client needs cannot be checked, and the error says which."""
+    with pytest.raises(TargetUnavailable, match="stack X lacks region, userPoolId, userPoolClientId"):
+        Target.from_config(
+            config_from_outputs([{"OutputKey": "WebSocketUrl", "OutputValue": "wss://x"}]), "stack X"
+        )
 
 
 def test_only_names_checks_that_exist(capsys) -> None:
