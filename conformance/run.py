@@ -48,9 +48,6 @@ class Run:
         for letter in LETTERS:
             self.users[letter] = self.accounts.sign_up(self.username(letter))
 
-    def is_ours(self, username: Any) -> bool:
-        return isinstance(username, str) and username.startswith(f"{PREFIX}-{self.run_id}-")
-
     # -- sessions
 
     def session(self, key: str) -> Session:

@@ -76,7 +76,6 @@ class Session:
                 close_timeout=5,
             )
         )
-        self.opened_at = time.monotonic()
         self._reader = threading.Thread(target=self._read, name=f"session-{name}", daemon=True)
         self._reader.start()
 
