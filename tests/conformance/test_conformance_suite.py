@@ -73,8 +73,7 @@ def test_every_check_passes_against_the_local_stack() -> None:
 def test_broken_private_delivery_fails_the_suite() -> None:
     """A stack that drops private messages to the recipient's second tab fails private-delivery."""
     with running_stack(breaks=("private-delivery",)) as stack:
-        # A shorter wait for the frame that never comes; every other frame comes well within it.
-        outcome = run_suite("--url", stack.http_url, "--timeout", "10")
+        outcome = run_suite("--url", stack.http_url)
     verdicts = outcome.verdicts()
     assert outcome.status == 1, "\n".join(outcome.lines) + outcome.stderr
     assert verdicts["private-delivery"].startswith("FAIL private-delivery: b2: no private message within"), (
