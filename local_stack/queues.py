@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from local_stack.lambdas import Function, LambdaRuntime
 VISIBILITY_TIMEOUT_S = 30
 MAX_RECEIVES = 5
 POLL_INTERVAL_S = 0.2
+
+_log = logging.getLogger(__name__)
 BATCH_SIZE = 10
 
 
@@ -127,5 +130,5 @@ class EventSourceMapping:
                 if await self.poll_once():
                     continue  # more may be waiting
             except Exception:  # noqa: BLE001 - a failed poll is retried, as Lambda's poller does
-                pass
+                _log.warning("polling the presence-check queue failed; retrying", exc_info=True)
             await asyncio.sleep(POLL_INTERVAL_S)

@@ -114,7 +114,8 @@ def _grace_seconds(env: Mapping[str, str]) -> int:
         ) from None
     if not 0 <= value <= MAX_PRESENCE_GRACE_SECONDS:
         raise ConfigError(
-            f"environment variable {PRESENCE_GRACE_SECONDS} must be 0 to {MAX_PRESENCE_GRACE_SECONDS}, got {value}"
+            f"environment variable {PRESENCE_GRACE_SECONDS} must be 0 to "
+            f"{MAX_PRESENCE_GRACE_SECONDS}, got {value}"
         )
     return value
 
