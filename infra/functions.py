@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from chat import config
 from constructs import Construct
 
-from infra import constants
+from infra import constants, presence
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -68,7 +68,8 @@ def chat_function(
 
 
 class ChatFunctions(Construct):
-    """The route functions (by ``constants.Route.function_id``), the authorizer and the fan-out worker."""
+    """The route functions (by ``constants.Route.function_id``), the authorizer, the fan-out worker
+    and the presence-check worker."""
 
     def __init__(
         self,
@@ -90,6 +91,15 @@ class ChatFunctions(Construct):
             memory_mb=FANOUT_WORKER_MEMORY_MB,
         )
         route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
+        # Reads the presence grace's delayed checks from SQS (infra/presence.py).
+        self.presence_check = chat_function(
+            self,
+            "PresenceCheckFunction",
+            code=code,
+            handler=constants.PRESENCE_CHECK_HANDLER,
+            environment=route_environment,
+            timeout=presence.WORKER_TIMEOUT,
+        )
         self.routes: dict[str, lambda_.Function] = {
             route.function_id: chat_function(
                 self,

@@ -138,9 +138,7 @@ def test_a_failed_disconnect_is_healed_by_its_check(grace_world: ChatWorld) -> N
     throttle.remaining = 0  # the table has capacity again
     assert who(world, b1, "bob") == ["alice", "bob"]  # the ghost, for now
     world.later(seconds=60)  # past the handshake grace: a 410 now means gone
-    started = time.monotonic()
-    assert after_the_grace(world) == 1
-    assert time.monotonic() - started < GRACE + 2
+    assert after_the_grace(world) == 1  # the first delivery after the grace heals it
     assert world.management.lookups == [a1]
     assert about(world, b1, "alice") == [True, False]
     assert who(world, b1, "bob") == ["bob"]
