@@ -8,8 +8,11 @@ import time
 from datetime import datetime
 
 import pytest
+from chat.config import ConfigError, Settings
+from chat.grace import PresenceCheck
 from chat.handlers import presence
 
+from local_stack.queues import sqs_event
 from tests.reliability.faults import DynamoDbThrottle
 from tests.support.world import ChatWorld
 
@@ -55,7 +58,6 @@ def test_offline_comes_only_after_the_grace_and_who_lists_the_user_meanwhile(gra
     a1 = world.connect("alice")
     before = time.time()
     world.disconnect(a1, "alice")
-    assert world.run_presence_checks() == 0  # the check is held back for the grace
     assert about(world, b1, "alice") == [True]
     assert who(world, b1, "bob") == ["alice", "bob"]
     assert after_the_grace(world) == 1
@@ -90,7 +92,6 @@ def test_a_check_delivered_twice_or_after_a_reconnect_changes_nothing(grace_worl
     messages = world.sqs.receive_message(QueueUrl=world.presence_queues.url, MaxNumberOfMessages=10)[
         "Messages"
     ]
-    from local_stack.queues import sqs_event
 
     event = sqs_event(messages, queue_arn=world.presence_queues.arn, region="us-east-1")
     assert world.invoke(presence.handler, event) == {"batchItemFailures": []}
@@ -142,3 +143,39 @@ def test_a_failed_disconnect_is_healed_by_its_check(grace_world: ChatWorld) -> N
     assert world.management.lookups == [a1]
     assert about(world, b1, "alice") == [True, False]
     assert who(world, b1, "bob") == ["bob"]
+
+
+REQUIRED = {"CONNECTIONS_TABLE": "c", "PRESENCE_TABLE": "p", "MESSAGES_TABLE": "m", "USER_POOL_ID": "u"}
+
+
+def test_the_grace_setting_defaults_to_15_and_is_bounded_by_sqs() -> None:
+    """PRESENCE_GRACE_SECONDS: 15 unless set; 0 to 900 (SQS's longest delay); anything else is named."""
+    assert Settings.from_env(REQUIRED).presence_grace_seconds == 15
+    assert Settings.from_env({**REQUIRED, "PRESENCE_GRACE_SECONDS": "0"}).presence_grace_seconds == 0
+    for bad in ("901", "-1", "soon"):
+        with pytest.raises(ConfigError, match="PRESENCE_GRACE_SECONDS"):
+            Settings.from_env({**REQUIRED, "PRESENCE_GRACE_SECONDS": bad})
+
+
+def test_the_local_stack_takes_the_grace_as_a_flag() -> None:
+    """`python -m local_stack --presence-grace 3` (default 15); past 900 is refused."""
+    from local_stack.__main__ import parse_options
+
+    assert parse_options([])[0].presence_grace_s == 15
+    assert parse_options(["--presence-grace", "3"])[0].presence_grace_s == 3
+    with pytest.raises(SystemExit):
+        parse_options(["--presence-grace", "901"])
+
+
+def test_a_check_delivered_early_looks_again_when_the_grace_is_due(grace_world: ChatWorld) -> None:
+    """A check that arrives before the grace has run out announces nothing and queues itself again."""
+    world = grace_world
+    b1 = world.connect("bob")
+    a1 = world.connect("alice")
+    world.disconnect(a1, "alice")
+    assert world.presence_queues is not None
+    world.service.check_presence(PresenceCheck(world.management.endpoint, "alice", a1))
+    assert about(world, b1, "alice") == [True]
+    time.sleep(GRACE + 0.3)
+    assert world.run_presence_checks() == 2  # the original and the one queued again
+    assert about(world, b1, "alice") == [True, False]
