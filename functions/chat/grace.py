@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -20,8 +20,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from chat.observability import logger
 
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
+
+class SqsClient(Protocol):
+    """The one SQS call made here (typed without pulling in the SQS stubs)."""
+
+    def send_message(self, *, QueueUrl: str, MessageBody: str, DelaySeconds: int) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -50,17 +53,17 @@ class PresenceCheck:
 class PresenceScheduler:
     """Sends each check to the queue, delayed: SQS holds it back ``delay`` seconds (at most 900)."""
 
-    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+    def __init__(self, queue_url: str, client: SqsClient | None = None) -> None:
         self.queue_url = queue_url
         self._client = client
 
     @property
-    def client(self) -> SQSClient:
+    def client(self) -> SqsClient:
         if self._client is None:
             config = Config(
                 connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
             )
-            self._client = boto3.client("sqs", config=config)
+            self._client = cast(SqsClient, boto3.client("sqs", config=config))
         return self._client
 
     def schedule(self, check: PresenceCheck, *, delay_seconds: float) -> bool:
