@@ -12,7 +12,6 @@ their tables and charts under ``docs/benchmarks/``.
 """
 
 import os
-import sys
 from pathlib import Path
 
 # Powertools' Metrics reads its namespace once, when the handlers are first imported; without one,
@@ -20,8 +19,3 @@ from pathlib import Path
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessChatBenchmarks")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The handlers' package ``chat`` lives under functions/ (the Lambda asset's root): make it importable
-# however the benchmarks are started, as local_stack does.
-for _path in (REPO_ROOT, REPO_ROOT / "functions"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
