@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from chat import config
 from constructs import Construct
 
-from infra import constants
+from infra import constants, presence
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -80,7 +80,8 @@ def chat_function(
 
 
 class ChatFunctions(Construct):
-    """The route functions (by ``constants.Route.function_id``), the authorizer and the fan-out worker."""
+    """The route functions (by ``constants.Route.function_id``), the authorizer, the fan-out worker
+    and the presence-check worker."""
 
     def __init__(
         self,
@@ -108,6 +109,15 @@ class ChatFunctions(Construct):
             on_failure=destinations.SqsDestination(self.fanout_failures.queue),
         )
         route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
+        # Reads the presence grace's delayed checks from SQS (infra/presence.py).
+        self.presence_check = chat_function(
+            self,
+            "PresenceCheckFunction",
+            code=code,
+            handler=constants.PRESENCE_CHECK_HANDLER,
+            environment=route_environment,
+            timeout=presence.WORKER_TIMEOUT,
+        )
         self.routes: dict[str, lambda_.Function] = {
             route.function_id: chat_function(
                 self,

@@ -10,6 +10,8 @@ The functions that tell everyone something (Connect, Disconnect, SendMessage) ma
 fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights, and the right
 to send to its on-failure queue (granted by ``aws_lambda_destinations.SqsDestination`` in
 ``infra/functions.py``).
+The functions that queue delayed presence checks (``SENDS_PRESENCE_CHECKS``) may send to that
+queue; the presence-check worker also consumes it (its SQS trigger's own grant).
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
@@ -77,11 +79,21 @@ GRANTS: dict[str, FunctionGrants] = {
     # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
     "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
     "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    # Runs the presence grace's delayed checks: reads the user's presence item (GetItem), ends the
+    # grace with a conditional DeleteItem, prunes a connection API Gateway says is gone (GET
+    # @connections) and tells everyone (Scan) when the user went offline.
+    "PresenceCheck": FunctionGrants(
+        tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:GetItem", *_PRUNE_STALE[PRESENCE])},
+        indexes={},
+    ),
 }
 
 
-# Route functions that broadcast to every connection, and so may hand chunks to the worker.
-INVOKES_FANOUT_WORKER = ("Connect", "Disconnect", "SendMessage")
+# Functions that broadcast to every connection, and so may hand chunks to the worker.
+INVOKES_FANOUT_WORKER = ("Connect", "Disconnect", "SendMessage", "PresenceCheck")
+# Functions that queue a delayed presence check (sqs:SendMessage on the presence queue only): the
+# last $disconnect of a user, and a check that arrived early and looks again later.
+SENDS_PRESENCE_CHECKS = ("Disconnect", "PresenceCheck")
 
 
 def grant(

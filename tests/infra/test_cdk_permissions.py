@@ -34,7 +34,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         **POSTS_FRAMES,
         **INVOKES_WORKER,
     },
-    "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER},
+    "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER, "PresenceQueue": {"sqs:SendMessage"}},
     "SendMessage": {
         **PRUNE,
         "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -59,6 +59,21 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "Ping": {**PRUNE, **POSTS_FRAMES},
     "Default": {**PRUNE, **POSTS_FRAMES},
+    "PresenceCheck": {
+        **PRUNE,
+        "Presence": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        **POSTS_FRAMES,
+        **INVOKES_WORKER,
+        # Sending (a check that came early looks again later) and what its SQS trigger consumes with.
+        "PresenceQueue": {
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
+    },
     "Authorizer": {},
     "PreSignUp": {},
 }
@@ -68,6 +83,7 @@ def _functions(chat_stack: ChatStack) -> dict[str, Any]:
     return {
         **chat_stack.functions.routes,
         "FanoutWorker": chat_stack.functions.fanout_worker,
+        "PresenceCheck": chat_stack.functions.presence_check,
         "Authorizer": chat_stack.functions.authorizer,
         "PreSignUp": chat_stack.identity.pre_sign_up,
     }
@@ -80,6 +96,7 @@ def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
     names[logical_id(chat_stack.websocket.api)] = "Api"
     names[logical_id(chat_stack.functions.fanout_worker)] = "FanoutWorker"
     names[logical_id(chat_stack.functions.fanout_failures.queue)] = "FanoutFailures"
+    names[logical_id(chat_stack.presence.queue)] = "PresenceQueue"
     return names
 
 
