@@ -43,6 +43,7 @@ OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
 OUTPUT_REGION = "Region"
 OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
+OUTPUT_WEB_CLIENT_URL = "WebClientUrl"
 
 # CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
 # retainData: keep the messages table and the user pool when the stack is deleted (default true).
@@ -51,3 +52,5 @@ RETAIN_DATA_CONTEXT_KEY = "retainData"
 NAG_CONTEXT_KEY = "nag"
 # apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
 API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
+# webClient: host the web client (S3 + CloudFront) with this stack's config.json (default true).
+WEB_CLIENT_CONTEXT_KEY = "webClient"

@@ -28,6 +28,11 @@ CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
 RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
 FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
 FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
+# The partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...): the stack sets it from
+# AWS::URLSuffix, so host names built at run time are right in every partition.
+AWS_URL_SUFFIX = "AWS_URL_SUFFIX"
+DEFAULT_URL_SUFFIX = "amazonaws.com"
+CHINA_URL_SUFFIX = "amazonaws.com.cn"
 
 
 class ConfigError(RuntimeError):
@@ -91,6 +96,20 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"environment variable {name} must be positive, got {value}")
     return value
+
+
+def url_suffix(region: str, env: Mapping[str, str] | None = None) -> str:
+    """The DNS suffix of AWS endpoints in ``region``'s partition.
+
+    ``AWS_URL_SUFFIX`` when the environment has it (the stack sets it); otherwise derived from the
+    region, as China's regions (``cn-north-1``, ``cn-northwest-1``) are the one partition of
+    public regions with another suffix.
+    """
+    env = os.environ if env is None else env
+    configured = env.get(AWS_URL_SUFFIX, "").strip()
+    if configured:
+        return configured
+    return CHINA_URL_SUFFIX if region.startswith("cn-") else DEFAULT_URL_SUFFIX
 
 
 @lru_cache(maxsize=1)
