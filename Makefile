@@ -21,8 +21,8 @@ help:
 	@echo "make bench    run the benchmarks and write docs/benchmarks/"
 	@echo "make soak     the long load run"
 	@echo "make synth    synthesize the CloudFormation template (no AWS account needed)"
-	@echo "make deploy   deploy to the AWS account in your environment"
-	@echo "make destroy  delete the deployed stack"
+	@echo "make deploy   deploy to the AWS account in your environment (REGION=eu-west-1) and print the URLs"
+	@echo "make destroy  delete the deployed stack (REGION=eu-west-1)"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -69,11 +69,13 @@ soak: install
 synth: install
 	npx --yes aws-cdk@2 synth --quiet
 
+# Checks credentials, bootstraps the account and region if needed, deploys, prints the URLs.
+# REGION=eu-west-1 picks the region; CDK_ARGS="-c webClient=false" passes options to cdk deploy.
 deploy: install
-	npx --yes aws-cdk@2 deploy --require-approval never
+	@$(PY) -m infra.deploy deploy $(if $(REGION),--region $(REGION)) $(if $(CDK_ARGS),-- $(CDK_ARGS))
 
 destroy: install
-	npx --yes aws-cdk@2 destroy --force
+	@$(PY) -m infra.deploy destroy $(if $(REGION),--region $(REGION))
 
 clean:
 	rm -rf $(VENV) cdk.out build .pytest_cache .mypy_cache .ruff_cache
