@@ -18,11 +18,13 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from infra import web_policy
+from infra.functions import LOG_RETENTION
 
 WEB_ROOT = Path(__file__).resolve().parents[1] / "clients" / "web"
 CONFIG_OBJECT = "config.json"
@@ -91,6 +93,10 @@ class ChatWebClient(Construct):
             distribution=self.distribution,
             distribution_paths=["/*"],
             memory_limit=256,
+            # Its logs expire like the chat's, and go with the stack.
+            log_group=logs.LogGroup(
+                self, "DeploymentLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
+            ),
         )
 
     @property
