@@ -1,12 +1,16 @@
 """DynamoDB adapter: connections, per-user presence and the message history (see infra/schema.py).
 
 Every write that decides something (first connection, last connection, duplicate send) is a single
-conditional or atomic DynamoDB operation, never read-then-write, so concurrent Lambdas agree.
+conditional or atomic DynamoDB operation, never read-then-write, so concurrent Lambdas agree. Every
+read that decides who gets a frame, or what a sync returns, is strongly consistent (no index is read:
+DynamoDB serves global secondary indexes only eventually consistently), and every Query or Scan
+follows ``LastEvaluatedKey`` past DynamoDB's 1 MB pages.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +35,10 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     max_pool_connections=64,
 )
+# BatchGetItem takes at most 100 keys; a few rounds for the keys it leaves unprocessed (throttling).
+_BATCH_GET_LIMIT = 100
+_UNPROCESSED_ROUNDS = 4
+_UNPROCESSED_BACKOFF_S = 0.025
 
 
 def user_feed(username: str) -> str:
@@ -183,26 +191,49 @@ class ChatStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise DependencyError("could not update presence") from exc
 
-    def connections_of(self, username: str) -> list[Connection]:
-        """Every open connection of one user, by the ``byUser`` index (a Query, never a Scan)."""
-        connections: list[Connection] = []
+    def connections_of(self, *usernames: str) -> list[Connection]:
+        """Every open connection of these users, from their presence items (one BatchGetItem).
+
+        Read strongly consistently: a connection recorded a moment ago is there. (A global secondary
+        index on the connections table would be cheaper to keep but is only eventually consistent,
+        so a device that had just connected could miss a private message until it reconnected.)
+        """
+        keys = [{"username": {"S": name}} for name in dict.fromkeys(usernames)]
+        items: list[dict[str, Any]] = []
         with _wrapped("list the user's connections"):
-            paginator = self.client.get_paginator("query")
-            for page in paginator.paginate(
-                TableName=self.connections_table,
-                IndexName="byUser",
-                KeyConditionExpression="username = :u",
-                ExpressionAttributeValues={":u": {"S": username}},
-            ):
-                connections += [_connection(item) for item in page.get("Items", [])]
-        return connections
+            for start in range(0, len(keys), _BATCH_GET_LIMIT):
+                items += self._get_all(self.presence_table, keys[start : start + _BATCH_GET_LIMIT])
+        return [
+            Connection(connection_id, item["username"]["S"])
+            for item in items
+            for connection_id in sorted(item.get("conns", {}).get("SS", []))
+        ]
+
+    def _get_all(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """BatchGetItem, strongly consistent, asking again for any keys DynamoDB left unprocessed."""
+        items: list[dict[str, Any]] = []
+        request: Any = {table: {"Keys": keys, "ConsistentRead": True}}
+        for round_number in range(_UNPROCESSED_ROUNDS):
+            if round_number:
+                time.sleep(_UNPROCESSED_BACKOFF_S * 2**round_number)  # left over when throttled
+            response = self.client.batch_get_item(RequestItems=request)
+            items += response.get("Responses", {}).get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+        raise DependencyError("DynamoDB left keys unprocessed")
 
     def all_connections(self) -> Iterator[list[Connection]]:
-        """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read)."""
+        """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read).
+
+        Strongly consistent, every page: a connection recorded just before a public send gets it.
+        """
         with _wrapped("list the connections"):
             paginator = self.client.get_paginator("scan")
             for page in paginator.paginate(
-                TableName=self.connections_table, ProjectionExpression="connectionId, username"
+                TableName=self.connections_table,
+                ProjectionExpression="connectionId, username",
+                ConsistentRead=True,
             ):
                 yield [_connection(item) for item in page.get("Items", [])]
 
@@ -216,6 +247,7 @@ class ChatStore:
                 FilterExpression="expiresAt > :now AND attribute_exists(conns)",
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
                 ProjectionExpression="username",
+                ConsistentRead=True,  # a user who connected a moment ago is listed
             ):
                 users += [item["username"]["S"] for item in page.get("Items", [])]
         return sorted(users)
@@ -347,20 +379,36 @@ class ChatStore:
     def latest(self, feeds: list[str], *, limit: int, now: float) -> list[StoredMessage]:
         """The latest ``limit`` messages across ``feeds``, oldest first."""
         newest_first: list[StoredMessage] = []
-        with _wrapped("read the history"):
-            for feed in feeds:
-                response = self.client.query(
-                    TableName=self.messages_table,
-                    KeyConditionExpression="feed = :s",
-                    FilterExpression="expiresAt > :now",
-                    ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
-                    ScanIndexForward=False,
-                    Limit=limit,
-                    ConsistentRead=True,
-                )
-                newest_first += [_stored_message(item) for item in response.get("Items", [])]
+        for feed in feeds:
+            newest_first += self._newest(feed, limit=limit, now=now)
         newest_first.sort(key=lambda m: m.id, reverse=True)
         return list(reversed(newest_first[:limit]))
+
+    def _newest(self, feed: str, *, limit: int, now: float) -> list[StoredMessage]:
+        """Up to ``limit`` of one feed's newest messages, newest first.
+
+        A Query page stops at 1 MB whatever its ``Limit`` (about 330 messages of 3,000 characters),
+        and ``Limit`` counts items before the expiry filter drops any: so pages are followed until
+        ``limit`` messages are in hand or the feed has no more.
+        """
+        messages: list[StoredMessage] = []
+        with _wrapped("read the history"):
+            paginator = self.client.get_paginator("query")
+            pages = paginator.paginate(
+                TableName=self.messages_table,
+                KeyConditionExpression="feed = :s",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                PaginationConfig={"PageSize": limit},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    messages.append(_stored_message(item))
+                    if len(messages) == limit:
+                        return messages
+        return messages
 
 
 def _recorded_before(cutoff: float | None) -> dict[str, Any]:

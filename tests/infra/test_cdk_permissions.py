@@ -37,13 +37,20 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER},
     "SendMessage": {
         **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "Messages": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
-        "Connections/index/byUser": {"dynamodb:Query"},
         "UserPool": {"cognito-idp:AdminGetUser"},
         **POSTS_FRAMES,
         **INVOKES_WORKER,
     },
-    "FanoutWorker": {**PRUNE, **POSTS_FRAMES},
+    # Lambda sends the record of a worker event that failed every attempt to the on-failure queue
+    # with the worker's role. aws_lambda_destinations.SqsDestination grants this (SendMessage is what
+    # Lambda calls; reading the queue's URL and attributes comes with CDK's grantSendMessages).
+    "FanoutWorker": {
+        **PRUNE,
+        **POSTS_FRAMES,
+        "FanoutFailures": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+    },
     "Sync": {**PRUNE, "Messages": {"dynamodb:Query"}, **POSTS_FRAMES},
     "Who": {
         **PRUNE,
@@ -72,6 +79,7 @@ def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
     names[logical_id(chat_stack.identity.user_pool)] = "UserPool"
     names[logical_id(chat_stack.websocket.api)] = "Api"
     names[logical_id(chat_stack.functions.fanout_worker)] = "FanoutWorker"
+    names[logical_id(chat_stack.functions.fanout_failures.queue)] = "FanoutFailures"
     return names
 
 
