@@ -8,9 +8,11 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from chat.closer import ConnectionCloser
 from chat.config import settings
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
+from chat.limits import RateLimiter
 from chat.notifier import Notifier, management_endpoint
 from chat.service import ChatService
 from chat.store import ChatStore
@@ -31,6 +33,13 @@ def directory() -> UserDirectory:
     return UserDirectory(settings().user_pool_id)
 
 
+@lru_cache(maxsize=1)
+def limiter() -> RateLimiter:
+    """One per process: its memory of who is flooding serves every route this instance runs."""
+    config = settings()
+    return RateLimiter(store(), config.budgets_per_minute, flood_close_after=config.flood_close_after)
+
+
 @lru_cache(maxsize=8)
 def service_for(endpoint: str) -> ChatService:
     """One service (and one pooled management-API client) per API endpoint."""
@@ -40,6 +49,8 @@ def service_for(endpoint: str) -> ChatService:
         notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
         directory=directory(),
         dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
+        limiter=limiter(),
+        closer=ConnectionCloser(endpoint, region=_region()),
         settings=config,
     )
 
@@ -62,4 +73,5 @@ def reset() -> None:
     settings.cache_clear()
     store.cache_clear()
     directory.cache_clear()
+    limiter.cache_clear()
     service_for.cache_clear()
