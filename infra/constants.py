@@ -51,3 +51,5 @@ RETAIN_DATA_CONTEXT_KEY = "retainData"
 NAG_CONTEXT_KEY = "nag"
 # apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
 API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
+# expectedUsers: the audience the stage's throttle is sized for (infra/websocket_api.py, default 5000).
+EXPECTED_USERS_CONTEXT_KEY = "expectedUsers"

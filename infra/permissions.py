@@ -8,6 +8,9 @@ Every route function also gets ``execute-api:ManageConnections`` on this API's `
 (see ``ChatStack._grant_least_privilege``).
 The functions that tell everyone something (Connect, Disconnect, SendMessage) may also invoke the
 fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights.
+Every message route spends its caller's budget (``chat.limits``): an UpdateItem on the Messages
+table, limited to the ``rate#<user>`` items by a ``dynamodb:LeadingKeys`` condition where the
+function may not otherwise update that table (``budget_items``).
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
@@ -33,6 +36,12 @@ class FunctionGrants:
     tables: dict[str, tuple[str, ...]]
     indexes: dict[tuple[str, str], tuple[str, ...]]
     user_pool: tuple[str, ...] = ()
+    # UpdateItem on the Messages table's rate-limit buckets (partition keys ``rate#...``) only.
+    budget_items: bool = False
+
+
+# The partition keys of the per-user budget buckets (chat.store: ``rate#<username>``).
+BUDGET_KEYS = "rate#*"
 
 
 # Any function that posts a frame may learn from API Gateway (410 Gone) that a connection is dead.
@@ -52,10 +61,10 @@ GRANTS: dict[str, FunctionGrants] = {
     ),
     # Forgets the connection; tells everyone when it was the user's last.
     "Disconnect": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
-    # Counts the send (rate limit: UpdateItem), stores the message (TransactWriteItems of Puts, one
-    # of them conditional: PutItem), reads the original on a duplicate (GetItem), checks that a
-    # private message's recipient has an account, then fans out: to everyone (Scan) or to two users'
-    # connections (Query on byUser).
+    # Spends the sender's budget (UpdateItem, which also marks deliveries), stores the message
+    # (TransactWriteItems of Puts, one of them conditional: PutItem), reads the original on a
+    # duplicate (GetItem), checks that a private message's recipient has an account, then fans
+    # out: to everyone (Scan) or to two users' connections (Query on byUser).
     "SendMessage": FunctionGrants(
         tables={
             **_PRUNE_STALE,
@@ -65,16 +74,19 @@ GRANTS: dict[str, FunctionGrants] = {
         user_pool=("cognito-idp:AdminGetUser",),
     ),
     # Replays history: Query per stream (public, and the user's private stream).
-    "Sync": FunctionGrants(tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}),
+    "Sync": FunctionGrants(
+        tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}, budget_items=True
+    ),
     # Lists who is online: a Scan of presence.
     "Who": FunctionGrants(
         tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:Scan", *_PRUNE_STALE[PRESENCE])},
         indexes={},
+        budget_items=True,
     ),
-    "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
     # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
     "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
-    "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
 }
 
 
@@ -97,6 +109,14 @@ def grant(
     for (table_id, index_name), actions in grants.indexes.items():
         index_arn = f"{tables[table_id].table_arn}/index/{index_name}"
         iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[index_arn])
+    if grants.budget_items:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[tables[MESSAGES].table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [BUDGET_KEYS]}},
+            )
+        )
     if grants.user_pool:
         iam.Grant.add_to_principal(
             grantee=grantee, actions=list(grants.user_pool), resource_arns=[user_pool_arn]
