@@ -23,6 +23,7 @@ instance's memory: another instance starts from the stored bucket, and counts it
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 import time
@@ -125,6 +126,12 @@ class BudgetStore(Protocol):
     ) -> Spent: ...
 
 
+class Strike(enum.Enum):
+    TELL = "tell"  # answer rate_limited
+    TELL_AND_CLOSE = "tell and close"  # answer, then close the connection: it keeps flooding
+    CLOSED_ALREADY = "closed already"  # a frame in flight when it was closed: nothing to post to
+
+
 @dataclass(frozen=True)
 class Verdict:
     admitted: bool
@@ -155,15 +162,15 @@ class Ledger:
 
 
 class Strikes:
-    """Refusals per connection within a minute; says once when a connection reaches ``limit``."""
+    """Refusals per connection within a minute (a connection past ``limit`` has been closed)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._counts: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def add(self, connection_id: str, now: float) -> bool:
-        """Count one refusal; True exactly when this one makes the connection a flooder."""
+    def add(self, connection_id: str, now: float) -> int:
+        """Count one refusal; the connection's count in its current minute."""
         with self._lock:
             started, count = self._counts.get(connection_id, (now, 0))
             if now - started > _STRIKE_WINDOW_S:
@@ -171,7 +178,7 @@ class Strikes:
             self._counts[connection_id] = (started, count + 1)
             if len(self._counts) > _MAX_REMEMBERED:
                 self._counts = {c: v for c, v in self._counts.items() if now - v[0] <= _STRIKE_WINDOW_S}
-            return count + 1 == self.limit
+            return count + 1
 
 
 class RateLimiter:
@@ -222,6 +229,9 @@ class RateLimiter:
             admitted=False, retry_after_s=bucket.retry_after_s(spent.tat_ms, now_ms, cost), asked_table=True
         )
 
-    def flooding(self, connection_id: str) -> bool:
-        """Count a refusal told to this connection; True once it has been told enough."""
-        return self.strikes.add(connection_id, self.clock())
+    def strike(self, connection_id: str) -> Strike:
+        """Count a refusal of this connection's frame: tell it, close it, or (closed) neither."""
+        count = self.strikes.add(connection_id, self.clock())
+        if count < self.strikes.limit:
+            return Strike.TELL
+        return Strike.TELL_AND_CLOSE if count == self.strikes.limit else Strike.CLOSED_ALREADY

@@ -20,7 +20,7 @@ from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
-from chat.limits import RateLimiter
+from chat.limits import RateLimiter, Strike
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
 from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
@@ -82,10 +82,13 @@ class ChatService:
         if verdict.admitted:
             return True
         metrics.add_metric(name="RequestsRateLimited", unit=MetricUnit.Count, value=1)
+        strike = self.limiter.strike(caller.connection_id)
+        if strike is Strike.CLOSED_ALREADY:
+            return False  # posting to it would only earn a 410 and a prune
         wait = max(1, round(verdict.retry_after_s))
         message = f"too many {route} requests; try again in {wait} s"
         self.report_error(caller, RateLimited(message, client_msg_id=protocol.client_msg_id_of(raw)))
-        if self.closer is not None and self.limiter.flooding(caller.connection_id):
+        if strike is Strike.TELL_AND_CLOSE and self.closer is not None:
             logger.warning("closing a connection that keeps flooding", username=caller.username, route=route)
             metrics.add_metric(name="FloodingConnectionsClosed", unit=MetricUnit.Count, value=1)
             self.closer.close(caller.connection_id)

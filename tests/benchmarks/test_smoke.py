@@ -74,3 +74,13 @@ def test_cost_counts_the_posts_of_a_public_message(output: Path) -> None:
     for route in public:
         audience = int(route.removeprefix("public message to ").split()[0].replace(",", ""))
         assert data[route]["posts"] == audience + 1
+
+
+def test_abuse_measures_every_flood_with_and_without_budgets(output: Path) -> None:
+    """A quiet baseline and one row per flooded route, for both modes; with budgets the flood is refused."""
+    rows = record(output, "abuse")["data"]["rows"]
+    phases = ["quiet", "sendmessage", "sync", "who", "ping"]
+    assert [(r["mode"], r["phase"]) for r in rows] == [(m, p) for m in ("off", "on") for p in phases]
+    assert all(r["probes"] > 0 for r in rows)
+    assert all(r["flood_refused"] == 0 for r in rows if r["mode"] == "off")
+    assert all(r["flood_refused"] > 0 for r in rows if r["mode"] == "on" and r["phase"] != "quiet")

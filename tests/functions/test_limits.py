@@ -124,7 +124,7 @@ def test_a_fresh_instance_learns_a_spent_budget_from_the_table(
 def test_a_connection_that_keeps_flooding_is_closed_once(
     world: ChatWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After FLOOD_CLOSE_AFTER refusals the connection is closed (DELETE @connections) — once."""
+    """After FLOOD_CLOSE_AFTER refusals the connection is closed (DELETE @connections), once."""
     monkeypatch.setenv(config.FLOOD_CLOSE_AFTER, "3")
     budgets(monkeypatch, ping=4)
     a1, a2 = world.connect("alice"), world.connect("alice")
@@ -133,8 +133,10 @@ def test_a_connection_that_keeps_flooding_is_closed_once(
     assert a1 not in world.management.gone  # two refusals: told, not closed
     world.send(a1, "alice", {"action": "ping"})
     assert a1 in world.management.gone and world.management.deletes == [a1]
-    world.send(a1, "alice", {"action": "ping"})  # a frame already in flight: not closed twice
+    posts = world.management.attempts[a1]
+    world.send(a1, "alice", {"action": "ping"})  # a frame already in flight: not closed twice,
     assert world.management.deletes == [a1]
+    assert world.management.attempts[a1] == posts  # and not answered (it would only earn a 410)
     assert a2 not in world.management.gone  # the user's other connection was not flooding
 
 
