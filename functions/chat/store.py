@@ -246,17 +246,25 @@ class ChatStore:
         A failed condition returns the item, so a refusal costs one call and writes nothing.
         """
         key = {"feed": {"S": _rate_feed(username)}, "id": {"S": route}}
-        values = {":now": {"N": str(now_ms)}, ":step": {"N": str(step_ms)}, ":exp": {"N": str(expires_at)}}
+        now, expires = {"N": str(now_ms)}, {"N": str(expires_at)}
         idle = {
             "UpdateExpression": "SET tat = :fresh, expiresAt = :exp",
             "ConditionExpression": "attribute_not_exists(tat) OR tat < :now",
-            "ExpressionAttributeValues": {":now": values[":now"], ":exp": values[":exp"],
-                                          ":fresh": {"N": str(now_ms + step_ms)}},
-        }  # fmt: skip
+            "ExpressionAttributeValues": {
+                ":now": now,
+                ":exp": expires,
+                ":fresh": {"N": str(now_ms + step_ms)},
+            },
+        }
         busy = {
             "UpdateExpression": "SET tat = tat + :step, expiresAt = :exp",
             "ConditionExpression": "tat BETWEEN :now AND :ceiling",
-            "ExpressionAttributeValues": {**values, ":ceiling": {"N": str(ceiling_ms)}},
+            "ExpressionAttributeValues": {
+                ":now": now,
+                ":exp": expires,
+                ":step": {"N": str(step_ms)},
+                ":ceiling": {"N": str(ceiling_ms)},
+            },
         }
         attempts = [idle, busy, idle] if idle_first else [busy, idle, busy]
         tat = now_ms
