@@ -277,3 +277,12 @@ def test_budgets_come_from_the_environment_with_defaults_in_one_place() -> None:
     assert (changed.budgets_per_minute["$default"], changed.budgets_per_minute["sync"]) == (0, 9)
     with pytest.raises(ConfigError, match="RATE_LIMIT_WHO_PER_MINUTE"):
         Settings.from_env({**required, "RATE_LIMIT_WHO_PER_MINUTE": "-1"})
+
+
+def test_every_message_route_has_a_budget() -> None:
+    """A route added to the API without a line in DEFAULT_BUDGETS_PER_MINUTE would be unlimited: none is."""
+    from infra import constants
+
+    message_routes = {route.key for route in constants.ROUTES} - {"$connect", "$disconnect"}
+    assert message_routes == set(config.DEFAULT_BUDGETS_PER_MINUTE)
+    assert all(n > 0 for n in config.DEFAULT_BUDGETS_PER_MINUTE.values())
