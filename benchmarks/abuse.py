@@ -185,8 +185,8 @@ async def scenario(
 ) -> dict[str, Any]:
     """The victims probe through a quiet baseline, then while one flooder floods ``route``."""
     receiver_user, sender_users, flooder = cast.receiver, cast.senders, cast.flooder
-    receiver_socket = await connect(stack.connect_url(receiver_user.access_token), ping_interval=None)
-    senders = [await connect(stack.connect_url(u.access_token), ping_interval=None) for u in sender_users]
+    receiver_socket = await _open(stack.connect_url(receiver_user.access_token))
+    senders = [await _open(stack.connect_url(u.access_token)) for u in sender_users]
     victims = Victims(senders, Listener(receiver_socket))
     tasks = [asyncio.create_task(victims.receiver.listen())]
     tasks += [asyncio.create_task(victims.read_answers(s)) for s in senders]
@@ -223,6 +223,11 @@ async def scenario(
         "flood_closed": outcome.closed,
         "settled_s": settled_s,
     }
+
+
+async def _open(url: str) -> ClientConnection:
+    # Patient: a previous flood's backlog can still be slowing every handshake down.
+    return await connect(url, open_timeout=120, max_size=2**22, ping_interval=None)
 
 
 @contextlib.contextmanager
