@@ -34,7 +34,7 @@ FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
 # A new route is one line here (and a line in chat.limits.COSTS if one request may cost more than 1).
 DEFAULT_BUDGETS_PER_MINUTE = {
     "sendmessage": 120,  # messages
-    "sync": 120,  # 1 + limit // 100 a call: 60 syncs of the default 100, 20 of 500
+    "sync": 120,  # 1 + limit // 25 a call: 24 syncs of the default 100 a minute, about 6 of 500
     "who": 30,
     "ping": 60,  # clients ping every 5 minutes
     "$default": 60,  # bare "ping" text and frames no route matched

@@ -79,14 +79,14 @@ def test_each_route_is_refused_past_its_budget(
 
 
 def test_a_sync_of_500_costs_more_than_a_sync_of_1(world: ChatWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Burst of 6 units: six syncs of 1 pass; after one sync of 500 (6 units) the next is refused."""
-    budgets(monkeypatch, sync=24)
+    """Burst of 21 units: 21 syncs of 1 pass; after one sync of 500 (21 units) the next is refused."""
+    budgets(monkeypatch, sync=84)
     a1, b1 = world.connect("alice"), world.connect("bob")
-    for _ in range(6):
+    for _ in range(21):
         world.send(a1, "alice", {"action": "sync", "limit": 1})
     world.send(b1, "bob", {"action": "sync", "limit": 500})
     world.send(b1, "bob", {"action": "sync", "limit": 1})
-    assert answers(world, a1) == ["synced"] * 6
+    assert answers(world, a1) == ["synced"] * 21
     assert answers(world, b1) == ["synced", "rate_limited"]
 
 
@@ -253,14 +253,10 @@ def test_a_failing_table_admits_but_memory_still_refuses_known_flooders() -> Non
 
 
 def test_costs_and_bucket_arithmetic() -> None:
-    """sync costs 1 + limit // 100; a cost above the burst is charged the burst (admitted from full)."""
-    assert [cost_of("sync", json.dumps({"action": "sync", "limit": n})) for n in (1, 99, 100, 500)] == [
-        1,
-        1,
-        2,
-        6,
-    ]
-    assert cost_of("sync", '{"action": "sync"}') == 2 and cost_of("sync", "not json") == 1
+    """sync costs 1 + limit // 25; a cost above the burst is charged the burst (admitted from full)."""
+    costs = [cost_of("sync", json.dumps({"action": "sync", "limit": n})) for n in (1, 24, 100, 500)]
+    assert costs == [1, 1, 5, 21]
+    assert cost_of("sync", '{"action": "sync"}') == 5 and cost_of("sync", "not json") == 1
     assert cost_of("who", None) == cost_of("ping", "{}") == cost_of("sendmessage", "{}") == 1
     bucket = Bucket(per_minute=8)  # burst 2, a unit every 7.5 s
     assert (bucket.burst, bucket.unit_ms, bucket.step_ms(6)) == (2, 7500, 15000)
