@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.report import OUTPUT
 
-NAMES = ("fanout", "end_to_end", "resume", "cost", "cold_start", "abuse")
+NAMES = ("fanout", "end_to_end", "resume", "cost", "presence", "cold_start", "abuse")
 # A bound on each child: `make bench` as a whole must end within 10 minutes.
 CHILD_TIMEOUT_S = 540
 
@@ -47,13 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_one(name: str, *, quick: bool, output: Path, command: str) -> int:
-    from benchmarks import abuse, cold_start, cost, end_to_end, fanout, resume
+    from benchmarks import abuse, cold_start, cost, end_to_end, fanout, presence, resume
 
     runners = {
         "fanout": fanout.main,
         "end_to_end": end_to_end.main,
         "resume": resume.main,
         "cost": cost.main,
+        "presence": presence.main,
         "cold_start": cold_start.main,
         "abuse": abuse.main,
     }

@@ -28,6 +28,10 @@ CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
 FLOOD_CLOSE_AFTER = "FLOOD_CLOSE_AFTER"
 FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
 FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
+PRESENCE_GRACE_SECONDS = "PRESENCE_GRACE_SECONDS"
+PRESENCE_QUEUE_URL = "PRESENCE_QUEUE_URL"
+# SQS delays a message by at most 15 minutes (DelaySeconds), so a longer grace cannot be scheduled.
+MAX_PRESENCE_GRACE_SECONDS = 900
 
 # Each user's budget per route, in cost units a minute (see chat.limits for the costs). The one place
 # these defaults live: the stacks set a variable only to change one. 0 turns that route's budget off.
@@ -80,6 +84,11 @@ class Settings:
     # Lambda's CPU does not cap the fan-out rate. Unset: every post happens in the calling Lambda.
     fanout_function_name: str | None = None
     fanout_chunk_size: int = 1000
+    # A user is announced offline only once their last connection has been closed this long (and
+    # none has opened since): a reconnect within it costs no presence frame at all.
+    presence_grace_seconds: int = 15
+    # The SQS queue that delivers each delayed presence check. Unset: no grace (offline at once).
+    presence_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +110,8 @@ class Settings:
             flood_close_after=_positive_int(env, FLOOD_CLOSE_AFTER, DEFAULT_FLOOD_CLOSE_AFTER),
             fanout_function_name=env.get(FANOUT_FUNCTION_NAME) or None,
             fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, 1000),
+            presence_grace_seconds=_grace_seconds(env),
+            presence_queue_url=env.get(PRESENCE_QUEUE_URL) or None,
         )
 
 
@@ -133,6 +144,22 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name} must be a whole number, got {raw!r}") from None
+
+
+def _grace_seconds(env: Mapping[str, str]) -> int:
+    raw = env.get(PRESENCE_GRACE_SECONDS, "").strip()
+    try:
+        value = int(raw) if raw else 15
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {PRESENCE_GRACE_SECONDS} must be a whole number, got {raw!r}"
+        ) from None
+    if not 0 <= value <= MAX_PRESENCE_GRACE_SECONDS:
+        raise ConfigError(
+            f"environment variable {PRESENCE_GRACE_SECONDS} must be 0 to "
+            f"{MAX_PRESENCE_GRACE_SECONDS}, got {value}"
+        )
+    return value
 
 
 @lru_cache(maxsize=1)

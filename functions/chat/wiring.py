@@ -12,8 +12,10 @@ from chat.closer import ConnectionCloser
 from chat.config import settings
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
+from chat.grace import PresenceScheduler
 from chat.limits import RateLimiter
 from chat.notifier import Notifier, management_endpoint
+from chat.probe import ConnectionProbe
 from chat.service import ChatService
 from chat.store import ChatStore
 
@@ -51,6 +53,8 @@ def service_for(endpoint: str) -> ChatService:
         dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
         limiter=limiter(),
         closer=ConnectionCloser(endpoint, region=_region()),
+        scheduler=PresenceScheduler(config.presence_queue_url) if config.presence_queue_url else None,
+        probe=ConnectionProbe(endpoint, region=_region()),
         settings=config,
     )
 
