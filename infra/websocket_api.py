@@ -49,6 +49,8 @@ def stage_throttle(expected_users: int) -> apigwv2.ThrottleSettings:
 
 
 # One JSON object per line in the access log, with what a reader needs to follow a connection.
+# Only variables the WebSocket logging page lists (infra/aws_reference/): API Gateway refuses to
+# create a stage whose format names another one.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "extendedRequestId": "$context.extendedRequestId",
@@ -61,7 +63,8 @@ ACCESS_LOG_FIELDS = {
     "user": "$context.authorizer.username",
     "sourceIp": "$context.identity.sourceIp",
     "authorizerError": "$context.authorizer.error",
-    "integrationError": "$context.integrationErrorMessage",
+    "integrationError": "$context.integration.error",
+    "integrationStatus": "$context.integration.status",
     "integrationLatency": "$context.integrationLatency",
 }
 
