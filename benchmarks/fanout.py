@@ -142,7 +142,7 @@ class FanoutBench:
             **{
                 config.FANOUT_WORKERS: str(options.lanes),
                 config.FANOUT_CHUNK_SIZE: str(options.chunk_size),
-                config.RATE_LIMIT_PER_MINUTE: "100000",
+                **config.budgets_off(),
                 config.FANOUT_FUNCTION_NAME: "chat-fanout-worker",
             },
         )

@@ -53,6 +53,8 @@ RETAIN_DATA_CONTEXT_KEY = "retainData"
 NAG_CONTEXT_KEY = "nag"
 # apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
 API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
+# expectedUsers: the audience the stage's throttle is sized for (infra/websocket_api.py, default 5000).
+EXPECTED_USERS_CONTEXT_KEY = "expectedUsers"
 # presenceGraceSeconds: how long a user's last connection must stay closed before they are
 # announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
 PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from constructs import Construct
 
-from infra import constants, environment, identity, nag, packaging, permissions
+from infra import constants, environment, identity, nag, packaging, permissions, websocket_api
 from infra.auth import ChatIdentity
 from infra.functions import ChatFunctions
 from infra.presence import PresenceQueue
@@ -58,6 +58,9 @@ class ChatStack(Stack):
             authorizer_function=self.functions.authorizer,
             set_account_logs_role=context_flag(
                 self, constants.API_GATEWAY_LOGS_ROLE_CONTEXT_KEY, default=True
+            ),
+            expected_users=context_count(
+                self, constants.EXPECTED_USERS_CONTEXT_KEY, default=websocket_api.DEFAULT_EXPECTED_USERS
             ),
         )
         self.web_client = (
@@ -146,6 +149,20 @@ def context_flag(scope: Construct, key: str, *, default: bool) -> bool:
     if text not in {"true", "false"}:
         raise ValueError(f"CDK context {key!r} must be true or false, got {value!r}")
     return text == "true"
+
+
+def context_count(scope: Construct, key: str, *, default: int) -> int:
+    """A positive whole-number CDK context value (``-c key=5000`` arrives as a string)."""
+    value = scope.node.try_get_context(key)
+    if value is None:
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"CDK context {key!r} must be a whole number, got {value!r}") from None
+    if number < 1 or isinstance(value, bool):
+        raise ValueError(f"CDK context {key!r} must be 1 or more, got {value!r}")
+    return number
 
 
 def context_seconds(scope: Construct, key: str, *, default: int) -> int:

@@ -2,7 +2,8 @@
 
 A route handler is one line of intent; this decorator gives it Powertools' logger context, tracing
 and metrics, the caller's identity from the authorizer's context (never from the body or the query
-string), and one place where errors become ``error`` frames. No input escapes as an exception.
+string), the caller's budget for the route checked before any other work (``chat.limits``), and
+one place where errors become ``error`` frames. No input escapes as an exception.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def websocket_route(use_case: UseCase) -> LambdaHandler:
             logger.exception("cannot serve this route")
             return {"statusCode": 500}
         try:
-            use_case(service, caller, event)
+            # The route API Gateway chose, not the frame's action: $default is budgeted too.
+            if service.admit(caller, event.request_context.route_key, event.body):
+                use_case(service, caller, event)
         except RejectedFrame as error:
             logger.info("frame refused", code=error.code)
             service.report_error(caller, error)
