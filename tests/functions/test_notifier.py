@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from chat.notifier import Delivery, Notifier, RetryPolicy, _Connection
+from chat import http1
+from chat.notifier import Delivery, Notifier, RetryPolicy, begin_invocation
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -142,7 +143,7 @@ def test_posts_over_https_are_delivered_and_signed(
     cert, key = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
-    monkeypatch.setattr(_Connection, "_tls_context", ssl.create_default_context(cafile=str(cert)))
+    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
     server = serve(lambda head: OK, server_tls)
     report = Notifier(server.endpoint, workers=4, region="us-east-1").send_many(
         ["a=", "b=", "c="], '{"type":"pong"}'
@@ -163,7 +164,6 @@ def test_an_untrusted_certificate_is_refused(
     cert, key = _self_signed(tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
-    monkeypatch.setattr(_Connection, "_tls_context", None)  # the real CA bundle: our cert is not in it
     server = serve(lambda head: OK, server_tls)
     assert (
         Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST).send("a=", "{}")
