@@ -213,7 +213,8 @@ class FanoutBench:
         return Outcome(
             label=label,
             audience=audience,
-            seconds=stats["last_message_at"] - started,
+            # Nothing arrived (the handler failed): the time until the run was given up, not a negative.
+            seconds=(stats["last_message_at"] or time.monotonic()) - started,
             handler_seconds=handler_seconds,
             received={connection_id(n): stats["messages"].get(connection_id(n), 0) for n in range(audience)},
             throttled=stats["throttled"],
@@ -430,24 +431,32 @@ def projection_notes(
     invocations = math.ceil(largest.audience / options.chunk_size)
     per_worker = min(options.lanes / options.latency_s, 1e6 / solo_cpu_us)
     projected = min(ACCOUNT_QUOTA_PER_S, invocations * per_worker)
-    met = largest.per_second >= GOAL_PER_S
+    solo_verdict = "goal met" if solo_rate >= SINGLE_WORKER_GOAL_PER_S else "goal NOT met"
+    best_threaded = max(threaded, key=lambda o: o.per_second)
+    solo = (
+        f"One worker alone (this CPU, one process, {options.lanes} in flight, "
+        f"{options.latency_s * 1000:.0f} ms latency): {solo_rate:,.0f} posts/s at {solo_cpu_us:,.0f} µs "
+        f"of CPU per post ({solo_verdict}: at least {SINGLE_WORKER_GOAL_PER_S:,}). boto3 on "
+        f"{options.threads} threads in one process: {best_threaded.per_second:,.0f} posts/s at "
+        f"{best_threaded.cpu_per_post_us():,.0f} µs of CPU per post."
+    )
+    if largest.lost:
+        failed = (
+            f"N = {largest.audience:,}: the run failed, {largest.lost:,} connections got nothing (the "
+            "handler's error is in the benchmark's log)."
+        )
+        return [failed, solo]
     verdict = (
         f"Goal met here: {largest.per_second:,.0f} posts/s at N = {largest.audience:,} (goal {GOAL_PER_S:,})."
-        if met
+        if largest.per_second >= GOAL_PER_S
         else f"Goal not met on this machine: {largest.per_second:,.0f} posts/s at N = {largest.audience:,} "
         f"is {largest.per_second / GOAL_PER_S:.0%} of {GOAL_PER_S:,}. Every process of the test (moto, the "
         f"double, the sender, the workers) shares 2 cores: at {largest.cpu_per_post_us():,.0f} µs of CPU per "
         f"post in all, 2 cores sustain at most {2e6 / largest.cpu_per_post_us():,.0f} posts/s."
     )
-    solo_verdict = "goal met" if solo_rate >= SINGLE_WORKER_GOAL_PER_S else "goal NOT met"
-    best_threaded = max(threaded, key=lambda o: o.per_second)
     return [
         verdict,
-        f"One worker alone (this CPU, one process, {options.lanes} in flight, "
-        f"{options.latency_s * 1000:.0f} ms latency): {solo_rate:,.0f} posts/s at {solo_cpu_us:,.0f} µs "
-        f"of CPU per post ({solo_verdict}: at least {SINGLE_WORKER_GOAL_PER_S:,}). boto3 on "
-        f"{options.threads} threads in one process: {best_threaded.per_second:,.0f} posts/s at "
-        f"{best_threaded.cpu_per_post_us():,.0f} µs of CPU per post.",
+        solo,
         f"On Lambda (1,769 MB = 1 vCPU per worker, assuming a vCPU like this one): "
         f"N = {largest.audience:,} in chunks of {options.chunk_size:,} is {invocations} invocations "
         f"running side by side, each at most min({options.lanes} / {options.latency_s:g} s, "
