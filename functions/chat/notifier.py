@@ -6,11 +6,11 @@ delivery to the others. Every post is bounded in time, so a hung endpoint cannot
 API Gateway's 29-second integration timeout.
 
 Why not boto3's ``post_to_connection`` on a thread pool: a fan-out is thousands of identical small
-POSTs, and in Python its cost is CPU, not network. boto3's request pipeline costs about 1 ms of CPU
-a call, and threads add switches to it, so one process tops out near 1,000 posts/s. Here the posts
-share one asyncio loop over kept-alive connections (``workers`` of them, so that many posts are in
-flight), HTTP/1.1 is h11's (``http1.py``), and the request is signed with a key and a body hash
-computed once per fan-out (``sigv4.py``): docs/benchmarks/fanout.md has the figures.
+POSTs, and in Python its cost is CPU, not network. boto3's request pipeline costs well over 1 ms of
+CPU a call, threads or not. Here the posts share one asyncio loop over kept-alive connections
+(``workers`` of them, so that many posts are in flight), HTTP/1.1 is h11's (``http1.py``), and each
+request is signed with a key and a body hash computed once per fan-out (``sigv4.py``): several
+times less CPU a post (docs/benchmarks/fanout.md).
 """
 
 from __future__ import annotations
