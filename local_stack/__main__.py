@@ -9,6 +9,7 @@ import json
 import signal
 from pathlib import Path
 
+from local_stack.breaks import BREAKS
 from local_stack.stack import LocalStack, StackOptions
 
 
@@ -69,6 +70,15 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         action="store_true",
         help="keep every event built and serve them at /_local/events on the management port",
     )
+    parser.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        choices=BREAKS,
+        default=[],
+        metavar="FAULT",
+        help=f"break part of the contract on purpose, to test a checker ({', '.join(BREAKS)})",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--ready-file",
@@ -86,6 +96,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         management_throttle_rate=args.management_throttle_rate,
         log_level=args.log_level.upper(),
         record_events=args.record_events,
+        breaks=tuple(args.breaks),
         quiet=args.quiet,
     )
     return options, args.ready_file

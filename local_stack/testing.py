@@ -10,7 +10,8 @@
 ``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
-``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers').
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
+(names of deliberate faults, ``local_stack/breaks.py``).
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -176,12 +177,14 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
     }
-    unknown = set(options) - set(flags) - {"record_events"}
+    unknown = set(options) - set(flags) - {"record_events", "breaks"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
     if options.get("record_events"):
         command.append("--record-events")
+    for name in options.get("breaks", ()):
+        command += ["--break", name]
     return command
 
 
