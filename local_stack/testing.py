@@ -11,7 +11,8 @@
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
-(names of deliberate faults, ``local_stack/breaks.py``).
+(names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
+whose last connection closed is announced offline).
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -176,6 +177,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_latency": "--management-latency",
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
+        "presence_grace": "--presence-grace",
     }
     unknown = set(options) - set(flags) - {"record_events", "breaks"}
     if unknown:
