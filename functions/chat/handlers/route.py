@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import wiring
 from chat.errors import ChatError, DependencyError, RejectedFrame
+from chat.notifier import begin_invocation
 from chat.observability import logger, metrics, tracer
 from chat.protocol import client_msg_id_of
 from chat.service import Caller, ChatService
@@ -55,6 +56,7 @@ def observed(answer: Callable[[APIGatewayWebSocketEvent], dict[str, Any]]) -> La
     @metrics.log_metrics
     @functools.wraps(answer)
     def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        begin_invocation()  # no kept-alive connection from before a freeze is trusted
         event = APIGatewayWebSocketEvent(raw_event)
         context_of_request = event.request_context
         logger.append_keys(connection_id=context_of_request.connection_id, route=context_of_request.route_key)
