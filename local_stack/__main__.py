@@ -69,6 +69,18 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         action="store_true",
         help="keep every event built and serve them at /_local/events on the management port",
     )
+    parser.add_argument(
+        "--functions-dir",
+        type=Path,
+        default=defaults.functions_dir,
+        metavar="PATH",
+        help="the Lambda code's root, watched for changes (default: functions/ of the project)",
+    )
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not reload the handlers when a file under the functions folder changes",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--ready-file",
@@ -86,6 +98,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         management_throttle_rate=args.management_throttle_rate,
         log_level=args.log_level.upper(),
         record_events=args.record_events,
+        functions_dir=args.functions_dir,
+        reload=not args.no_reload,
         quiet=args.quiet,
     )
     return options, args.ready_file

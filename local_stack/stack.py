@@ -33,10 +33,12 @@ from local_stack.lambdas import (
     LambdaRuntime,
 )
 from local_stack.management import Faults, ManagementApi
+from local_stack.reload import CodeWatcher
 from local_stack.site import StaticSite
 
 HOST = "127.0.0.1"
 WEB_ROOT = REPO_ROOT / "clients" / "web"
+FUNCTIONS_ROOT = REPO_ROOT / constants.FUNCTIONS_DIR
 COGNITO_PATH = "/cognito"
 EVENTS_PATH = "/_local/events"
 # Variables of the developer's shell that would mix a real identity with the dummy keys.
@@ -57,6 +59,9 @@ class StackOptions:
     log_level: str = "WARNING"
     record_events: bool = False
     web_root: Path = WEB_ROOT
+    # The Lambda asset's root the handlers are imported from, and whether edits there reload them.
+    functions_dir: Path = FUNCTIONS_ROOT
+    reload: bool = True
     quiet: bool = False
 
 
@@ -97,6 +102,7 @@ class LocalStack:
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApi | None = None
         self._runner: web.AppRunner | None = None
+        self._watcher: CodeWatcher | None = None
 
     async def run(self) -> None:
         await self.start()
@@ -111,7 +117,10 @@ class LocalStack:
             aws.create_resources, moto_endpoint, name_suffix=self.api.api_id
         )
         self._runtime = LambdaRuntime(
-            region=aws.REGION, account_id=aws.ACCOUNT_ID, stack_name=constants.STACK_NAME
+            region=aws.REGION,
+            account_id=aws.ACCOUNT_ID,
+            stack_name=constants.STACK_NAME,
+            code_root=self.options.functions_dir,
         )
         self._gateway = self._build_gateway()
         self._management = ManagementApi(
@@ -122,6 +131,9 @@ class LocalStack:
         # Before the first handler import: modules may read their settings when imported.
         self._apply_environment(management_url)
         self._preload()
+        if self.options.reload:
+            self._watcher = CodeWatcher(self.options.functions_dir, self._runtime, self.console)
+            self._watcher.start()
         port = await self._gateway.start(HOST, self.options.port)
         self.urls = Urls(
             web=f"http://{HOST}:{port}/",
@@ -134,6 +146,8 @@ class LocalStack:
         return self.urls
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._gateway is not None:
             await self._gateway.stop()
         if self._runner is not None:

@@ -175,6 +175,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_latency": "--management-latency",
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
+        "functions_dir": "--functions-dir",
     }
     unknown = set(options) - set(flags) - {"record_events"}
     if unknown:
