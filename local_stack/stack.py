@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from local_stack import REPO_ROOT, aws, events, ids
 from local_stack.cognito_proxy import CognitoProxy
 from local_stack.console import Console
 from local_stack.gateway import Limits, WebSocketGateway
+from local_stack.inspector import PREFIX as INSPECTOR_PREFIX
+from local_stack.inspector import Inspector
 from local_stack.lambdas import (
     AUTHORIZER_TIMEOUT_S,
     DEFAULT_MEMORY_MB,
@@ -74,16 +75,6 @@ class Urls:
     cognito: str
 
 
-@dataclass
-class EventLog:
-    """The events built, newest last, when ``record_events`` is on (for tests of their shape)."""
-
-    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5000))
-
-    def record(self, kind: str, event: dict[str, Any]) -> None:
-        self.entries.append({"kind": kind, "event": event})
-
-
 class LocalStack:
     def __init__(self, options: StackOptions | None = None, console: Console | None = None) -> None:
         self.options = options or StackOptions()
@@ -94,7 +85,7 @@ class LocalStack:
             region=aws.REGION,
             account_id=aws.ACCOUNT_ID,
         )
-        self.event_log = EventLog()
+        self.event_log = events.EventLog(keep_events=self.options.record_events)
         self.urls: Urls | None = None
         self.resources: aws.Resources | None = None
         self._moto: Any = None
@@ -102,6 +93,7 @@ class LocalStack:
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApi | None = None
         self._runner: web.AppRunner | None = None
+        self._site: StaticSite | None = None
         self._watcher: CodeWatcher | None = None
 
     async def run(self) -> None:
@@ -127,6 +119,7 @@ class LocalStack:
             self._gateway, Faults(self.options.management_latency_s, self.options.management_throttle_rate)
         )
         management_port = await self._serve_http_api()
+        self._mount_inspector()
         management_url = f"http://{HOST}:{management_port}/{self.api.stage}"
         # Before the first handler import: modules may read their settings when imported.
         self._apply_environment(management_url)
@@ -199,6 +192,7 @@ class LocalStack:
 
     def _build_gateway(self) -> WebSocketGateway:
         assert self._runtime is not None
+        self._site = StaticSite(self.options.web_root, self.config)
         return WebSocketGateway(
             api=self.api,
             runtime=self._runtime,
@@ -206,13 +200,25 @@ class LocalStack:
             authorizer=self._runtime.function(
                 "Authorizer", constants.AUTHORIZER_HANDLER, timeout_s=AUTHORIZER_TIMEOUT_S
             ),
-            site=StaticSite(self.options.web_root, self.config),
+            site=self._site,
             console=self.console,
             limits=Limits(
                 idle_timeout_s=self.options.idle_timeout_s, max_lifetime_s=self.options.max_lifetime_s
             ),
-            record_event=self.event_log.record if self.options.record_events else None,
+            event_log=self.event_log,
         )
+
+    def _mount_inspector(self) -> None:
+        assert self._site is not None and self.resources is not None
+        endpoint = self.resources.endpoint
+        inspector = Inspector(
+            gateway=self.gateway,
+            management=self.management,
+            event_log=self.event_log,
+            table_names=self.resources.table_names,
+            dynamodb=lambda: aws.client("dynamodb", endpoint),
+        )
+        self._site.mount(INSPECTOR_PREFIX, inspector)
 
     async def _serve_http_api(self) -> int:
         """The second port: management API, Cognito endpoint (and recorded events); the port."""
@@ -280,4 +286,4 @@ class LocalStack:
         self.console.note("Ctrl-C stops the stack.")
 
     async def _recorded_events(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.event_log.entries))
+        return web.json_response(self.event_log.recorded())

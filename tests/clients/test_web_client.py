@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+from tests.clients.browser import WAIT_MS
 from tests.clients.peers import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Module scope: Playwright's sync API owns an event loop while it runs, and the other test
-    # modules run their own with asyncio.run.
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def open_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """New browser contexts (separate cookies and storage, like separate browsers); closed after the test."""
-    contexts: list[BrowserContext] = []
-
-    def open_one(**options: Any) -> BrowserContext:
-        contexts.append(browser.new_context(**options))
-        return contexts[-1]
-
-    yield open_one
-    for context in contexts:
-        context.close()
 
 
 def by_id(page: Page, test_id: str) -> Locator:
