@@ -10,7 +10,12 @@
 ``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
-``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers').
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'),
+``functions_dir`` (run the handlers from a copy of ``functions/``, to edit it while it runs).
+
+``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
+start it again on the same ports, for clients that must ride a restart; ``config`` and the other
+fields then describe the new process.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -20,7 +25,8 @@ process's environment.
 
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
-``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``.
+``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
+``stop``, ``start``, ``restart``, ``running``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from urllib.request import urlopen
 
 import boto3
@@ -75,6 +81,28 @@ class RunningStack:
     region: str = aws.REGION
     log_path: Path | None = None
     _events_url: str = field(default="", repr=False)
+    _process: _StackProcess | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    def stop(self) -> None:
+        """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
+        assert self._process is not None
+        self._process.stop()
+
+    def start(self) -> None:
+        """Start the stopped stack again, on the same ports; the fields follow the new process."""
+        assert self._process is not None
+        ready = self._process.start()
+        self.config = ready["config"]
+        self.aws_endpoint = ready["resources"]["awsEndpoint"]
+        self.table_names = ready["resources"]["tableNames"]
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def cognito_client(self) -> Any:
         """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
@@ -155,17 +183,48 @@ def running_stack(**options: Any) -> Iterator[RunningStack]:
 @contextlib.contextmanager
 def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
     with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
-        ready_file = Path(folder) / "ready.json"
-        log_path = Path(folder) / "stack.log"
-        command = [sys.executable, "-m", "local_stack", "--port", "0", "--ready-file", str(ready_file)]
-        command += _flags(options)
-        with log_path.open("wb") as log:
-            child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = _StackProcess(Path(folder), _flags(options))
         try:
-            ready = _wait_until_ready(child, ready_file, log_path)
-            yield _running_stack(ready, log_path, options)
+            ready = process.start()
+            stack = _running_stack(ready, process.log_path, options)
+            stack._process = process
+            yield stack
         finally:
-            _stop_child(child)
+            process.stop()
+
+
+class _StackProcess:
+    """``python -m local_stack`` as a child process; started again, it keeps its first ports."""
+
+    def __init__(self, folder: Path, flags: list[str]) -> None:
+        self.ready_file = folder / "ready.json"
+        self.log_path = folder / "stack.log"
+        self._flags = flags
+        self._ports = ["--port", "0"]
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    def start(self) -> dict[str, Any]:
+        assert not self.running, "the stack is running"
+        self.ready_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "local_stack", *self._ports, "--ready-file", str(self.ready_file)]
+        with self.log_path.open("ab") as log:
+            self._child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [*command, *self._flags], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        ready = _wait_until_ready(self._child, self.ready_file, self.log_path)
+        web_port = urlsplit(ready["urls"]["web"]).port
+        management_port = urlsplit(ready["urls"]["management"]).port
+        self._ports = ["--port", str(web_port), "--management-port", str(management_port)]
+        return ready
+
+    def stop(self) -> None:
+        if self._child is not None:
+            _stop_child(self._child)
+            self._child = None
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
