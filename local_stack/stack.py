@@ -152,7 +152,7 @@ class LocalStack:
             self._moto = None
 
     def config(self) -> dict[str, str]:
-        """``/config.json``: what a client needs to sign in and connect (PROTOCOL.md)."""
+        """``/config.json``: what a client needs to sign in and connect (docs/protocol.md)."""
         assert self.urls is not None and self.resources is not None
         return {
             "websocketUrl": self.urls.websocket,
