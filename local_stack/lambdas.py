@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import sys
 import threading
 import time
@@ -207,11 +208,18 @@ class LambdaRuntime:
         """Import the handlers from ``code_root`` (the asset's root, as /var/task on Lambda)."""
         root = code_root.resolve()
         self._packages = code_packages(root)
-        if str(root) in sys.path:
-            sys.path.remove(str(root))
+        if all(_imported_from(package, root) for package in self._packages):
+            return  # the project's own functions/, installed with it
+        # Another copy of the asset (tests edit one while the stack runs): it goes first on the
+        # path, and what was imported from elsewhere (infra reads chat.config's names) is dropped.
         sys.path.insert(0, str(root))
-        # Whatever was imported from another root (infra reads chat.config's names) is not this code.
         take_modules(self._packages)
+
+
+def _imported_from(package: str, root: Path) -> bool:
+    spec = importlib.util.find_spec(package)
+    origin = spec.origin if spec is not None else None
+    return origin is not None and Path(origin).resolve().is_relative_to(root)
 
 
 def _ms_since(started: float) -> float:
