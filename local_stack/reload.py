@@ -40,6 +40,12 @@ class CodeWatcher:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def shown_root(self) -> str:
+        """The watched folder as a person would type it: relative to the working directory if inside."""
+        cwd = Path.cwd()
+        return f"{self.root.relative_to(cwd)}/" if self.root.is_relative_to(cwd) else str(self.root)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch())
 
@@ -68,8 +74,9 @@ class CodeWatcher:
             self._say(f"reload failed, the previous code keeps running: {self._describe(error)}")
             return False
         elapsed_ms = (time.monotonic() - started) * 1000
+        handlers = f"{count} handler{'' if count == 1 else 's'}"
         self._say(
-            f"reloaded {names}: the next invocations run the new code ({count} handlers, {elapsed_ms:.0f} ms)"
+            f"reloaded {names}: the next invocations run the new code ({handlers}, {elapsed_ms:.0f} ms)"
         )
         return True
 

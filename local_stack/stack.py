@@ -281,8 +281,13 @@ class LocalStack:
                 "Config": self.urls.config,
                 "Management API": self.urls.management,
                 "Cognito endpoint": self.urls.cognito,
+                "Inspector": f"{self.urls.web}_local/",
             }
         )
+        if self._watcher is not None:
+            self.console.note(
+                f"Edits under {self._watcher.shown_root} reload the handlers, sockets stay open."
+            )
         self.console.note("Ctrl-C stops the stack.")
 
     async def _recorded_events(self, request: web.Request) -> web.Response:
