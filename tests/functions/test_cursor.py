@@ -130,3 +130,28 @@ def test_cursors_are_values() -> None:
     assert {cursor: 1}[Cursor(after=cursor.after, floor_ms=T)] == 1
     with pytest.raises(AttributeError):
         cursor.floor_ms = 0  # type: ignore[misc]
+
+
+def test_an_id_draws_79_random_bits_leaving_as_many_steps_of_headroom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The largest draw is 2**79 - 1, so the 80-bit random part can step 2**79 times without wrapping."""
+    monkeypatch.setattr(cursor.os, "urandom", lambda size: b"\xff" * size)
+    assert base32_value(IdGenerator().new_id(T)[10:]) == 2**79 - 1
+
+
+@pytest.mark.parametrize("last_byte", [0xFF, 0xFE, 0xFD])
+def test_steps_from_near_the_largest_draw_keep_the_order(
+    monkeypatch: pytest.MonkeyPatch, last_byte: int
+) -> None:
+    """Draws just below the top still step forward within a millisecond, never wrapping around."""
+    monkeypatch.setattr(cursor.os, "urandom", lambda size: b"\xff" * (size - 1) + bytes([last_byte]))
+    ids = IdGenerator()
+    issued = [ids.new_id(T) for _ in range(4)]
+    assert issued == sorted(issued)
+    assert len(set(issued)) == 4
+
+
+def test_two_generators_starting_at_time_zero_draw_different_ids() -> None:
+    """The first id is always drawn at random, even at the clock's first millisecond."""
+    assert len({IdGenerator().new_id(0) for _ in range(20)}) == 20
