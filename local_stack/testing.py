@@ -15,7 +15,7 @@
 
 ``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
 start it again on the same ports, for clients that must ride a restart; ``config`` and the other
-fields then describe the new process.
+fields then describe the new process. ``stack.kill()`` stops it as a crash would.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -26,7 +26,7 @@ process's environment.
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
 ``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
-``stop``, ``start``, ``restart``, ``running``.
+``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,17 @@ class RunningStack:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int:
+        """The process id of the stack running now (``python -m local_stack``)."""
+        assert self._process is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """``kill -9`` the stack, as a crash would: no ``$disconnect``; ``start()`` brings it back."""
+        assert self._process is not None
+        self._process.kill()
 
     def stop(self) -> None:
         """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
@@ -221,9 +232,20 @@ class _StackProcess:
         self._ports = ["--port", str(web_port), "--management-port", str(management_port)]
         return ready
 
+    @property
+    def pid(self) -> int:
+        assert self._child is not None, "the stack is not running"
+        return self._child.pid
+
     def stop(self) -> None:
         if self._child is not None:
             _stop_child(self._child)
+            self._child = None
+
+    def kill(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
             self._child = None
 
 
