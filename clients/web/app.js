@@ -837,13 +837,21 @@ async function loadConfig() {
   return response.json();
 }
 
-async function main() {
-  let config;
-  try {
-    config = await loadConfig();
-  } catch (error) {
-    return showSignInError(`Cannot load the configuration: ${error.message}`);
+// A page opened (or reloaded) while the stack restarts waits for it rather than giving up.
+async function waitForConfig() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await loadConfig();
+    } catch {
+      showSignInError("The chat server does not answer yet; trying again…");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+    }
   }
+}
+
+async function main() {
+  const config = await waitForConfig();
+  showSignInError("");
   $("sign-in-form").addEventListener("submit", (event) => onSignIn(event, config));
   const session = loadStored();
   const leftover = loadLeftover();

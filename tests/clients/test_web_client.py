@@ -194,3 +194,29 @@ def test_a_refused_token_is_refreshed_and_the_tab_reconnects(open_context, stack
     expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
     token = page.evaluate('() => JSON.parse(sessionStorage.getItem("chat.session")).tokens.accessToken')
     assert token != "not-a-token"
+
+
+def test_a_page_whose_configuration_does_not_answer_yet_waits_for_it(
+    open_context, stack, new_username
+) -> None:
+    """While /config.json fails (a stack still starting) the page says so in words and tries again."""
+    context = open_context()
+    failures = {"left": 2}
+
+    def flaky(route: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/config.json", flaky)
+    page = context.new_page()
+    page.goto(stack.http_url)
+    expect(by_id(page, "sign-in-error")).to_have_text("The chat server does not answer yet; trying again…")
+    expect(by_id(page, "sign-in-error")).to_be_hidden(timeout=WAIT_MS)
+    assert failures["left"] == 0
+    by_id(page, "username").fill(new_username("late"))
+    by_id(page, "password").fill(PASSWORD)
+    by_id(page, "sign-in-button").click()
+    expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
