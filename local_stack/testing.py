@@ -11,7 +11,8 @@
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'),
-``functions_dir`` (run the handlers from a copy of ``functions/``, to edit it while it runs).
+``functions_dir`` (run the handlers from a copy of ``functions/``, to edit it while it runs),
+``reload=False`` (no hot reload).
 
 ``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
 start it again on the same ports, for clients that must ride a restart; ``config`` and the other
@@ -258,12 +259,14 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "log_level": "--log-level",
         "functions_dir": "--functions-dir",
     }
-    unknown = set(options) - set(flags) - {"record_events"}
+    unknown = set(options) - set(flags) - {"record_events", "reload"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
     if options.get("record_events"):
         command.append("--record-events")
+    if options.get("reload") is False:
+        command.append("--no-reload")
     return command
 
 
