@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench mutate soak synth deploy destroy clean
+.PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench mutate soak verify synth deploy destroy clean
 
 help:
 	@echo "make run      start the local stack (PORT=$(PORT)) and print where to open the web client"
@@ -21,6 +21,8 @@ help:
 	@echo "make bench    run the benchmarks and write docs/benchmarks/"
 	@echo "make mutate  mutation testing of the pure core (how many mutants the tests kill)"
 	@echo "make soak     the long load run"
+	@echo "make verify   check a stack end to end as a client: a local one it starts and stops,"
+	@echo "              or a deployed one with STACK=$(STACK) [REGION=eu-west-1]"
 	@echo "make lock     re-resolve the locks after editing a requirements .txt file"
 	@echo "make synth    synthesize the CloudFormation template (no AWS account needed)"
 	@echo "make deploy   deploy to the AWS account in your environment"
@@ -86,6 +88,14 @@ mutate: install-dev
 
 soak: install-dev
 	$(PY) -m pytest tests/reliability -m soak --soak
+
+# Without STACK on the command line (or in the environment): a local stack, started and stopped.
+verify: install
+ifneq ($(filter command line environment,$(origin STACK)),)
+	$(PY) -m conformance --stack $(STACK) $(if $(REGION),--region $(REGION))
+else
+	$(PY) -m conformance --local
+endif
 
 synth: install
 	npx --yes aws-cdk@2 synth --quiet

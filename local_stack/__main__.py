@@ -9,6 +9,9 @@ import json
 import signal
 from pathlib import Path
 
+from chat.config import MAX_PRESENCE_GRACE_SECONDS
+
+from local_stack.breaks import BREAKS
 from local_stack.stack import LocalStack, StackOptions
 
 
@@ -60,6 +63,14 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         help="answer this share of management API calls with 429 (default 0)",
     )
     parser.add_argument(
+        "--presence-grace",
+        type=_grace_seconds,
+        default=defaults.presence_grace_s,
+        metavar="SECONDS",
+        help="announce a user offline only once their last connection has been closed this long "
+        "(0 to 900; 0: at once; default %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         help="the handlers' Powertools log level (default %(default)s)",
@@ -81,6 +92,15 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         action="store_true",
         help="do not reload the handlers when a file under the functions folder changes",
     )
+    parser.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        choices=BREAKS,
+        default=[],
+        metavar="FAULT",
+        help=f"break part of the contract on purpose, to test a checker ({', '.join(BREAKS)})",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--ready-file",
@@ -100,9 +120,21 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         record_events=args.record_events,
         functions_dir=args.functions_dir,
         reload=not args.no_reload,
+        breaks=tuple(args.breaks),
         quiet=args.quiet,
+        presence_grace_s=args.presence_grace,
     )
     return options, args.ready_file
+
+
+def _grace_seconds(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of seconds, not {raw!r}") from None
+    if not 0 <= value <= MAX_PRESENCE_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(f"0 to {MAX_PRESENCE_GRACE_SECONDS} seconds (SQS's longest delay)")
+    return value
 
 
 async def serve(options: StackOptions, ready_file: Path | None) -> None:

@@ -218,6 +218,10 @@ class WebSocketGateway:
         connection.websocket.transport.abort()
         self._console.note_call(connection.user, connection.id, "stale", "socket cut, no $disconnect")
 
+    def connection_ids_of(self, user: str) -> list[str]:
+        """The open connections of ``user``, oldest first."""
+        return [c.id for c in self._connections.values() if c.user == user]
+
     def _open_connection(self, connection_id: str) -> Connection:
         connection = self._connections.get(connection_id)
         if connection is None or connection.websocket.state is not State.OPEN:

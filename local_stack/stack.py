@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from infra import constants
-from local_stack import REPO_ROOT, aws, events, ids
+from local_stack import REPO_ROOT, aws, breaks, events, ids
 from local_stack.cognito_proxy import CognitoProxy
 from local_stack.console import Console
 from local_stack.gateway import Limits, WebSocketGateway
@@ -34,6 +34,7 @@ from local_stack.lambdas import (
     LambdaRuntime,
 )
 from local_stack.management import Faults, ManagementApi
+from local_stack.queues import EventSourceMapping
 from local_stack.reload import CodeWatcher
 from local_stack.site import StaticSite
 
@@ -59,11 +60,14 @@ class StackOptions:
     management_throttle_rate: float = 0.0
     log_level: str = "WARNING"
     record_events: bool = False
+    # Deliberate faults, by name (``breaks.BREAKS``), to show that a checker notices them.
+    breaks: tuple[str, ...] = ()
     web_root: Path = WEB_ROOT
     # The Lambda asset's root the handlers are imported from, and whether edits there reload them.
     functions_dir: Path = FUNCTIONS_ROOT
     reload: bool = True
     quiet: bool = False
+    presence_grace_s: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class LocalStack:
         self._runner: web.AppRunner | None = None
         self._site: StaticSite | None = None
         self._watcher: CodeWatcher | None = None
+        self._presence_checks: EventSourceMapping | None = None
 
     async def run(self) -> None:
         await self.start()
@@ -116,7 +121,12 @@ class LocalStack:
         )
         self._gateway = self._build_gateway()
         self._management = ManagementApi(
-            self._gateway, Faults(self.options.management_latency_s, self.options.management_throttle_rate)
+            self._gateway,
+            Faults(
+                self.options.management_latency_s,
+                self.options.management_throttle_rate,
+                drop=breaks.dropper(self.options.breaks, self._gateway),
+            ),
         )
         management_port = await self._serve_http_api()
         self._mount_inspector()
@@ -127,6 +137,7 @@ class LocalStack:
         if self.options.reload:
             self._watcher = CodeWatcher(self.options.functions_dir, self._runtime, self.console)
             self._watcher.start()
+        self._start_presence_checks()
         port = await self._gateway.start(HOST, self.options.port)
         self.urls = Urls(
             web=f"http://{HOST}:{port}/",
@@ -143,6 +154,8 @@ class LocalStack:
             await self._watcher.stop()
         if self._gateway is not None:
             await self._gateway.stop()
+        if self._presence_checks is not None:
+            await self._presence_checks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._runtime is not None:
@@ -189,6 +202,22 @@ class LocalStack:
             )
             for route in constants.ROUTES
         }
+
+    def _presence_check_function(self) -> Function:
+        assert self._runtime is not None
+        return self._runtime.function("PresenceCheck", constants.PRESENCE_CHECK_HANDLER)
+
+    def _start_presence_checks(self) -> None:
+        """The presence grace's delayed checks: the queue's trigger, polling moto's SQS."""
+        assert self._runtime is not None and self.resources is not None
+        self._presence_checks = EventSourceMapping(
+            sqs=aws.client("sqs", self.resources.endpoint),
+            queues=self.resources.presence_queues,
+            runtime=self._runtime,
+            function=self._presence_check_function(),
+            region=aws.REGION,
+        )
+        self._presence_checks.start()
 
     def _build_gateway(self) -> WebSocketGateway:
         assert self._runtime is not None
@@ -257,14 +286,17 @@ class LocalStack:
             os.environ.pop(name, None)
         os.environ.update(
             aws.process_environment(
-                self.resources, management_endpoint=management_url, log_level=self.options.log_level
+                self.resources,
+                management_endpoint=management_url,
+                log_level=self.options.log_level,
+                presence_grace_seconds=self.options.presence_grace_s,
             )
         )
 
     def _preload(self) -> None:
         """Import every handler now, so a missing or broken one shows at start, not at first use."""
         assert self._runtime is not None
-        functions = [*self._functions().values()]
+        functions = [*self._functions().values(), self._presence_check_function()]
         functions += [
             Function("Authorizer", constants.AUTHORIZER_HANDLER),
             Function("PreSignUp", constants.PRESIGNUP_HANDLER),
@@ -288,6 +320,8 @@ class LocalStack:
             self.console.note(
                 f"Edits under {self._watcher.shown_root} reload the handlers, sockets stay open."
             )
+        for name in self.options.breaks:
+            self.console.note(f"warning: {name} is deliberately broken (--break {name})")
         self.console.note("Ctrl-C stops the stack.")
 
     async def _recorded_events(self, request: web.Request) -> web.Response:

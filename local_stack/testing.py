@@ -10,9 +10,10 @@
 ``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
-``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'),
-``functions_dir`` (run the handlers from a copy of ``functions/``, to edit it while it runs),
-``reload=False`` (no hot reload).
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
+(names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
+whose last connection closed is announced offline), ``functions_dir`` (run the handlers from a
+copy of ``functions/``, to edit it while it runs), ``reload=False`` (no hot reload).
 
 ``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
 start it again on the same ports, for clients that must ride a restart; ``config`` and the other
@@ -258,8 +259,9 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
         "functions_dir": "--functions-dir",
+        "presence_grace": "--presence-grace",
     }
-    unknown = set(options) - set(flags) - {"record_events", "reload"}
+    unknown = set(options) - set(flags) - {"record_events", "reload", "breaks"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
@@ -267,6 +269,8 @@ def _flags(options: dict[str, Any]) -> list[str]:
         command.append("--record-events")
     if options.get("reload") is False:
         command.append("--no-reload")
+    for name in options.get("breaks", ()):
+        command += ["--break", name]
     return command
 
 
