@@ -44,6 +44,7 @@ OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
 OUTPUT_REGION = "Region"
 OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
+OUTPUT_WEB_CLIENT_URL = "WebClientUrl"
 
 # CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
 # retainData: keep the messages table and the user pool when the stack is deleted (default true).
@@ -56,3 +57,5 @@ API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
 # announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
 PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"
 DEFAULT_PRESENCE_GRACE_SECONDS = 15
+# webClient: host the web client (S3 + CloudFront) with this stack's config.json (default true).
+WEB_CLIENT_CONTEXT_KEY = "webClient"

@@ -1,6 +1,6 @@
 """``ChatStack``: the whole backend in one CloudFormation stack.
 
-Reading order: tables, identity, functions, API, grants, outputs. Options come from CDK context
+Reading order: tables, identity, functions, API, web client, grants, outputs. Options come from CDK context
 (``cdk.json`` or ``-c key=value``); see ``infra/constants.py`` and ``infra/identity.py`` for the keys.
 """
 
@@ -19,11 +19,13 @@ from infra.auth import ChatIdentity
 from infra.functions import ChatFunctions
 from infra.presence import PresenceQueue
 from infra.tables import ChatTables
+from infra.web_client import ChatWebClient
 from infra.websocket_api import ChatWebSocketApi
 
 
 class ChatStack(Stack):
-    """The chat backend: WebSocket API, Lambda functions, DynamoDB tables, Cognito user pool."""
+    """The chat backend: WebSocket API, Lambda functions, DynamoDB tables, Cognito user pool, and
+    (unless ``-c webClient=false``) the web client on S3 and CloudFront."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(
@@ -58,6 +60,17 @@ class ChatStack(Stack):
                 self, constants.API_GATEWAY_LOGS_ROLE_CONTEXT_KEY, default=True
             ),
         )
+        self.web_client = (
+            ChatWebClient(
+                self,
+                "WebClient",
+                websocket_url=self.websocket.url,
+                user_pool_id=self.identity.user_pool.user_pool_id,
+                user_pool_client_id=self.identity.client.user_pool_client_id,
+            )
+            if context_flag(self, constants.WEB_CLIENT_CONTEXT_KEY, default=True)
+            else None
+        )
         self._grant_least_privilege()
         self._add_outputs()
         nag.add_suppressions(self)
@@ -72,6 +85,7 @@ class ChatStack(Stack):
             region=self.region,
             presence_grace_seconds=self.presence_grace_seconds,
             presence_queue_url=self.presence.queue.queue_url,
+            url_suffix=self.url_suffix,
         )
 
     def _grant_least_privilege(self) -> None:
@@ -112,6 +126,11 @@ class ChatStack(Stack):
                 "Cognito app client (no secret) for sign-up and sign-in",
             ),
         }
+        if self.web_client is not None:
+            outputs[constants.OUTPUT_WEB_CLIENT_URL] = (
+                self.web_client.url,
+                "Open this in a browser: the web client, configured for this stack",
+            )
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
 

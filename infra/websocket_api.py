@@ -27,6 +27,8 @@ TOKEN_IDENTITY_SOURCE = f"route.request.querystring.{constants.TOKEN_QUERY_PARAM
 THROTTLE_RATE_LIMIT = 100
 THROTTLE_BURST_LIMIT = 200
 # One JSON object per line in the access log, with what a reader needs to follow a connection.
+# Only variables the WebSocket logging page lists (infra/aws_reference/): API Gateway refuses to
+# create a stage whose format names another one.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "extendedRequestId": "$context.extendedRequestId",
@@ -39,7 +41,8 @@ ACCESS_LOG_FIELDS = {
     "user": "$context.authorizer.username",
     "sourceIp": "$context.identity.sourceIp",
     "authorizerError": "$context.authorizer.error",
-    "integrationError": "$context.integrationErrorMessage",
+    "integrationError": "$context.integration.error",
+    "integrationStatus": "$context.integration.status",
     "integrationLatency": "$context.integrationLatency",
 }
 

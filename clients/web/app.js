@@ -844,11 +844,14 @@ async function onSignIn(event, config) {
   }
 }
 
+// The configuration comes only from the page's own origin: it names where the password and the
+// tokens are sent, so no link, parameter or fragment may choose it.
+const CONFIG_PATH = "config.json";
+
 async function loadConfig() {
-  // ?config=URL points the page at another stack's configuration.
-  const url = new URLSearchParams(location.search).get("config") ?? "config.json";
-  const response = await fetch(url, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const url = new URL(CONFIG_PATH, location.href);
+  const response = await fetch(url, { cache: "no-store", credentials: "same-origin", redirect: "error" });
+  if (!response.ok) throw new Error(`${CONFIG_PATH}: HTTP ${response.status}`);
   return response.json();
 }
 

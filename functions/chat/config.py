@@ -32,6 +32,11 @@ PRESENCE_GRACE_SECONDS = "PRESENCE_GRACE_SECONDS"
 PRESENCE_QUEUE_URL = "PRESENCE_QUEUE_URL"
 # SQS delays a message by at most 15 minutes (DelaySeconds), so a longer grace cannot be scheduled.
 MAX_PRESENCE_GRACE_SECONDS = 900
+# The partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...): the stack sets it from
+# AWS::URLSuffix, so host names built at run time are right in every partition.
+AWS_URL_SUFFIX = "AWS_URL_SUFFIX"
+DEFAULT_URL_SUFFIX = "amazonaws.com"
+CHINA_URL_SUFFIX = "amazonaws.com.cn"
 
 
 class ConfigError(RuntimeError):
@@ -118,6 +123,20 @@ def _grace_seconds(env: Mapping[str, str]) -> int:
             f"{MAX_PRESENCE_GRACE_SECONDS}, got {value}"
         )
     return value
+
+
+def url_suffix(region: str, env: Mapping[str, str] | None = None) -> str:
+    """The DNS suffix of AWS endpoints in ``region``'s partition.
+
+    ``AWS_URL_SUFFIX`` when the environment has it (the stack sets it); otherwise derived from the
+    region, as China's regions (``cn-north-1``, ``cn-northwest-1``) are the one partition of
+    public regions with another suffix.
+    """
+    env = os.environ if env is None else env
+    configured = env.get(AWS_URL_SUFFIX, "").strip()
+    if configured:
+        return configured
+    return CHINA_URL_SUFFIX if region.startswith("cn-") else DEFAULT_URL_SUFFIX
 
 
 @lru_cache(maxsize=1)

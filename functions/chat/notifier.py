@@ -35,6 +35,7 @@ import botocore.session
 from botocore.credentials import ReadOnlyCredentials
 from botocore.httpsession import where as ca_bundle
 
+from chat import config
 from chat.observability import logger
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -78,10 +79,12 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-def management_endpoint(*, api_id: str, region: str, stage: str) -> str:
+def management_endpoint(*, api_id: str, region: str, stage: str, url_suffix: str | None = None) -> str:
     """The management API of a WebSocket API. Built from the API id, not the event's domain name:
-    behind a custom domain the domain name does not serve @connections."""
-    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+    behind a custom domain the domain name does not serve @connections. The host ends in the
+    partition's suffix (``url_suffix``, else ``chat.config.url_suffix``: amazonaws.com.cn in China)."""
+    suffix = url_suffix or config.url_suffix(region)
+    return f"https://{api_id}.execute-api.{region}.{suffix}/{stage}"
 
 
 class Notifier:
