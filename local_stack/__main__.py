@@ -81,6 +81,18 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         help="keep every event built and serve them at /_local/events on the management port",
     )
     parser.add_argument(
+        "--functions-dir",
+        type=Path,
+        default=defaults.functions_dir,
+        metavar="PATH",
+        help="the Lambda code's root, watched for changes (default: functions/ of the project)",
+    )
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not reload the handlers when a file under the functions folder changes",
+    )
+    parser.add_argument(
         "--break",
         dest="breaks",
         action="append",
@@ -106,6 +118,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         management_throttle_rate=args.management_throttle_rate,
         log_level=args.log_level.upper(),
         record_events=args.record_events,
+        functions_dir=args.functions_dir,
+        reload=not args.no_reload,
         breaks=tuple(args.breaks),
         quiet=args.quiet,
         presence_grace_s=args.presence_grace,

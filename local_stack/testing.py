@@ -12,7 +12,12 @@
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
 (names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
-whose last connection closed is announced offline).
+whose last connection closed is announced offline), ``functions_dir`` (run the handlers from a
+copy of ``functions/``, to edit it while it runs), ``reload=False`` (no hot reload).
+
+``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
+start it again on the same ports, for clients that must ride a restart; ``config`` and the other
+fields then describe the new process. ``stack.kill()`` stops it as a crash would.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -22,7 +27,8 @@ process's environment.
 
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
-``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``.
+``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
+``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from urllib.request import urlopen
 
 import boto3
@@ -77,6 +83,39 @@ class RunningStack:
     region: str = aws.REGION
     log_path: Path | None = None
     _events_url: str = field(default="", repr=False)
+    _process: _StackProcess | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int:
+        """The process id of the stack running now (``python -m local_stack``)."""
+        assert self._process is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """``kill -9`` the stack, as a crash would: no ``$disconnect``; ``start()`` brings it back."""
+        assert self._process is not None
+        self._process.kill()
+
+    def stop(self) -> None:
+        """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
+        assert self._process is not None
+        self._process.stop()
+
+    def start(self) -> None:
+        """Start the stopped stack again, on the same ports; the fields follow the new process."""
+        assert self._process is not None
+        ready = self._process.start()
+        self.config = ready["config"]
+        self.aws_endpoint = ready["resources"]["awsEndpoint"]
+        self.table_names = ready["resources"]["tableNames"]
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def cognito_client(self) -> Any:
         """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
@@ -157,17 +196,59 @@ def running_stack(**options: Any) -> Iterator[RunningStack]:
 @contextlib.contextmanager
 def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
     with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
-        ready_file = Path(folder) / "ready.json"
-        log_path = Path(folder) / "stack.log"
-        command = [sys.executable, "-m", "local_stack", "--port", "0", "--ready-file", str(ready_file)]
-        command += _flags(options)
-        with log_path.open("wb") as log:
-            child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = _StackProcess(Path(folder), _flags(options))
         try:
-            ready = _wait_until_ready(child, ready_file, log_path)
-            yield _running_stack(ready, log_path, options)
+            ready = process.start()
+            stack = _running_stack(ready, process.log_path, options)
+            stack._process = process
+            yield stack
         finally:
-            _stop_child(child)
+            process.stop()
+
+
+class _StackProcess:
+    """``python -m local_stack`` as a child process; started again, it keeps its first ports."""
+
+    def __init__(self, folder: Path, flags: list[str]) -> None:
+        self.ready_file = folder / "ready.json"
+        self.log_path = folder / "stack.log"
+        self._flags = flags
+        self._ports = ["--port", "0"]
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    def start(self) -> dict[str, Any]:
+        assert not self.running, "the stack is running"
+        self.ready_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "local_stack", *self._ports, "--ready-file", str(self.ready_file)]
+        with self.log_path.open("ab") as log:
+            self._child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [*command, *self._flags], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        ready = _wait_until_ready(self._child, self.ready_file, self.log_path)
+        web_port = urlsplit(ready["urls"]["web"]).port
+        management_port = urlsplit(ready["urls"]["management"]).port
+        self._ports = ["--port", str(web_port), "--management-port", str(management_port)]
+        return ready
+
+    @property
+    def pid(self) -> int:
+        assert self._child is not None, "the stack is not running"
+        return self._child.pid
+
+    def stop(self) -> None:
+        if self._child is not None:
+            _stop_child(self._child)
+            self._child = None
+
+    def kill(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
+            self._child = None
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -177,14 +258,17 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_latency": "--management-latency",
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
+        "functions_dir": "--functions-dir",
         "presence_grace": "--presence-grace",
     }
-    unknown = set(options) - set(flags) - {"record_events", "breaks"}
+    unknown = set(options) - set(flags) - {"record_events", "reload", "breaks"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
     if options.get("record_events"):
         command.append("--record-events")
+    if options.get("reload") is False:
+        command.append("--no-reload")
     for name in options.get("breaks", ()):
         command += ["--break", name]
     return command

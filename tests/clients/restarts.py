@@ -1,0 +1,34 @@
+"""A local stack to restart under open clients, and how a test tells what the restart kept."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from local_stack.testing import RunningStack
+
+# A client backs off up to 30 s between attempts while the stack is down.
+RECONNECT_MS = 45_000
+RAW_ERROR = re.compile(r"Exception|[0-9a-z]{20,}")
+
+
+def ids(stack: RunningStack) -> tuple[str, str]:
+    return stack.config["userPoolId"], stack.config["userPoolClientId"]
+
+
+def started_afresh(stack: RunningStack) -> None:
+    """Stop the stack (if running) and start it with none of its accounts."""
+    before = ids(stack)
+    if stack.running:
+        stack.stop()
+    stack.start()
+    if ids(stack) == before:
+        pytest.skip("this stack keeps its accounts across a restart")
+
+
+def start_keeping_accounts(stack: RunningStack) -> bool:
+    """Start the stopped stack; True when it kept its user pool and app client."""
+    before = ids(stack)
+    stack.start()
+    return ids(stack) == before
