@@ -4,33 +4,194 @@ DynamoDB applies each request to an item atomically; moto's backend does not loc
 threaded server runs requests side by side, so two concurrent ``ADD`` updates to one item can both
 read the old value. Serialising requests restores the atomicity the presence and idempotency logic
 relies on (and that AWS provides), while the handlers still run concurrently.
+
+The same lock lets a snapshot of moto's state (``persistence.py``) see it between two requests,
+never halfway through one; ``changed`` says whether any request since the last snapshot may have
+written something.
+
+moto's ``TransactWriteItems`` is replaced by one that keeps the same all-or-nothing behaviour at a
+fraction of the cost (``ItemRollbackDynamoDBBackend``).
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+TRANSACTION_OPERATIONS = ("ConditionCheck", "Put", "Delete", "Update")
+MAX_TRANSACTION_ITEMS = 100
+# Requests that never change moto's state: anything else marks it changed (the safe default).
+READ_ONLY_TARGETS = frozenset(
+    {
+        "DynamoDB_20120810.GetItem",
+        "DynamoDB_20120810.BatchGetItem",
+        "DynamoDB_20120810.Query",
+        "DynamoDB_20120810.Scan",
+        "DynamoDB_20120810.TransactGetItems",
+        "DynamoDB_20120810.DescribeTable",
+        "DynamoDB_20120810.DescribeTimeToLive",
+        "DynamoDB_20120810.ListTables",
+        "AWSCognitoIdentityProviderService.AdminGetUser",
+        "AWSCognitoIdentityProviderService.DescribeUserPool",
+        "AWSCognitoIdentityProviderService.DescribeUserPoolClient",
+        "AWSCognitoIdentityProviderService.GetUser",
+        "AWSCognitoIdentityProviderService.ListUsers",
+    }
+)
+
+ItemKey = tuple[str, DynamoType, DynamoType | None]
 
 
-def _one_at_a_time(app: WsgiApp) -> WsgiApp:
-    lock = threading.Lock()
+class ItemRollbackDynamoDBBackend(DynamoDBBackend):
+    """moto's DynamoDB, with transactions that back up the items they write instead of whole tables.
 
-    def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        with lock:
-            return list(app(environ, start_response))  # the whole response, inside the lock
+    moto 5.2.5 deep-copies every table a ``TransactWriteItems`` names before applying it, to put
+    the copies back if one write fails. Every chat send is a transaction on the Messages table, so
+    each send copied the whole history: memory grew by about the table's size per send (the
+    copies' reference cycles outlive the call) and each send was slower than the last.
 
-    return serialized
+    A transaction writes at most 100 items, one write each (moto refuses two on one item), so
+    copying just those items before their write is a complete backup: on any failure each is put
+    back as it was (or removed, if it did not exist), and the transaction leaves nothing behind,
+    as on DynamoDB. Requests are serialised (``AtomicMotoServer``), so no other request sees the
+    items in between. The rest follows moto's own method: the same checks, the same errors, the
+    same cancellation reasons.
+    """
+
+    @property
+    def _url_module(self) -> Any:
+        # moto finds a backend's routes next to the class's module; these are DynamoDB's.
+        return importlib.import_module("moto.dynamodb.urls")
+
+    def transact_write_items(self, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > MAX_TRANSACTION_ITEMS:
+            raise TooManyTransactionsException()
+        backups: dict[ItemKey, Item | None] = {}
+        targets: set[tuple[str, str]] = set()
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        for transact_item in transact_items:
+            if len(transact_item) > 1:
+                self._restore(backups)
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(transact_item.items()))
+            try:
+                errors.append(self._transact_one(op_type, op, targets, backups))
+            except (MultipleTransactionsException, MockValidationException):
+                self._restore(backups)
+                raise
+            except Exception as exc:  # noqa: BLE001 - a cancellation reason, as moto reports it
+                errors.append((type(exc).__name__, str(exc), None))
+        if any(code is not None for code, _, _ in errors):
+            self._restore(backups)
+            raise TransactionCanceledException(errors)
+
+    def _transact_one(
+        self,
+        op_type: str,
+        op: dict[str, Any],
+        targets: set[tuple[str, str]],
+        backups: dict[ItemKey, Item | None],
+    ) -> tuple[str | None, str | None, dict[str, Any] | None]:
+        if op_type not in TRANSACTION_OPERATIONS:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        table = self.get_table(table_name)
+        if op_type == "Put":
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs[table.range_key_attr]
+        else:
+            key = op["Key"]
+        target = (str(table_name), str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+
+        names = op.get("ExpressionAttributeNames")
+        values = op.get("ExpressionAttributeValues")
+        condition = op.get("ConditionExpression")
+        current = self.get_item(table_name, key)
+        if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+            old = (
+                current.to_json()["Attributes"]
+                if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                else None
+            )
+            return ("ConditionalCheckFailed", str(ConditionalCheckFailed().message), old)
+
+        if op_type != "ConditionCheck":
+            hash_value, range_value = self.get_keys_value(table, key)
+            # Before the write: update_item changes the stored Item in place.
+            backups.setdefault((table_name, hash_value, range_value), copy.deepcopy(current))
+        if op_type == "Put":
+            self.put_item(table_name, op["Item"])
+        elif op_type == "Delete":
+            self.delete_item(table_name, key)
+        elif op_type == "Update":
+            self.update_item(
+                table_name,
+                key,
+                update_expression=op["UpdateExpression"],
+                expression_attribute_names=names or {},
+                expression_attribute_values=values or {},
+            )
+        return (None, None, None)
+
+    def _restore(self, backups: dict[ItemKey, Item | None]) -> None:
+        """Put every written item back as it was before the transaction (or remove it)."""
+        for (table_name, hash_value, range_value), item in backups.items():
+            table = self.tables[table_name]
+            if item is None:
+                table.delete_item(hash_value, range_value)
+            elif range_value is not None:
+                table.items[hash_value][range_value] = item
+            else:
+                table.items[hash_value] = item
+
+
+def use_item_rollback() -> None:
+    """Make moto build ``ItemRollbackDynamoDBBackend`` for every account and region from now on."""
+    dynamodb_backends.backend = ItemRollbackDynamoDBBackend
+    for account in dynamodb_backends.values():
+        account.backend = ItemRollbackDynamoDBBackend
+        for backend in account.values():
+            if type(backend) is DynamoDBBackend:
+                backend.__class__ = ItemRollbackDynamoDBBackend  # same state, the lighter transaction
+
+
+def _is_read_only(environ: dict[str, Any]) -> bool:
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target is None:
+        return environ.get("REQUEST_METHOD") in ("GET", "HEAD")  # the JWKS, for one
+    return target in READ_ONLY_TARGETS
 
 
 class AtomicMotoServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
-        app = _one_at_a_time(DomainDispatcherApplication(create_backend_app))
+        use_item_rollback()
+        # Held for each whole request, and by whoever reads moto's state as a whole.
+        self.lock = threading.Lock()
+        self.changed = False
+        app = self._one_at_a_time(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -45,3 +206,12 @@ class AtomicMotoServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join()
+
+    def _one_at_a_time(self, app: WsgiApp) -> WsgiApp:
+        def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            with self.lock:
+                if not _is_read_only(environ):
+                    self.changed = True
+                return list(app(environ, start_response))  # the whole response, inside the lock
+
+        return serialized
