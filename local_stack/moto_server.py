@@ -9,18 +9,24 @@ The same lock lets a snapshot of moto's state (``persistence.py``) see it betwee
 never halfway through one; ``changed`` says whether any request since the last snapshot may have
 written something.
 
-moto's ``TransactWriteItems`` is replaced by one that keeps the same all-or-nothing behaviour at a
-fraction of the cost (``ItemRollbackDynamoDBBackend``).
+Two of moto's costs grow with the data and are cut here, with the same answers on the wire:
+``TransactWriteItems`` copied whole tables (``ItemRollbackDynamoDBBackend``), and the answers that
+carry items went through moto's model-driven serializer, attribute by attribute
+(``serialize_items_as_plain_json``).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
 import importlib
+import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import botocore.session
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -32,6 +38,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -56,6 +63,26 @@ READ_ONLY_TARGETS = frozenset(
         "AWSCognitoIdentityProviderService.ListUsers",
     }
 )
+
+# DynamoDB operations whose answers hold only items, keys, counts and consumed capacity: DynamoDB
+# JSON throughout, so ``json.dumps`` writes what moto's serializer would.
+PLAIN_JSON_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    }
+)
+DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+# moto's own answer writer, kept for every other operation (and for tests that compare the two).
+MOTO_SERIALIZED = DynamoHandler.serialized
 
 ItemKey = tuple[str, DynamoType, DynamoType | None]
 
@@ -178,6 +205,50 @@ def use_item_rollback() -> None:
                 backend.__class__ = ItemRollbackDynamoDBBackend  # same state, the lighter transaction
 
 
+def serialize_items_as_plain_json() -> None:
+    """Answer item-bearing DynamoDB operations with ``json.dumps`` of moto's result.
+
+    moto's serializer walks the service model for every attribute of every item: a Scan of the
+    200 rows of the Connections table cost it tens of milliseconds, inside the lock that every
+    other request waits on, on every public message. The result is DynamoDB JSON already (moto
+    turns its values into ``{"S": ...}`` maps, binary into bytes), so plain JSON with bytes in
+    base64 is the same answer. Errors, and every other operation, still take moto's own path.
+    """
+    generic = MOTO_SERIALIZED
+    if DynamoHandler.serialized is not generic:
+        return
+
+    def serialized(self: DynamoHandler, action_result: Any) -> tuple[int, dict[str, str], str]:
+        result = action_result.result
+        operation = self._get_action()
+        # Consumed capacity (only when asked for) has typed numbers: moto's path writes those.
+        if (
+            not isinstance(result, dict)
+            or operation not in PLAIN_JSON_OPERATIONS
+            or "ConsumedCapacity" in result
+        ):
+            return generic(self, action_result)  # type: ignore[no-any-return]
+        members = _output_members(operation)
+        answer = {name: value for name, value in result.items() if name in members}
+        headers = {"Content-Type": DYNAMODB_CONTENT_TYPE, **self.response_headers}
+        return 200, headers, json.dumps(answer, default=_base64, separators=(",", ":"))
+
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
+
+
+@functools.cache
+def _output_members(operation: str) -> frozenset[str]:
+    """The fields DynamoDB's answer to ``operation`` has (moto's results carry a few more)."""
+    model = botocore.session.get_session().get_service_model("dynamodb")
+    return frozenset(model.operation_model(operation).output_shape.members)
+
+
+def _base64(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
+
+
 def _is_read_only(environ: dict[str, Any]) -> bool:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target is None:
@@ -188,6 +259,7 @@ def _is_read_only(environ: dict[str, Any]) -> bool:
 class AtomicMotoServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         use_item_rollback()
+        serialize_items_as_plain_json()
         # Held for each whole request, and by whoever reads moto's state as a whole.
         self.lock = threading.Lock()
         self.changed = False

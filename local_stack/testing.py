@@ -74,7 +74,11 @@ class RunningStack:
     table_names: dict[str, str] = field(default_factory=dict)
     region: str = aws.REGION
     log_path: Path | None = None
+    # The stack's process (``python -m local_stack``) and the folder its state persists in.
+    pid: int = 0
+    data_dir: Path | None = None
     _events_url: str = field(default="", repr=False)
+    _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def cognito_client(self) -> Any:
         """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
@@ -132,6 +136,19 @@ class RunningStack:
             events: list[dict[str, Any]] = json.load(reply)
         return events
 
+    def kill(self) -> None:
+        """``kill -9`` the stack: no ``$disconnect``, no last snapshot (as a crash would)."""
+        if self._child is not None and self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+
+    def resident_memory_kib(self) -> int:
+        """The stack process's resident set size (``VmRSS`` of ``/proc/<pid>/status``), in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no VmRSS for process {self.pid}")
+
     def log(self) -> str:
         """What the stack printed so far (child process only)."""
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -163,7 +180,7 @@ def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
             child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
             ready = _wait_until_ready(child, ready_file, log_path)
-            yield _running_stack(ready, log_path, options)
+            yield _running_stack(ready, log_path, options, child)
         finally:
             _stop_child(child)
 
@@ -210,7 +227,9 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
         child.wait()
 
 
-def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[str, Any]) -> RunningStack:
+def _running_stack(
+    ready: dict[str, Any], log_path: Path | None, options: dict[str, Any], child: subprocess.Popen[bytes]
+) -> RunningStack:
     urls = ready["urls"]
     management_root = urls["management"].rsplit("/", 1)[0]
     return RunningStack(
@@ -222,5 +241,7 @@ def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[s
         aws_endpoint=ready["resources"]["awsEndpoint"],
         table_names=ready["resources"]["tableNames"],
         log_path=log_path,
+        pid=child.pid,
+        _child=child,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )

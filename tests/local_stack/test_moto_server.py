@@ -1,9 +1,12 @@
-"""TransactWriteItems on the local stack's moto server, over HTTP: all or nothing, at the cost of
-the items it writes rather than of the tables it names."""
+"""moto's server as the local stack runs it, over HTTP: TransactWriteItems all or nothing at the
+cost of the items it writes (not of the tables it names), and item-bearing answers written as
+plain JSON that match moto's own serializer."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,18 +16,34 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra import schema
-from local_stack import aws
+from local_stack import aws, moto_server
 from local_stack.moto_server import AtomicMotoServer
+
+# Every attribute type, including binary, nested and non-ASCII values.
+EVERY_TYPE = {
+    "feed": {"S": "types"},
+    "id": {"S": "1"},
+    "n": {"N": "1.50"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2"]},
+    "b": {"B": b"\x00\xff"},
+    "bs": {"BS": [b"x"]},
+    "l": {"L": [{"S": "x"}, {"N": "3"}, {"NULL": True}]},
+    "m": {"M": {"k": {"BOOL": False}, "e": {"L": []}}},
+    "u": {"S": 'é ✓ \u2028 "quoted"'},
+}
 
 
 @pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    server = AtomicMotoServer().start()
-    client = boto3.client(
-        "dynamodb", endpoint_url=server.url, region_name=aws.REGION, **aws.DUMMY_CREDENTIALS
-    )
-    yield client
-    server.stop()
+def server() -> Iterator[AtomicMotoServer]:
+    running = AtomicMotoServer().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def dynamodb(server: AtomicMotoServer) -> Any:
+    return boto3.client("dynamodb", endpoint_url=server.url, region_name=aws.REGION, **aws.DUMMY_CREDENTIALS)
 
 
 @pytest.fixture
@@ -222,3 +241,95 @@ class BatchWriter:
         if self._pending:
             self._dynamodb.batch_write_item(RequestItems={self._table: self._pending})
             self._pending = []
+
+
+# -- answers as plain JSON
+
+
+def raw_answers(url: str, table: str) -> dict[str, Any]:
+    """Each item-bearing operation's answer as sent: status, headers that are not per-request, body."""
+
+    def call(target: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            headers={
+                "X-Amz-Target": f"DynamoDB_20120810.{target}",
+                "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/"
+                "aws4_request, SignedHeaders=host, Signature=0",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            per_request = {"date", "x-amzn-requestid", "x-amz-crc32", "content-length", "server"}
+            headers = {k: v for k, v in reply.headers.items() if k.lower() not in per_request}
+            return reply.status, headers, json.loads(reply.read())
+
+    key = {"feed": {"S": "types"}, "id": {"S": "1"}}
+    other = {"feed": {"S": "other"}, "id": {"S": "1"}}
+    answers = {
+        "GetItem": call("GetItem", {"TableName": table, "Key": key}),
+        "Query": call(
+            "Query",
+            {
+                "TableName": table,
+                "KeyConditionExpression": "feed = :f",
+                "ExpressionAttributeValues": {":f": {"S": "types"}},
+                "Limit": 1,
+            },
+        ),
+        "Scan": call("Scan", {"TableName": table, "Limit": 1}),
+        "UpdateItem": call(
+            "UpdateItem",
+            {
+                "TableName": table,
+                "Key": key,
+                "UpdateExpression": "ADD c :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+                "ReturnValues": "ALL_NEW",
+            },
+        ),
+        "PutItem": call("PutItem", {"TableName": table, "Item": other, "ReturnValues": "ALL_OLD"}),
+        "BatchGetItem": call("BatchGetItem", {"RequestItems": {table: {"Keys": [key, other]}}}),
+        "TransactGetItems": call(
+            "TransactGetItems", {"TransactItems": [{"Get": {"TableName": table, "Key": key}}]}
+        ),
+        "DeleteItem": call("DeleteItem", {"TableName": table, "Key": other, "ReturnValues": "ALL_OLD"}),
+        "BatchWriteItem": call(
+            "BatchWriteItem", {"RequestItems": {table: [{"PutRequest": {"Item": other}}]}}
+        ),
+        "TransactWriteItems": call(
+            "TransactWriteItems", {"TransactItems": [{"Delete": {"TableName": table, "Key": other}}]}
+        ),
+    }
+    # Undo the writes, so that both runs start from the same table.
+    call("UpdateItem", {"TableName": table, "Key": key, "UpdateExpression": "REMOVE c"})
+    return answers
+
+
+def test_plain_json_answers_match_moto_serializer(
+    server: AtomicMotoServer, dynamodb: Any, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each item-bearing operation answers with the same status, headers and JSON as moto's serializer."""
+    dynamodb.put_item(TableName=table, Item=EVERY_TYPE)
+    plain = raw_answers(server.url, table)
+    monkeypatch.setattr(moto_server.DynamoHandler, "serialized", moto_server.MOTO_SERIALIZED)
+    generic = raw_answers(server.url, table)
+    assert set(plain) == moto_server.PLAIN_JSON_OPERATIONS
+    for operation, answer in plain.items():
+        assert answer == generic[operation], operation
+
+
+def test_every_attribute_type_reads_back_through_boto3(dynamodb: Any, table: str) -> None:
+    """An item of every attribute type comes back equal from GetItem, Query and Scan."""
+    dynamodb.put_item(TableName=table, Item=EVERY_TYPE)
+    key = {"feed": EVERY_TYPE["feed"], "id": EVERY_TYPE["id"]}
+    assert dynamodb.get_item(TableName=table, Key=key)["Item"] == EVERY_TYPE
+    queried = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="feed = :f",
+        ExpressionAttributeValues={":f": EVERY_TYPE["feed"]},
+    )
+    assert queried["Items"] == [EVERY_TYPE]
+    assert queried["Count"] == 1
+    assert dynamodb.scan(TableName=table)["Items"] == [EVERY_TYPE]
