@@ -24,6 +24,7 @@ import importlib
 import json
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -85,6 +86,40 @@ DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
 MOTO_SERIALIZED = DynamoHandler.serialized
 
 ItemKey = tuple[str, DynamoType, DynamoType | None]
+ITEM_WRITE_TARGETS = frozenset(
+    f"DynamoDB_20120810.{name}"
+    for name in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+)
+# The items the request being served wrote (set only while a server request runs).
+_request = threading.local()
+
+
+@dataclass(frozen=True)
+class ItemWrite:
+    """One item as a request left it: its key, and its attributes (None once deleted)."""
+
+    account: str
+    region: str
+    table: str
+    key: dict[str, Any]
+    item: dict[str, Any] | None
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "region": self.region,
+            "table": self.table,
+            "key": self.key,
+            "item": self.item,
+        }
+
+
+@dataclass
+class Changes:
+    """What requests changed since the last snapshot, besides the items they journal."""
+
+    tables: bool = False
+    cognito: bool = False
 
 
 class ItemRollbackDynamoDBBackend(DynamoDBBackend):
@@ -107,6 +142,46 @@ class ItemRollbackDynamoDBBackend(DynamoDBBackend):
     def _url_module(self) -> Any:
         # moto finds a backend's routes next to the class's module; these are DynamoDB's.
         return importlib.import_module("moto.dynamodb.urls")
+
+    # -- every item write is noted, for the journal (``persistence.py``)
+
+    def put_item(self, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
+        item = super().put_item(table_name, item_attrs, *args, **kwargs)
+        self._note(table_name, item.hash_key, item.range_key)
+        return item
+
+    def update_item(self, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
+        item = super().update_item(table_name, key, *args, **kwargs)
+        self._note(table_name, item.hash_key, item.range_key)
+        return item
+
+    def delete_item(self, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Item | None:
+        hash_value, range_value = self.get_keys_value(self.get_table(table_name), key)
+        item = super().delete_item(table_name, key, *args, **kwargs)
+        self._note(table_name, hash_value, range_value)
+        return item
+
+    def _note(self, table_name: str, hash_value: DynamoType, range_value: DynamoType | None) -> None:
+        noted = getattr(_request, "writes", None)
+        if noted is not None:
+            noted[(self.account_id, self.region_name, table_name, hash_value, range_value)] = None
+
+    def item_writes(self, keys: Iterable[tuple[str, DynamoType, DynamoType | None]]) -> list[ItemWrite]:
+        """The current state of each item, by table and key values."""
+        writes = []
+        for table_name, hash_value, range_value in keys:
+            table = self.tables.get(table_name)
+            if table is None:
+                continue
+            key = {table.hash_key_attr: hash_value.to_json()}
+            if table.range_key_attr is not None and range_value is not None:
+                key[table.range_key_attr] = range_value.to_json()
+            current = table.get_item(hash_value, range_value)
+            attributes = None if current is None else current.to_json()["Attributes"]
+            writes.append(ItemWrite(self.account_id, self.region_name, table_name, key, attributes))
+        return writes
+
+    # -- transactions
 
     def transact_write_items(self, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > MAX_TRANSACTION_ITEMS:
@@ -249,11 +324,7 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
-def _is_read_only(environ: dict[str, Any]) -> bool:
-    target = environ.get("HTTP_X_AMZ_TARGET")
-    if target is None:
-        return environ.get("REQUEST_METHOD") in ("GET", "HEAD")  # the JWKS, for one
-    return target in READ_ONLY_TARGETS
+WriteListener = Callable[[list[ItemWrite]], None]
 
 
 class AtomicMotoServer:
@@ -262,7 +333,9 @@ class AtomicMotoServer:
         serialize_items_as_plain_json()
         # Held for each whole request, and by whoever reads moto's state as a whole.
         self.lock = threading.Lock()
-        self.changed = False
+        self.changed = Changes()
+        # Told, inside the lock, of the items each request wrote (the journal).
+        self.on_writes: WriteListener | None = None
         app = self._one_at_a_time(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -281,9 +354,36 @@ class AtomicMotoServer:
 
     def _one_at_a_time(self, app: WsgiApp) -> WsgiApp:
         def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            target = environ.get("HTTP_X_AMZ_TARGET")
             with self.lock:
-                if not _is_read_only(environ):
-                    self.changed = True
-                return list(app(environ, start_response))  # the whole response, inside the lock
+                _request.writes = {}
+                try:
+                    answer = list(app(environ, start_response))  # the whole response, inside the lock
+                    self._note_changes(environ, target, list(_request.writes))
+                finally:
+                    _request.writes = None
+                return answer
 
         return serialized
+
+    def _note_changes(self, environ: dict[str, Any], target: str | None, written: list[Any]) -> None:
+        if target in READ_ONLY_TARGETS or (
+            target is None and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        ):
+            return  # GET: the JWKS, for one
+        if target in ITEM_WRITE_TARGETS:
+            if self.on_writes is not None and written:
+                self.on_writes(_current_states(written))
+            return
+        if target is None or target.startswith("DynamoDB_"):
+            self.changed.tables = True
+        if target is None or not target.startswith("DynamoDB_"):
+            self.changed.cognito = True
+
+
+def _current_states(written: list[tuple[str, str, str, DynamoType, DynamoType | None]]) -> list[ItemWrite]:
+    states: list[ItemWrite] = []
+    for account, region, table_name, hash_value, range_value in written:
+        backend = dynamodb_backends[account][region]
+        states += backend.item_writes([(table_name, hash_value, range_value)])
+    return states

@@ -10,7 +10,13 @@
 ``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
-``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers').
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'),
+``data_dir`` (default: a new empty folder, removed afterwards, so tests never share state;
+pass one to restart a stack on the state of another) and ``fresh``, ``port`` and
+``management_port`` (default: free ones).
+
+``stack.kill()`` ends the stack as a crash would (``kill -9`` of its process and of moto's);
+``stack.resident_memory_kib()`` is what the two hold in memory.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -20,13 +26,15 @@ process's environment.
 
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
-``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``.
+``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
+``pid``, ``moto_pid``, ``data_dir``, ``kill``, ``resident_memory_kib``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -76,6 +84,7 @@ class RunningStack:
     log_path: Path | None = None
     # The stack's process (``python -m local_stack``) and the folder its state persists in.
     pid: int = 0
+    moto_pid: int = 0
     data_dir: Path | None = None
     _events_url: str = field(default="", repr=False)
     _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -137,21 +146,27 @@ class RunningStack:
         return events
 
     def kill(self) -> None:
-        """``kill -9`` the stack: no ``$disconnect``, no last snapshot (as a crash would)."""
+        """``kill -9`` the stack and moto's process: no ``$disconnect``, no last save (a crash)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.moto_pid, signal.SIGKILL)
         if self._child is not None and self._child.poll() is None:
             self._child.kill()
             self._child.wait()
 
     def resident_memory_kib(self) -> int:
-        """The stack process's resident set size (``VmRSS`` of ``/proc/<pid>/status``), in KiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no VmRSS for process {self.pid}")
+        """What the stack's process and moto's hold in memory (``VmRSS``), in KiB."""
+        return _resident_kib(self.pid) + _resident_kib(self.moto_pid)
 
     def log(self) -> str:
         """What the stack printed so far (child process only)."""
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+def _resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def unique_username(prefix: str = "user") -> str:
@@ -174,13 +189,15 @@ def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
     with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
         ready_file = Path(folder) / "ready.json"
         log_path = Path(folder) / "stack.log"
-        command = [sys.executable, "-m", "local_stack", "--port", "0", "--ready-file", str(ready_file)]
+        data_dir = Path(options.get("data_dir") or Path(folder) / "data")
+        command = [sys.executable, "-m", "local_stack", "--ready-file", str(ready_file)]
+        command += ["--port", str(options.get("port", 0)), "--data-dir", str(data_dir)]
         command += _flags(options)
         with log_path.open("wb") as log:
             child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
             ready = _wait_until_ready(child, ready_file, log_path)
-            yield _running_stack(ready, log_path, options, child)
+            yield _running_stack(ready, log_path, options, child, data_dir)
         finally:
             _stop_child(child)
 
@@ -192,13 +209,16 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_latency": "--management-latency",
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
+        "management_port": "--management-port",
     }
-    unknown = set(options) - set(flags) - {"record_events"}
+    unknown = set(options) - set(flags) - {"record_events", "fresh", "data_dir", "port"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
     if options.get("record_events"):
         command.append("--record-events")
+    if options.get("fresh"):
+        command.append("--fresh")
     return command
 
 
@@ -228,7 +248,11 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
 
 
 def _running_stack(
-    ready: dict[str, Any], log_path: Path | None, options: dict[str, Any], child: subprocess.Popen[bytes]
+    ready: dict[str, Any],
+    log_path: Path | None,
+    options: dict[str, Any],
+    child: subprocess.Popen[bytes],
+    data_dir: Path,
 ) -> RunningStack:
     urls = ready["urls"]
     management_root = urls["management"].rsplit("/", 1)[0]
@@ -242,6 +266,8 @@ def _running_stack(
         table_names=ready["resources"]["tableNames"],
         log_path=log_path,
         pid=child.pid,
+        moto_pid=ready["resources"]["motoPid"],
+        data_dir=data_dir,
         _child=child,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
