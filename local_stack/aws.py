@@ -23,6 +23,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 # Credentials moto accepts and AWS would not: nothing local can reach a real account by mistake.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+APP_CLIENT_NAME = "AppClient"
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,9 @@ def find_resources(endpoint: str) -> Resources | None:
         if not pool["Name"].startswith(prefix) or not set(names.values()) <= tables:
             continue
         clients = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
-        if clients:
-            return Resources(endpoint, names, pool["Id"], clients[0]["ClientId"])
+        ours = [c for c in clients if c["ClientName"] == APP_CLIENT_NAME]
+        if ours:
+            return Resources(endpoint, names, pool["Id"], ours[0]["ClientId"])
     return None
 
 
@@ -138,7 +140,7 @@ def app_client_definition(pool_id: str) -> dict[str, Any]:
     """CreateUserPoolClient's arguments: no secret (browsers and CLIs cannot keep one)."""
     return {
         "UserPoolId": pool_id,
-        "ClientName": "AppClient",
+        "ClientName": APP_CLIENT_NAME,
         "GenerateSecret": False,
         "ExplicitAuthFlows": list(identity.AUTH_FLOWS),
         "AccessTokenValidity": identity.ACCESS_TOKEN_MINUTES,

@@ -242,6 +242,7 @@ class LocalStack:
         return CognitoProxy(
             moto_endpoint=moto_endpoint,
             user_pool_id=self.resources.user_pool_id,
+            user_pool_client_id=self.resources.user_pool_client_id,
             runtime=self._runtime,
             presignup=self._runtime.function(
                 "PreSignUp", constants.PRESIGNUP_HANDLER, timeout_s=TRIGGER_TIMEOUT_S

@@ -40,8 +40,8 @@ class CognitoError extends Error {
   }
 }
 
-// Cognito's answers for an unknown user: UserNotFoundException, or NotAuthorizedException when
-// the pool hides whether a user exists.
+// Cognito's answers for an unknown user: UserNotFoundException, or (the deployed and the local
+// pool) NotAuthorizedException, the same as for a wrong password.
 const MAYBE_UNKNOWN_USER = ["UserNotFoundException", "NotAuthorizedException"];
 
 async function cognito(config, operation, body) {
@@ -99,7 +99,11 @@ async function signInOrUp(config, username, password) {
   try {
     return tokensFrom(await initiateAuth(config, "USER_PASSWORD_AUTH", parameters));
   } catch (error) {
-    if (!MAYBE_UNKNOWN_USER.includes(error.code) || !(await signUp(config, username, password))) throw error;
+    if (!MAYBE_UNKNOWN_USER.includes(error.code)) throw error;
+    // The pool does not say whether the name exists: signing it up tells.
+    if (!(await signUp(config, username, password))) {
+      throw new CognitoError(error.code, `Wrong password for ${username}, or that name is taken by someone else.`);
+    }
   }
   return tokensFrom(await initiateAuth(config, "USER_PASSWORD_AUTH", parameters));
 }
