@@ -17,9 +17,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from local_stack.instances import WarmFirstExecutor
 
 # The sizes infra/functions.py gives the functions (that module needs aws_cdk to import).
 DEFAULT_MEMORY_MB = 256
@@ -85,7 +86,7 @@ class LambdaRuntime:
         self._region = region
         self._account_id = account_id
         self._stack_name = stack_name
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lambda")
+        self._pool = WarmFirstExecutor(max_workers=max_workers, thread_name_prefix="lambda")
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
 

@@ -38,6 +38,7 @@ from local_stack.moto_process import MotoProcess
 from local_stack.site import StaticSite
 
 HOST = "127.0.0.1"
+MANAGEMENT_BACKLOG = 2048
 WEB_ROOT = REPO_ROOT / "clients" / "web"
 COGNITO_PATH = "/cognito"
 EVENTS_PATH = "/_local/events"
@@ -233,7 +234,9 @@ class LocalStack:
             app.router.add_get(EVENTS_PATH, self._recorded_events)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, self._management_port()).start()
+        # Each fan-out opens up to FANOUT_WORKERS (200) connections at once: aiohttp's default
+        # backlog of 128 refused the rest, and the posts failed as network errors.
+        await web.TCPSite(self._runner, HOST, self._management_port(), backlog=MANAGEMENT_BACKLOG).start()
         return int(self._runner.addresses[0][1])
 
     def _cognito_proxy(self) -> CognitoProxy:
