@@ -53,7 +53,7 @@ import boto3
 from local_stack import REPO_ROOT, aws
 
 DEFAULT_PASSWORD = "password123"  # noqa: S105 - meets the pool's policy: 8+, lower-case and digits
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 120.0
 SHUTDOWN_TIMEOUT_S = 20.0
 
 
