@@ -12,14 +12,18 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 
-.PHONY: help install browser run chat test lint typecheck unit bench soak synth deploy destroy clean
+.PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench mutate soak verify synth deploy destroy clean
 
 help:
 	@echo "make run      start the local stack (PORT=$(PORT); FRESH=1 starts empty) and print where to open the web client"
 	@echo "make test     lint, type-check and run every test"
 	@echo "make chat     command-line client against the local stack (USER=alice)"
 	@echo "make bench    run the benchmarks and write docs/benchmarks/"
+	@echo "make mutate  mutation testing of the pure core (how many mutants the tests kill)"
 	@echo "make soak     the long load run"
+	@echo "make verify   check a stack end to end as a client: a local one it starts and stops,"
+	@echo "              or a deployed one with STACK=$(STACK) [REGION=eu-west-1]"
+	@echo "make lock     re-resolve the locks after editing a requirements .txt file"
 	@echo "make synth    synthesize the CloudFormation template (no AWS account needed)"
 	@echo "make deploy   deploy to the AWS account in your environment"
 	@echo "make destroy  delete the deployed stack"
@@ -27,13 +31,28 @@ help:
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/activate requirements.txt functions/requirements.txt pyproject.toml
+# Two environments in one venv: what running and deploying need, and on top of it what testing and
+# benchmarking add. Both come from locks with hashes (`make lock` writes them from the .txt inputs).
+$(VENV)/.installed: $(BIN)/activate requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	touch $@
+
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Re-resolve the locks after editing requirements*.txt or functions/requirements.txt.
+lock: install-dev
+	$(PY) -m infra.locks
+
+lock-check: install-dev
+	$(PY) -m infra.locks --check
 
 # Debian's Chromium for the Playwright tests (Playwright's own browser download is not used).
 browser:
@@ -49,23 +68,35 @@ run: install
 chat: install
 	$(BIN)/chat --user $(USER)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy functions/chat
 
-unit: install
+unit: install-dev
 	$(PY) -m pytest
 
-test: install browser lint typecheck unit
+test: install-dev browser lock-check lint typecheck unit
 
-bench: install
+bench: install-dev
 	$(PY) -m benchmarks
 
-soak: install
+# Mutation testing of the pure core (about half an hour; not part of `make test`).
+mutate: install-dev
+	$(PY) -m mutation
+
+soak: install-dev
 	$(PY) -m pytest tests/reliability -m soak --soak
+
+# Without STACK on the command line (or in the environment): a local stack, started and stopped.
+verify: install
+ifneq ($(filter command line environment,$(origin STACK)),)
+	$(PY) -m conformance --stack $(STACK) $(if $(REGION),--region $(REGION))
+else
+	$(PY) -m conformance --local
+endif
 
 synth: install
 	npx --yes aws-cdk@2 synth --quiet

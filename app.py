@@ -2,11 +2,6 @@
 """The CDK app: one stack. Synthesizes with no AWS credentials and no Docker."""
 
 import os
-import sys
-from pathlib import Path
-
-# infra.environment imports the runtime's chat.config, which lives under functions/.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "functions"))
 
 import aws_cdk as cdk
 

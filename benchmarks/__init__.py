@@ -9,12 +9,6 @@ their tables and charts under ``docs/benchmarks/``.
 - ``cold_start``: import time and peak memory of each handler.
 """
 
-import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The handlers' package ``chat`` lives under functions/ (the Lambda asset's root): make it importable
-# however the benchmarks are started, as local_stack does.
-for _path in (REPO_ROOT, REPO_ROOT / "functions"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))

@@ -92,7 +92,7 @@ def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
     report.tables.append(("Over the local stack (real handlers, moto, real sockets)", table))
     report.notes += [
         "Replayed counts every message frame sync sent: it may repeat a few already seen (the cursor's "
-        "overlap window, PROTOCOL.md), so it can exceed 'missed'; clients deduplicate by id.",
+        "overlap window, docs/protocol.md), so it can exceed 'missed'; clients deduplicate by id.",
         "Each replayed message is one management-API post, one after another, from the sync invocation.",
     ]
     report.data = {

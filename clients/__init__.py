@@ -1,1 +1,1 @@
-"""Clients of the chat protocol (``/work/shared/PROTOCOL.md``): the web page and the ``chat`` command."""
+"""Clients of the chat protocol (``docs/protocol.md``): the web page and the ``chat`` command."""

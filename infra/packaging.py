@@ -1,14 +1,15 @@
 """Build the Lambda code asset on this machine, without Docker.
 
-The asset is a folder: the ``chat`` package from ``functions/`` plus the wheels its requirements need,
-installed by pip for Lambda's platform (``--platform``/``--python-version``/``--only-binary``), so an
-x86_64 laptop builds an arm64 asset. Packages the Lambda runtime already provides (boto3 and its
-dependencies) are left out: bundling botocore would shadow the runtime's copy and could mismatch
-its boto3.
+The asset is a folder: the ``chat`` package from ``functions/`` plus the wheels of
+``functions/requirements.lock``, installed by pip for Lambda's platform
+(``--platform``/``--python-version``/``--only-binary``) with every hash checked, so an x86_64 laptop
+builds an arm64 asset and two machines on two days build the same one. The lock (``make lock``,
+``infra/locks.py``) leaves out what the Lambda runtime already provides (boto3 and its
+dependencies): bundling botocore would shadow the runtime's copy and could mismatch its boto3.
 
 Building is cached in two layers under ``build/``:
 
-- the installed requirements, keyed by the requirements file and the target platform;
+- the installed requirements, keyed by the lock and the target platform;
 - the finished asset (requirements + source), keyed by that and the source files.
 
 So a synth after a code change copies files but does not run pip again.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -34,9 +34,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = PROJECT_ROOT / "build"
 FUNCTIONS_DIR = PROJECT_ROOT / constants.FUNCTIONS_DIR
 PACKAGE_NAME = "chat"
-REQUIREMENTS_FILE = FUNCTIONS_DIR / "requirements.txt"
+LOCK_FILE = FUNCTIONS_DIR / "requirements.lock"
 
-# Distributions every Lambda Python runtime ships (boto3 and what it depends on).
+# Distributions every Lambda Python runtime ships (boto3 and what it depends on): not in the lock.
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )
@@ -107,39 +107,14 @@ def install_requirements(requirement_specs: list[str], destination: Path, target
 
 
 def _build_requirements(target: Target, build_dir: Path) -> Path:
-    """The requirements installed for ``target`` minus what the runtime provides (cached)."""
-    key = _digest(REQUIREMENTS_FILE.read_text(), target.label, *sorted(RUNTIME_PROVIDED))
+    """The locked requirements installed for ``target`` (cached by the lock's text)."""
+    key = _digest(LOCK_FILE.read_text(), target.label)
     requirements_dir = build_dir / f"requirements-{target.label}-{key}"
     if not requirements_dir.is_dir():
-        pinned = _resolve_without_runtime_provided(target, build_dir)
         with staging_dir(requirements_dir) as staging:
-            install_requirements(["--no-deps", *pinned], staging, target)
+            # The lock pins every distribution, so pip resolves nothing and checks every hash.
+            install_requirements(["--no-deps", "--require-hashes", "-r", str(LOCK_FILE)], staging, target)
     return requirements_dir
-
-
-def _resolve_without_runtime_provided(target: Target, build_dir: Path) -> list[str]:
-    """Resolve the requirements for ``target`` (pip's dry run) and pin all but the runtime's own."""
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=build_dir) as scratch:
-        report = Path(scratch) / "report.json"
-        _pip(
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            "--report",
-            str(report),
-            "--target",
-            str(Path(scratch) / "unused"),
-            *target.pip_target_options(),
-            "-r",
-            str(REQUIREMENTS_FILE),
-        )
-        resolved = json.loads(report.read_text())["install"]
-    pins = {item["metadata"]["name"]: item["metadata"]["version"] for item in resolved}
-    return sorted(
-        f"{name}=={version}" for name, version in pins.items() if _normalize(name) not in RUNTIME_PROVIDED
-    )
 
 
 def _pip(*args: str) -> None:
@@ -193,8 +168,3 @@ def _prune_old_assets(build_dir: Path, target: Target, keep: Path) -> None:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-
-def _normalize(distribution: str) -> str:
-    """PEP 503 name normalization: ``Python_DateUtil`` and ``python-dateutil`` are one project."""
-    return distribution.lower().replace("_", "-").replace(".", "-")

@@ -15,12 +15,8 @@ the sockets, as in websockets' Sans-I/O split: ``events.py``, ``answers.py``, ``
 ``testing.py`` runs the whole stack for tests.
 """
 
-import sys
 from pathlib import Path
 
+# The checkout the stack serves files from (the web client, cdk.json); ``chat`` and ``infra`` are
+# installed packages of the project (pyproject.toml), importable from anywhere.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# ``infra`` lives at the repository root and the handlers' package ``chat`` under functions/ (the
-# Lambda asset's root, like /var/task): both must import wherever the stack is started from.
-for _path in (REPO_ROOT, REPO_ROOT / "functions"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))

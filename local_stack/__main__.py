@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from local_stack import REPO_ROOT
+from local_stack.breaks import BREAKS
 from local_stack.stack import LocalStack, StackOptions
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".local-stack"
@@ -84,6 +85,15 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
     parser.add_argument(
         "--fresh", action="store_true", help="start empty: delete what the data directory holds first"
     )
+    parser.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        choices=BREAKS,
+        default=[],
+        metavar="FAULT",
+        help=f"break part of the contract on purpose, to test a checker ({', '.join(BREAKS)})",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--ready-file",
@@ -101,6 +111,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         management_throttle_rate=args.management_throttle_rate,
         log_level=args.log_level.upper(),
         record_events=args.record_events,
+        breaks=tuple(args.breaks),
         quiet=args.quiet,
         data_dir=args.data_dir,
         fresh=args.fresh,

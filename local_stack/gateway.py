@@ -192,6 +192,10 @@ class WebSocketGateway:
     def connection_ids(self) -> list[str]:
         return list(self._connections)
 
+    def connection_ids_of(self, user: str) -> list[str]:
+        """The open connections of ``user``, oldest first."""
+        return [c.id for c in self._connections.values() if c.user == user]
+
     def _open_connection(self, connection_id: str) -> Connection:
         connection = self._connections.get(connection_id)
         if connection is None or connection.websocket.state is not State.OPEN:

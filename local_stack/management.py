@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -34,6 +35,8 @@ class Faults:
 
     latency_s: float = 0.0
     throttle_rate: float = 0.0
+    # (connection id, data) → True: answer 200 and send nothing (``breaks.py``).
+    drop: Callable[[str, bytes], bool] | None = None
 
 
 def aws_error(status: int, code: str, message: str) -> web.Response:
@@ -63,8 +66,11 @@ class ManagementApi:
         data = await request.read()
         if len(data) > MAX_PAYLOAD_BYTES:
             return aws_error(413, "PayloadTooLargeException", "Request entity too large")
+        connection_id = request.match_info["connection_id"]
+        if self.faults.drop is not None and self.faults.drop(connection_id, data):
+            return web.Response(status=200)
         try:
-            await self._gateway.post(request.match_info["connection_id"], data)
+            await self._gateway.post(connection_id, data)
         except GoneConnection:
             return _gone()
         return web.Response(status=200)

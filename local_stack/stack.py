@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from infra import constants
-from local_stack import REPO_ROOT, aws, events, ids
+from local_stack import REPO_ROOT, aws, breaks, events, ids
 from local_stack.cognito_proxy import CognitoProxy
 from local_stack.console import Console
 from local_stack.gateway import Limits, WebSocketGateway
@@ -59,6 +59,8 @@ class StackOptions:
     management_throttle_rate: float = 0.0
     log_level: str = "WARNING"
     record_events: bool = False
+    # Deliberate faults, by name (``breaks.BREAKS``), to show that a checker notices them.
+    breaks: tuple[str, ...] = ()
     web_root: Path = WEB_ROOT
     quiet: bool = False
     # Where DynamoDB and Cognito persist across restarts (None: in memory only, gone at stop).
@@ -122,7 +124,12 @@ class LocalStack:
         )
         self._gateway = self._build_gateway()
         self._management = ManagementApi(
-            self._gateway, Faults(self.options.management_latency_s, self.options.management_throttle_rate)
+            self._gateway,
+            Faults(
+                self.options.management_latency_s,
+                self.options.management_throttle_rate,
+                drop=breaks.dropper(self.options.breaks, self._gateway),
+            ),
         )
         management_port = await self._serve_http_api()
         management_url = f"http://{HOST}:{management_port}/{self.api.stage}"
@@ -152,7 +159,7 @@ class LocalStack:
             self._moto = None
 
     def config(self) -> dict[str, str]:
-        """``/config.json``: what a client needs to sign in and connect (PROTOCOL.md)."""
+        """``/config.json``: what a client needs to sign in and connect (docs/protocol.md)."""
         assert self.urls is not None and self.resources is not None
         return {
             "websocketUrl": self.urls.websocket,
@@ -291,6 +298,8 @@ class LocalStack:
                 "Cognito endpoint": self.urls.cognito,
             }
         )
+        for name in self.options.breaks:
+            self.console.note(f"warning: {name} is deliberately broken (--break {name})")
         self.console.note("Ctrl-C stops the stack.")
 
     async def _recorded_events(self, request: web.Request) -> web.Response:

@@ -10,10 +10,10 @@
 ``running_stack(**options)`` takes the flags of ``python -m local_stack`` as keywords:
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
-``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'),
-``data_dir`` (default: a new empty folder, removed afterwards, so tests never share state;
-pass one to restart a stack on the state of another) and ``fresh``, ``port`` and
-``management_port`` (default: free ones).
+``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
+(names of deliberate faults, ``local_stack/breaks.py``), ``data_dir`` (default: a new empty folder,
+removed afterwards, so tests never share state; pass one to restart a stack on the state of
+another) and ``fresh``, ``port`` and ``management_port`` (default: free ones).
 
 ``stack.kill()`` ends the stack as a crash would (``kill -9`` of its process and of moto's);
 ``stack.resident_memory_kib()`` is what the two hold in memory.
@@ -211,7 +211,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "log_level": "--log-level",
         "management_port": "--management-port",
     }
-    unknown = set(options) - set(flags) - {"record_events", "fresh", "data_dir", "port"}
+    unknown = set(options) - set(flags) - {"record_events", "breaks", "fresh", "data_dir", "port"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
@@ -219,6 +219,8 @@ def _flags(options: dict[str, Any]) -> list[str]:
         command.append("--record-events")
     if options.get("fresh"):
         command.append("--fresh")
+    for name in options.get("breaks", ()):
+        command += ["--break", name]
     return command
 
 

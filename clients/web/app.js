@@ -1,4 +1,4 @@
-// The web client of the chat protocol (PROTOCOL.md): sign-in against Cognito's JSON API, one
+// The web client of the chat protocol (docs/protocol.md): sign-in against Cognito's JSON API, one
 // WebSocket that reconnects with backoff and resumes with `sync`, and the page around it.
 // Sections, from the wire up: storage, Cognito, chat state (no I/O), connection, page.
 

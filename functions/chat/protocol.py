@@ -1,4 +1,4 @@
-"""The wire protocol (shared/PROTOCOL.md, version 1): parsing client frames and building server frames.
+"""The wire protocol (docs/protocol.md, version 1): parsing client frames and building server frames.
 
 Pure functions over plain data: no I/O, no AWS. Every way a client frame can be wrong ends here as
 one of the ``RejectedFrame`` errors of ``chat.errors``, carrying the ``clientMsgId`` when the frame

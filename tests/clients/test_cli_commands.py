@@ -74,7 +74,7 @@ def test_stdin_lines_are_sent_in_order(stack, peer, new_username) -> None:
     texts = ["first line", "second line", "third, privately"]
     frames = [listener.wait_for_message(text) for text in texts]
     assert [frame["to"] for frame in frames] == [None, None, recipient]
-    # PROTOCOL.md: "Live frames from one sender arrive in the order sent".
+    # docs/protocol.md: "Live frames from one sender arrive in the order sent".
     received = [frame["text"] for frame in listener.frames if frame.get("type") == "message"]
     assert [text for text in received if text in texts] == texts, received
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -107,6 +108,17 @@ def test_lambda_asset_leaves_boto3_to_the_runtime(lambda_asset: Path) -> None:
     bundled = {path.name.split("-")[0].lower() for path in lambda_asset.glob("*.dist-info")}
     assert bundled.isdisjoint({"boto3", "botocore", "s3transfer", "urllib3"})
     assert (lambda_asset / "chat" / "config.py").is_file()
+
+
+def test_lambda_asset_holds_exactly_the_locked_versions(lambda_asset: Path) -> None:
+    """Every distribution in the asset is pinned by functions/requirements.lock, at that version."""
+    pins = re.findall(r"^([a-z0-9][a-z0-9._-]*)==([^\s]+)", packaging.LOCK_FILE.read_text(), re.M)
+    locked = {(name.replace("-", "_").lower(), version) for name, version in pins}
+    bundled = {
+        tuple(path.name.removesuffix(".dist-info").lower().rsplit("-", 1))
+        for path in lambda_asset.glob("*.dist-info")
+    }
+    assert bundled == locked
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""PROTOCOL.md end to end: real clients on real sockets against the running local stack.
+"""docs/protocol.md end to end: real clients on real sockets against the running local stack.
 
 Users get fresh names per test, so the shared stack's other traffic never matches what a test
 waits for; frames are matched by sender, text or ``clientMsgId``, never by position alone.

@@ -294,7 +294,7 @@ def test_cognito_endpoint_answers_cors_preflight(stack: RunningStack) -> None:
 
 
 def test_config_json(stack: RunningStack) -> None:
-    """/config.json has exactly PROTOCOL.md's fields, pointing at this stack."""
+    """/config.json has exactly the fields docs/protocol.md lists, pointing at this stack."""
     status, headers, body = http_get(stack.http_url + "config.json")
     config = json.loads(body)
     assert status == 200 and headers["Content-Type"] == "application/json"

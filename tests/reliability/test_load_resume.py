@@ -59,6 +59,7 @@ def test_short_load_loses_nothing(load_stack: RunningStack) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)
 def test_soak_1000_connections_loses_nothing(load_stack: RunningStack) -> None:
     """1,000 sessions of 250 users for over a minute with drops and resumes: nothing lost, nothing leaked."""
     figures = run(load_stack, SOAK)

@@ -1,0 +1,486 @@
+"""The checks, in the order they run. Each takes the run and raises ``CheckFailed`` with a reason.
+
+Every check looks only at frames about this run's own users (a shared stack sends frames of other
+users too) and waits with bounded timeouts. A frame that must *not* arrive is looked for after a
+barrier (``Run.barrier``): a message from the same sender, sent later, that must arrive after it.
+
+Not provoked: ``rate_limited`` (it takes more sends in a minute than the stack allows one user, 120
+by default, and leaves the user throttled for the checks after it) and ``internal_error`` (it takes
+a broken backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.exceptions import ConnectionClosed
+
+from conformance import frames
+from conformance.run import Run, copies, is_message
+from conformance.session import CheckFailed, Frame, Session, connect_url, refused_status
+
+REFUSED = (401, 403)
+TEXT_LIMIT = 4000
+KB = 1024
+# API Gateway: a frame is at most 32 KB and a message (frames joined) at most 128 KB; beyond either
+# the connection is closed with 1009 (its WebSocket quotas page). Sizes here stay clear of the edges.
+OVER_FRAME_LIMIT = 40 * KB
+FRAGMENT = 16 * KB
+UNDER_MESSAGE_LIMIT = 40 * KB
+OVER_MESSAGE_LIMIT = 160 * KB
+MESSAGE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[Run], None]
+
+
+def expect(condition: bool, why: str) -> None:
+    if not condition:
+        raise CheckFailed(why)
+
+
+def expect_shape(frame: Frame) -> None:
+    issues = frames.problems(frame)
+    expect(not issues, "; ".join(issues))
+
+
+def presence_of(user: str, online: bool) -> Callable[[Frame], bool]:
+    return lambda f: f.get("type") == "presence" and f.get("user") == user and f.get("online") is online
+
+
+# -- accounts
+
+
+def username_rule(run: Run) -> None:
+    """Sign-up refuses usernames outside 3 to 32 characters of a-z 0-9 _ . -"""
+    # Both carry this run's prefix, so one wrongly accepted is still recognisably ours to delete.
+    for username in (f"{run.username('x')}!", run.username("x" * 20)):
+        refusal = run.accounts.refusal_of(username)
+        expect(refusal is not None, f"the username {username!r} was accepted")
+
+
+# -- handshakes
+
+
+def handshake_with_access_token(run: Run) -> None:
+    """Two tabs each for a and b: the sessions later checks use, opened early so that they have
+    settled in the stack (its reads may be eventually consistent) before anything is sent to them."""
+    for key in ("a1", "a2", "b1", "b2"):
+        session = run.session(key)
+        expect(session.open, f"{key}'s connection closed at once with {session.close_code}")
+    pong = run.request(run.session("b2"), {"action": "ping"}, "pong", "pong")
+    expect(pong == {"type": "pong"}, f"pong is {pong}")
+
+
+def handshake_without_token(run: Run) -> None:
+    status = refused_status(run.target.websocket_url)
+    expect(status in REFUSED, f"a handshake without a token got {status or 'a connection'}, not 401/403")
+
+
+def handshake_with_garbage_token(run: Run) -> None:
+    for token in ("not-a-token", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"):
+        status = refused_status(connect_url(run.target.websocket_url, token))
+        expect(status in REFUSED, f"the token {token[:20]!r} got {status or 'a connection'}, not 401/403")
+
+
+def handshake_with_id_token(run: Run) -> None:
+    c = run.users["c"]
+    observer = run.session("a1")
+    started = time.monotonic()
+    status = refused_status(connect_url(run.target.websocket_url, c.id_token))
+    expect(status in REFUSED, f"an ID token got {status or 'a connection'}, not 401/403")
+    # No connection may have been recorded for c: nobody hears c come online, who does not list c.
+    who = run.request(observer, {"action": "who"}, "who", "who")
+    expect(c.username not in who.get("users", []), f"who lists {c.username} after a refused handshake")
+    time.sleep(run.timing.quiet_s)
+    expect(
+        not observer.frames(presence_of(c.username, True), since=started),
+        f"{c.username} was announced online after a refused handshake",
+    )
+
+
+# -- ping
+
+
+def bare_ping(run: Run) -> None:
+    pong = run.request(run.session("a1"), "ping", "pong", "pong to the text ping")
+    expect(pong == {"type": "pong"}, f"pong is {pong}")
+
+
+def ping_action(run: Run) -> None:
+    pong = run.request(run.session("a1"), {"action": "ping"}, "pong", "pong to the ping action")
+    expect(pong == {"type": "pong"}, f"pong is {pong}")
+
+
+# -- presence and who
+
+
+def presence_once_per_user(run: Run) -> None:
+    """c opens two tabs and closes both: the others hear one online and one offline, not two."""
+    c = run.username("c")
+    observers = [run.session("a1"), run.session("b1")]
+    run.close_user("c")
+    started = time.monotonic()
+    run.open_session("c1")
+    for observer in observers:
+        observer.wait_for(
+            presence_of(c, True), f"presence online of {c}", run.timing.timeout_s, since=started
+        )
+    c2 = run.open_session("c2")
+    # A message from the second tab, sent once it is open: a presence frame its opening caused
+    # would come before it (the stack announces a connection while accepting it), or soon after.
+    run.barrier(c2, run.username("a"), [observers[0]])
+    for observer in observers:
+        onlines = len(observer.frames(presence_of(c, True), since=started))
+        expect(onlines == 1, f"{observer.name} heard {c} come online {onlines} times for two tabs")
+    first_closing = time.monotonic()
+    run.close_session("c1")
+    time.sleep(run.timing.quiet_s)
+    expect(c2.open, "c2 closed with c1")
+    last_closing = time.monotonic()
+    run.close_session("c2")
+    offline = presence_of(c, False)
+    for observer in observers:
+        observer.wait_for(
+            offline, f"presence offline of {c}", run.timing.presence_timeout_s, since=first_closing
+        )
+    # A second offline (one per tab) would follow the first within the time between the two closes.
+    time.sleep(max(2 * run.timing.quiet_s, last_closing - first_closing + run.timing.quiet_s))
+    for observer in observers:
+        arrivals = observer.arrivals(offline, since=first_closing)
+        expect(len(arrivals) == 1, f"{observer.name} heard {c} go offline {len(arrivals)} times for two tabs")
+        expect(arrivals[0] >= last_closing, f"{c} was announced offline while its second tab was open")
+    for frame in observers[0].frames(lambda f: f.get("type") == "presence" and f.get("user") == c):
+        expect_shape(frame)
+    # The third user's tab for the delivery checks, opened well before they send anything.
+    run.open_session("c1")
+
+
+def who_lists_online_users(run: Run) -> None:
+    a, b = run.username("a"), run.username("b")
+    run.session("b1")
+    who = run.request(run.session("a1"), {"action": "who"}, "who", "who")
+    expect_shape(who)
+    missing = {a, b} - set(who["users"])
+    expect(not missing, f"who does not list {sorted(missing)}, who are online")
+
+
+# -- delivery
+
+
+def public_delivery(run: Run) -> None:
+    sessions = [run.session(key) for key in ("a1", "a2", "b1", "b2", "c1")]
+    text = run.text("public")
+    ack = run.send(sessions[0], text=text, label="public")
+    expect_shape(ack)
+    expect(ack["duplicate"] is False, "the first ack says duplicate: true")
+    for session in sessions:
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "public message", run.timing.timeout_s)
+        expect_shape(frame)
+        expected = {"from": run.username("a"), "to": None, "text": text, "clientMsgId": ack["clientMsgId"]}
+        got = {name: frame.get(name) for name in expected}
+        expect(got == expected, f"{session.name} got {got}, not {expected}")
+    time.sleep(run.timing.quiet_s)
+    for session in sessions:
+        count = copies(session, ack["id"])
+        expect(count == 1, f"{session.name} got the public message {count} times")
+
+
+def private_delivery(run: Run) -> None:
+    """To every tab of the recipient and every other tab of the sender; nowhere else."""
+    a1, a2, b1, b2, c1 = (run.session(key) for key in ("a1", "a2", "b1", "b2", "c1"))
+    b = run.username("b")
+    text = run.text("private")
+    ack = run.send(a1, text=text, to=b, label="private")
+    expect_shape(ack)
+    for session in (b1, b2, a2):
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "private message", run.timing.timeout_s)
+        expect_shape(frame)
+        got = (frame["from"], frame["to"], frame["text"])
+        expect(got == (run.username("a"), b, text), f"{session.name} got {got}")
+    run.barrier(a1, run.username("c"), [c1])
+    expect(copies(c1, ack["id"]) == 0, "a third user got the private message")
+    expect(copies(a1, ack["id"]) == 0, "the sending connection got its own private message (it gets the ack)")
+    for session in (b1, b2, a2):
+        count = copies(session, ack["id"])
+        expect(count == 1, f"{session.name} got the private message {count} times")
+
+
+def private_by_command(run: Run) -> None:
+    a1, a2, b1 = (run.session(key) for key in ("a1", "a2", "b1"))
+    b = run.username("b")
+    words = run.text("by /msg")
+    ack = run.send(a1, text=f"/msg {b} {words}", label="command")
+    for session in (b1, a2):
+        frame = session.wait_for(lambda f: is_message(f, ack["id"]), "/msg message", run.timing.timeout_s)
+        got = (frame["to"], frame["text"])
+        expect(got == (b, words), f"{session.name} got to/text {got}, not {(b, words)}")
+
+
+def usernames_ignore_case(run: Run) -> None:
+    """A recipient named in capitals is the same user, shown lower-case."""
+    b1 = run.session("b1")
+    b = run.username("b")
+    ack = run.send(run.session("a1"), text=run.text("to capitals"), to=b.upper(), label="case")
+    frame = b1.wait_for(lambda f: is_message(f, ack["id"]), "message to capitals", run.timing.timeout_s)
+    expect(frame["to"] == b, f"the message says to {frame['to']!r}, not {b!r}")
+
+
+def sender_from_token(run: Run) -> None:
+    """A ``from`` in the frame changes nothing: the sender is the token's user (or it is refused)."""
+    a1, b1 = run.session("a1"), run.session("b1")
+    frame = {
+        "action": "sendmessage",
+        "text": run.text("forged from"),
+        "to": run.username("b"),
+        "from": run.username("c"),
+        "clientMsgId": run.tag("forged"),
+    }
+    sent = time.monotonic()
+    a1.send(frame)
+    reply = a1.wait_for(
+        lambda f: f.get("clientMsgId") == frame["clientMsgId"] and f.get("type") in ("ack", "error"),
+        "answer",
+        run.timing.timeout_s,
+        since=sent,
+    )
+    if reply["type"] == "error":
+        expect(reply["code"] == "invalid_message", f"refused with {reply['code']}, not invalid_message")
+        return
+    message = b1.wait_for(lambda f: is_message(f, reply["id"]), "message", run.timing.timeout_s)
+    expect(message["from"] == run.username("a"), f"the message says from {message['from']}")
+
+
+def idempotent_resend(run: Run) -> None:
+    sessions = [run.session(key) for key in ("a1", "a2", "b1", "b2", "c1")]
+    a1 = sessions[0]
+    frame = {"action": "sendmessage", "text": run.text("sent twice"), "clientMsgId": run.tag("twice")}
+    first = run.answer(a1, dict(frame), expect="ack")
+    for session in sessions:
+        session.wait_for(lambda f: is_message(f, first["id"]), "message", run.timing.timeout_s)
+    again = run.answer(a1, dict(frame), expect="ack")
+    expect_shape(again)
+    expect(first["duplicate"] is False, "the first ack says duplicate: true")
+    expect(again["duplicate"] is True, "the resend's ack says duplicate: false")
+    expect(again["id"] == first["id"], f"the resend's ack has id {again['id']}, not {first['id']}")
+    expect(again["clientMsgId"] == frame["clientMsgId"], "the resend's ack has another clientMsgId")
+    run.barrier(a1, run.username("b"), [sessions[2]])
+    for session in sessions:
+        count = copies(session, first["id"])
+        expect(count == 1, f"{session.name} got the message {count} times")
+
+
+def sync_after_drop(run: Run) -> None:
+    """b drops off; a sends public and private messages; b comes back and syncs from its cursor."""
+    a1, b1 = run.session("a1"), run.session("b1")
+    b = run.username("b")
+    before = run.send(a1, text=run.text("before the drop"), label="before")
+    held = b1.wait_for(
+        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
+    )
+    run.close_user("b")
+    missed = [
+        run.send(a1, text=run.text("missed public 1"), label="missed"),
+        run.send(a1, text=run.text("missed private"), to=b, label="missed"),
+        run.send(a1, text=run.text("missed public 2"), label="missed"),
+    ]
+    b3 = run.open_session("b3")
+    replayed, synced = _sync_all(run, b3, held["cursor"])
+    order = [frame["id"] for frame in replayed]
+    for ack, kind in zip(missed, ("public", "private", "public"), strict=True):
+        expect(ack["id"] in order, f"sync did not replay the missed {kind} message")
+    positions = [order.index(ack["id"]) for ack in missed]
+    expect(positions == sorted(positions), "sync replayed the missed messages out of order")
+    for frame in replayed:
+        expect_shape(frame)
+        visible = frame["to"] is None or b in (frame["from"], frame["to"])
+        expect(visible, f"sync replayed a private message between {frame['from']} and {frame['to']}")
+    expect_shape(synced)
+    expect(synced["complete"] is True, "synced says complete: false for a cursor seconds old")
+
+
+def _sync_all(run: Run, session: Session, cursor: str, pages: int = 20) -> tuple[list[Frame], Frame]:
+    """Every message replayed from ``cursor`` (following ``more``), and the last ``synced``."""
+    replayed: list[Frame] = []
+    for _ in range(pages):
+        asked = time.monotonic()
+        session.send({"action": "sync", "since": cursor, "limit": 100})
+        synced = session.wait_for(
+            lambda f: f.get("type") == "synced", "synced", run.timing.timeout_s, since=asked
+        )
+        for frame in session.frames(lambda f: f.get("type") == "message", since=asked):
+            replayed.append(frame)
+        if not synced.get("more"):
+            return replayed, synced
+        cursor = synced["cursor"]
+    raise CheckFailed(f"sync still said more: true after {pages} pages")
+
+
+# -- errors
+
+
+def _expect_error(
+    run: Run, session: Session, frame: Frame | str, code: str, client_msg_id: str | None
+) -> None:
+    sent = time.monotonic()
+    session.send(frame)
+    error = session.wait_for(
+        lambda f: f.get("type") in ("error", "ack"), f"{code} error", run.timing.timeout_s, since=sent
+    )
+    expect(error["type"] == "error", f"{str(frame)[:60]} was accepted, not refused with {code}")
+    expect_shape(error)
+    expect(error["code"] == code, f"{str(frame)[:60]} got {error['code']}, not {code}")
+    expect(
+        error["clientMsgId"] == client_msg_id,
+        f"the {code} error carries clientMsgId {error['clientMsgId']!r}, not {client_msg_id!r}",
+    )
+    # The connection stays open and keeps working.
+    run.request(session, {"action": "ping"}, "pong", f"pong after the {code} error")
+
+
+def invalid_json(run: Run) -> None:
+    for raw in ("{not json", "[1, 2", "pong"):
+        _expect_error(run, run.session("a1"), raw, "invalid_json", None)
+
+
+def unknown_action(run: Run) -> None:
+    for frame in ({"action": "no-such-action"}, {"text": "no action"}, [1, 2]):
+        _expect_error(run, run.session("a1"), _json(frame), "unknown_action", None)
+
+
+def invalid_message(run: Run) -> None:
+    a1 = run.session("a1")
+    for label, body in (
+        ("no-text", {}),
+        ("number-text", {"text": 42}),
+        ("blank-text", {"text": "   "}),
+        ("bad-to", {"text": "x", "to": "not a user!"}),
+        ("msg-without-text", {"text": f"/msg {run.username('b')}"}),
+    ):
+        tag = run.tag(label)
+        _expect_error(run, a1, {"action": "sendmessage", "clientMsgId": tag, **body}, "invalid_message", tag)
+    _expect_error(
+        run, a1, {"action": "sendmessage", "text": "x", "clientMsgId": "no spaces!"}, "invalid_message", None
+    )
+    _expect_error(run, a1, {"action": "sync", "since": "not-a-cursor"}, "invalid_message", None)
+    _expect_error(run, a1, {"action": "sync", "limit": 0}, "invalid_message", None)
+
+
+def text_too_long(run: Run) -> None:
+    a1 = run.session("a1")
+    tag = run.tag("too-long")
+    frame = {"action": "sendmessage", "text": "x" * (TEXT_LIMIT + 1), "clientMsgId": tag}
+    _expect_error(run, a1, frame, "text_too_long", tag)
+    # Exactly at the limit is fine (sent privately, so nobody else sees it).
+    run.send(a1, text="y" * TEXT_LIMIT, to=run.username("b"), label="at-limit")
+
+
+def unknown_user(run: Run) -> None:
+    a1 = run.session("a1")
+    nobody = run.username("nobody")
+    tag = run.tag("nobody")
+    _expect_error(
+        run,
+        a1,
+        {"action": "sendmessage", "text": "hi", "to": nobody, "clientMsgId": tag},
+        "unknown_user",
+        tag,
+    )
+    tag = run.tag("nobody")
+    _expect_error(
+        run,
+        a1,
+        {"action": "sendmessage", "text": f"/msg {nobody} hi", "clientMsgId": tag},
+        "unknown_user",
+        tag,
+    )
+
+
+# -- limits
+
+
+def frame_limit(run: Run) -> None:
+    session = run.open_session("a8")
+    # The server may close the socket before the client has finished writing.
+    with contextlib.suppress(ConnectionClosed):
+        session.send(_json({"action": "sendmessage", "text": "z" * OVER_FRAME_LIMIT}))
+    code = session.wait_closed(run.timing.timeout_s)
+    expect(code == MESSAGE_TOO_BIG, f"a {OVER_FRAME_LIMIT // KB} KB frame got close {code}, not 1009")
+
+
+def message_limit(run: Run) -> None:
+    session = run.open_session("a9")
+    # Under 128 KB in frames of 16 KB: accepted and answered (the text is too long for a message).
+    tag = run.tag("fragmented")
+    sent = time.monotonic()
+    session.send_fragments(
+        _fragments({"action": "sendmessage", "text": "z" * UNDER_MESSAGE_LIMIT, "clientMsgId": tag})
+    )
+    answer = session.wait_for(
+        lambda f: f.get("clientMsgId") == tag, "answer to a 40 KB message", run.timing.timeout_s, since=sent
+    )
+    expect(answer.get("code") == "text_too_long", f"a 40 KB message in 16 KB frames got {answer}")
+    with contextlib.suppress(ConnectionClosed):
+        session.send_fragments(_fragments({"action": "sendmessage", "text": "z" * OVER_MESSAGE_LIMIT}))
+    code = session.wait_closed(run.timing.timeout_s)
+    expect(code == MESSAGE_TOO_BIG, f"a {OVER_MESSAGE_LIMIT // KB} KB message got close {code}, not 1009")
+
+
+def _fragments(frame: Frame) -> list[str]:
+    text = _json(frame)
+    return [text[start : start + FRAGMENT] for start in range(0, len(text), FRAGMENT)]
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)
+
+
+# -- every frame
+
+
+def frame_shapes(run: Run) -> None:
+    """Every frame any session received (other users' included) has exactly its type's fields."""
+    issues: list[str] = []
+    count = 0
+    for session in run.every_session:
+        for received in session.received:
+            count += 1
+            found = frames.problems(received.frame if received.frame is not None else received.raw)
+            issues += [f"{session.name}: {issue}" for issue in found]
+    expect(count > 0, "no frames were received at all")
+    expect(not issues, f"{len(issues)} malformed of {count}: {'; '.join(issues[:3])}")
+
+
+CHECKS = (
+    Check("sign-up-username-rule", username_rule),
+    Check("handshake-access-token", handshake_with_access_token),
+    Check("handshake-without-token", handshake_without_token),
+    Check("handshake-garbage-token", handshake_with_garbage_token),
+    Check("handshake-id-token", handshake_with_id_token),
+    Check("ping-bare-text", bare_ping),
+    Check("ping-action", ping_action),
+    Check("presence-once-per-user", presence_once_per_user),
+    Check("who", who_lists_online_users),
+    Check("public-delivery", public_delivery),
+    Check("private-delivery", private_delivery),
+    Check("private-by-command", private_by_command),
+    Check("username-ignores-case", usernames_ignore_case),
+    Check("sender-from-token", sender_from_token),
+    Check("idempotent-resend", idempotent_resend),
+    Check("sync-after-drop", sync_after_drop),
+    Check("error-invalid-json", invalid_json),
+    Check("error-unknown-action", unknown_action),
+    Check("error-invalid-message", invalid_message),
+    Check("error-text-too-long", text_too_long),
+    Check("error-unknown-user", unknown_user),
+    Check("limit-frame-32kb", frame_limit),
+    Check("limit-message-128kb", message_limit),
+    Check("frame-shapes", frame_shapes),
+)
