@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.report import OUTPUT
 
-NAMES = ("fanout", "end_to_end", "resume", "cost", "cold_start")
+NAMES = ("fanout", "end_to_end", "resume", "cost", "presence", "cold_start")
 # A bound on each child: `make bench` as a whole must end within 10 minutes.
 CHILD_TIMEOUT_S = 540
 
@@ -47,13 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_one(name: str, *, quick: bool, output: Path, command: str) -> int:
-    from benchmarks import cold_start, cost, end_to_end, fanout, resume
+    from benchmarks import cold_start, cost, end_to_end, fanout, presence, resume
 
     runners = {
         "fanout": fanout.main,
         "end_to_end": end_to_end.main,
         "resume": resume.main,
         "cost": cost.main,
+        "presence": presence.main,
         "cold_start": cold_start.main,
     }
     report = runners[name](quick=quick, output=output, command=command or machine.invocation())

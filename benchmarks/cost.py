@@ -84,6 +84,11 @@ class Meter:
                 self.write_units += 2 * max(1, math.ceil(item_bytes(item) / 1024))  # transactions: 2x
         elif operation in _WRITES:
             self.write_units += max(1, math.ceil(item_bytes(body.get("Item", {})) / 1024))
+        elif operation == "BatchGetItem":  # each item is read (and rounded up) on its own
+            for table, items in parsed.get("Responses", {}).items():
+                units = sum(max(1, math.ceil(item_bytes(i) / 4096)) for i in items)
+                consistent = body.get("RequestItems", {}).get(table, {}).get("ConsistentRead")
+                self.read_units += units if consistent else units / 2
         elif operation in _READS:
             items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
             units = max(1, math.ceil(sum(item_bytes(i) for i in items) / 4096))

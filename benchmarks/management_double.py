@@ -3,7 +3,8 @@ loop, an injected latency per call and an optional request quota answered with 4
 
 It counts ``message`` frames per connection id so a benchmark can check that every connection got
 exactly one, and notes when the last one arrived (``time.monotonic``: one clock for every process
-on the machine). It answers ``POST /<stage>/@connections/<id>`` only, plus two control routes:
+on the machine). It answers ``POST /<stage>/@connections/<id>`` and ``GET`` of the same path (200,
+counted as ``lookups``: the connection exists), plus two control routes:
 
 - ``POST /_control/reset`` with ``{"latency_s", "quota_per_s", "burst"}``: forget the counts;
 - ``GET /_control/stats``: the counts, the throttled posts, its own CPU time.
@@ -39,6 +40,7 @@ def _response(status: int, reason: str, body: bytes = b"", error: str | None = N
 OK = _response(200, "OK")
 THROTTLED = _response(429, "Too Many Requests", b'{"message":"Rate exceeded"}', "LimitExceededException")
 NOT_FOUND = _response(404, "Not Found", b'{"message":"Not Found"}')
+CONNECTION = _response(200, "OK", b'{"connectedAt":"2026-01-01T00:00:00.000Z","identity":{}}')
 
 
 class TokenBucket:
@@ -68,6 +70,7 @@ class Ledger:
     posts: int = 0
     throttled: int = 0
     other_frames: int = 0
+    lookups: int = 0
     first_message_at: float = 0.0
     last_message_at: float = 0.0
 
@@ -75,7 +78,7 @@ class Ledger:
         """Start counting afresh (the ledger object is shared by every open connection)."""
         self.latency_s, self.bucket = latency_s, bucket
         self.messages = Counter()
-        self.posts = self.throttled = self.other_frames = 0
+        self.posts = self.throttled = self.other_frames = self.lookups = 0
         self.first_message_at = self.last_message_at = 0.0
 
     def stats(self) -> dict[str, Any]:
@@ -83,6 +86,7 @@ class Ledger:
             "posts": self.posts,
             "throttled": self.throttled,
             "other_frames": self.other_frames,
+            "lookups": self.lookups,
             "messages": dict(self.messages),
             "first_message_at": self.first_message_at,
             "last_message_at": self.last_message_at,
@@ -120,6 +124,10 @@ class DoubleProtocol(asyncio.Protocol):
     def _answer(self, method: bytes, path: str, body: bytes) -> None:
         if path.startswith("/_control/"):
             self._write(self._control(path, body))
+            return
+        if method == b"GET" and path.startswith(_CONNECTIONS_PREFIX):
+            self.ledger.lookups += 1
+            self._later(CONNECTION)
             return
         if method != b"POST" or not path.startswith(_CONNECTIONS_PREFIX):
             self._write(NOT_FOUND)

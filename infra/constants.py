@@ -37,6 +37,7 @@ ROUTE_BY_KEY = {route.key: route for route in ROUTES}
 AUTHORIZER_HANDLER = "chat.handlers.authorizer.handler"
 PRESIGNUP_HANDLER = "chat.handlers.presignup.handler"
 FANOUT_WORKER_HANDLER = "chat.handlers.fanout.handler"
+PRESENCE_CHECK_HANDLER = "chat.handlers.presence.handler"
 
 # Stack outputs: a client needs these to sign in and connect (same keys as the local /config.json).
 OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
@@ -51,3 +52,7 @@ RETAIN_DATA_CONTEXT_KEY = "retainData"
 NAG_CONTEXT_KEY = "nag"
 # apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
 API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
+# presenceGraceSeconds: how long a user's last connection must stay closed before they are
+# announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
+PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"
+DEFAULT_PRESENCE_GRACE_SECONDS = 15

@@ -24,6 +24,8 @@ def function_environment(
     management_endpoint: str | None = None,
     jwks_url: str | None = None,
     fanout_function_name: str | None = None,
+    presence_grace_seconds: int = 15,
+    presence_queue_url: str | None = None,
 ) -> dict[str, str]:
     """The variables of ``chat.config`` plus Powertools' own, as strings."""
     env = {
@@ -36,6 +38,7 @@ def function_environment(
         config.TOKEN_ISSUER: f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}",
         config.RETENTION_DAYS: str(retention_days),
         config.FANOUT_WORKERS: str(fanout_workers),
+        config.PRESENCE_GRACE_SECONDS: str(presence_grace_seconds),
         "POWERTOOLS_SERVICE_NAME": service_name,
         "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -46,4 +49,6 @@ def function_environment(
         env[config.JWKS_URL] = jwks_url
     if fanout_function_name:
         env[config.FANOUT_FUNCTION_NAME] = fanout_function_name
+    if presence_queue_url:
+        env[config.PRESENCE_QUEUE_URL] = presence_queue_url
     return env

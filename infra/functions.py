@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from chat import config
 from constructs import Construct
 
-from infra import constants
+from infra import constants, presence
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -25,6 +28,15 @@ MEMORY_MB = {"SendMessage": 1024}
 # A fan-out worker signs and posts up to a chunk of frames: a full vCPU (1,769 MB) for it.
 FANOUT_WORKER_MEMORY_MB = 1769
 FANOUT_WORKER_TIMEOUT = Duration.seconds(120)
+# Lambda runs a failed worker event again twice (about 1 and 3 minutes after the first attempt):
+# a passing fault gets another go, a poison event costs three attempts. Set explicitly, not left to
+# Lambda's defaults. Each retry may post the chunk's frame again: safe (see chat.dispatch).
+FANOUT_WORKER_RETRY_ATTEMPTS = 2
+# Past 15 minutes a live frame is more confusing than useful (throttled events wait in Lambda's
+# queue up to 6 hours by default); the message is in the history for `sync` meanwhile.
+FANOUT_WORKER_MAX_EVENT_AGE = Duration.minutes(15)
+# What the on-failure queue keeps: SQS's longest, time to look at what went wrong.
+FANOUT_FAILURE_RETENTION = Duration.days(14)
 # API Gateway stops waiting for a route's answer after 29 s; a second more lets the function log
 # why it ran long instead of being cut off at the same instant.
 ROUTE_TIMEOUT = Duration.seconds(30)
@@ -68,7 +80,8 @@ def chat_function(
 
 
 class ChatFunctions(Construct):
-    """The route functions (by ``constants.Route.function_id``), the authorizer and the fan-out worker."""
+    """The route functions (by ``constants.Route.function_id``), the authorizer, the fan-out worker
+    and the presence-check worker."""
 
     def __init__(
         self,
@@ -89,7 +102,22 @@ class ChatFunctions(Construct):
             timeout=FANOUT_WORKER_TIMEOUT,
             memory_mb=FANOUT_WORKER_MEMORY_MB,
         )
+        self.fanout_failures = FanoutFailures(self, "FanoutFailures")
+        self.fanout_worker.configure_async_invoke(
+            retry_attempts=FANOUT_WORKER_RETRY_ATTEMPTS,
+            max_event_age=FANOUT_WORKER_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.fanout_failures.queue),
+        )
         route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
+        # Reads the presence grace's delayed checks from SQS (infra/presence.py).
+        self.presence_check = chat_function(
+            self,
+            "PresenceCheckFunction",
+            code=code,
+            handler=constants.PRESENCE_CHECK_HANDLER,
+            environment=route_environment,
+            timeout=presence.WORKER_TIMEOUT,
+        )
         self.routes: dict[str, lambda_.Function] = {
             route.function_id: chat_function(
                 self,
@@ -115,3 +143,38 @@ class ChatFunctions(Construct):
     def for_route(self, route_key: str) -> lambda_.Function:
         """The function behind a route key such as ``$connect`` or ``sendmessage``."""
         return self.routes[constants.ROUTE_BY_KEY[route_key].function_id]
+
+
+class FanoutFailures(Construct):
+    """Where a fan-out worker event goes when it has failed every attempt or grown too old: an SQS
+    queue holding Lambda's invocation record (the event, the error), and an alarm when it holds any.
+
+    Nothing consumes the queue: a record means some recipients missed one live frame (they get the
+    message from ``sync``), so it is something to look at, not to replay.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=FANOUT_FAILURE_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.alarm = cloudwatch.Alarm(
+            self,
+            "Alarm",
+            alarm_description=(
+                "A fan-out worker event failed every attempt: some connections missed a live frame "
+                "(clients get messages from sync). Lambda's records of it are in the queue."
+            ),
+            metric=self.queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

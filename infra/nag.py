@@ -16,6 +16,8 @@ from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks, NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct, IConstruct
 
+from infra.functions import FanoutFailures
+
 T = TypeVar("T")
 
 LAMBDA_BASIC_EXECUTION = (
@@ -47,6 +49,8 @@ def add_suppressions(stack: Stack) -> None:
         _suppress(pool, "AwsSolutions-COG1", _LENGTH_OVER_COMPOSITION)
         _suppress(pool, "AwsSolutions-COG2", _NO_MFA)
         _suppress(pool, "AwsSolutions-COG8", _NO_PLUS_PLAN)
+    for failures in _all(stack, FanoutFailures):
+        _suppress(failures.queue, "AwsSolutions-SQS3", _QUEUE_IS_THE_DEAD_LETTER_QUEUE)
     for role in _all(stack, iam.Role):
         if role.node.id == "ApiGatewayLogsRole":
             _suppress(role, "AwsSolutions-IAM4", _API_GATEWAY_LOGS_POLICY, [API_GATEWAY_PUSH_TO_LOGS])
@@ -111,4 +115,9 @@ _NO_PLUS_PLAN = (
 _API_GATEWAY_LOGS_POLICY = (
     "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy made for exactly this role: "
     "API Gateway's account-wide permission to write API logs to CloudWatch Logs."
+)
+_QUEUE_IS_THE_DEAD_LETTER_QUEUE = (
+    "This queue is itself the dead-letter queue: the fan-out worker's on-failure destination, "
+    "holding Lambda's records of events that failed every attempt. Nothing reads it to process "
+    "messages, so there is nothing to redrive; an alarm fires when it holds any."
 )

@@ -7,13 +7,17 @@ is granted on that index only. The actions follow what the runtime calls (``func
 Every route function also gets ``execute-api:ManageConnections`` on this API's ``@connections``
 (see ``ChatStack._grant_least_privilege``).
 The functions that tell everyone something (Connect, Disconnect, SendMessage) may also invoke the
-fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights.
+fan-out worker (``INVOKES_FANOUT_WORKER``), which gets the same frame-posting rights, and the right
+to send to its on-failure queue (granted by ``aws_lambda_destinations.SqsDestination`` in
+``infra/functions.py``).
+The functions that queue delayed presence checks (``SENDS_PRESENCE_CHECKS``) may send to that
+queue; the presence-check worker also consumes it (its SQS trigger's own grant).
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -23,7 +27,6 @@ from infra import schema
 CONNECTIONS = schema.CONNECTIONS.logical_id
 PRESENCE = schema.PRESENCE.logical_id
 MESSAGES = schema.MESSAGES.logical_id
-BY_USER = schema.CONNECTIONS.indexes[0].name
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class FunctionGrants:
     """The DynamoDB actions one function needs, per table and per index."""
 
     tables: dict[str, tuple[str, ...]]
-    indexes: dict[tuple[str, str], tuple[str, ...]]
+    # Table and index ids to actions; no function reads an index today (see infra/schema.py).
+    indexes: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     user_pool: tuple[str, ...] = ()
 
 
@@ -55,13 +59,13 @@ GRANTS: dict[str, FunctionGrants] = {
     # Counts the send (rate limit: UpdateItem), stores the message (TransactWriteItems of Puts, one
     # of them conditional: PutItem), reads the original on a duplicate (GetItem), checks that a
     # private message's recipient has an account, then fans out: to everyone (Scan) or to two users'
-    # connections (Query on byUser).
+    # connections (BatchGetItem of their presence items).
     "SendMessage": FunctionGrants(
         tables={
             **_PRUNE_STALE,
+            PRESENCE: ("dynamodb:BatchGetItem", *_PRUNE_STALE[PRESENCE]),
             MESSAGES: ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem"),
         },
-        indexes={(CONNECTIONS, BY_USER): ("dynamodb:Query",)},
         user_pool=("cognito-idp:AdminGetUser",),
     ),
     # Replays history: Query per stream (public, and the user's private stream).
@@ -75,11 +79,21 @@ GRANTS: dict[str, FunctionGrants] = {
     # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
     "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
     "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    # Runs the presence grace's delayed checks: reads the user's presence item (GetItem), ends the
+    # grace with a conditional DeleteItem, prunes a connection API Gateway says is gone (GET
+    # @connections) and tells everyone (Scan) when the user went offline.
+    "PresenceCheck": FunctionGrants(
+        tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:GetItem", *_PRUNE_STALE[PRESENCE])},
+        indexes={},
+    ),
 }
 
 
-# Route functions that broadcast to every connection, and so may hand chunks to the worker.
-INVOKES_FANOUT_WORKER = ("Connect", "Disconnect", "SendMessage")
+# Functions that broadcast to every connection, and so may hand chunks to the worker.
+INVOKES_FANOUT_WORKER = ("Connect", "Disconnect", "SendMessage", "PresenceCheck")
+# Functions that queue a delayed presence check (sqs:SendMessage on the presence queue only): the
+# last $disconnect of a user, and a check that arrived early and looks again later.
+SENDS_PRESENCE_CHECKS = ("Disconnect", "PresenceCheck")
 
 
 def grant(

@@ -3,10 +3,12 @@
 Keeping one description means a table cannot differ between AWS and a laptop; a test compares
 the synthesized template with it.
 
-- connections: one item per open WebSocket connection; ``byUser`` finds one user's connections
-  without a Scan. Items expire a little after API Gateway's 2-hour limit.
+- connections: one item per open WebSocket connection; a public fan-out Scans it. Items expire a
+  little after API Gateway's 2-hour limit. No index: DynamoDB reads global secondary indexes only
+  eventually consistently, so one would let a private message miss a device that had just connected.
 - presence: one item per online user holding the set of that user's connection ids; the item
-  exists exactly while the set is non-empty, so a Scan lists who is online.
+  exists exactly while the set is non-empty, so a Scan lists who is online, and a strongly
+  consistent BatchGetItem finds the connections a private message goes to.
 - messages: the history. Partition (``feed``) ``public`` holds public messages, ``user#<name>`` a user's
   private messages (sent and received); ``dedup#<name>`` items make sends idempotent. The sort
   key is the message id, which is time-ordered. Items expire after the retention period.
@@ -22,7 +24,6 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
-    # The fan-out reads only keys from the index, so only keys are copied into it.
     projection: str = "KEYS_ONLY"
 
 
@@ -42,11 +43,7 @@ class TableSpec:
         return list(dict.fromkeys(n for n in names if n))
 
 
-CONNECTIONS = TableSpec(
-    logical_id="Connections",
-    partition_key="connectionId",
-    indexes=(Index(name="byUser", partition_key="username", sort_key="connectionId"),),
-)
+CONNECTIONS = TableSpec(logical_id="Connections", partition_key="connectionId")
 PRESENCE = TableSpec(logical_id="Presence", partition_key="username")
 MESSAGES = TableSpec(logical_id="Messages", partition_key="feed", sort_key="id")
 

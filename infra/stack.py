@@ -11,11 +11,13 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from constructs import Construct
 
 from infra import constants, environment, identity, nag, packaging, permissions
 from infra.auth import ChatIdentity
 from infra.functions import ChatFunctions
+from infra.presence import PresenceQueue
 from infra.tables import ChatTables
 from infra.websocket_api import ChatWebSocketApi
 
@@ -41,7 +43,12 @@ class ChatStack(Stack):
             auto_confirm=context_flag(self, identity.AUTO_CONFIRM_CONTEXT_KEY, default=True),
             retain_data=retain_data,
         )
+        self.presence_grace_seconds = context_seconds(
+            self, constants.PRESENCE_GRACE_CONTEXT_KEY, default=constants.DEFAULT_PRESENCE_GRACE_SECONDS
+        )
+        self.presence = PresenceQueue(self, "Presence")
         self.functions = ChatFunctions(self, "Functions", code=code, environment=self._function_environment())
+        self.presence.trigger(self.functions.presence_check)
         self.websocket = ChatWebSocketApi(
             self,
             "WebSocket",
@@ -63,12 +70,19 @@ class ChatStack(Stack):
             user_pool_id=self.identity.user_pool.user_pool_id,
             user_pool_client_id=self.identity.client.user_pool_client_id,
             region=self.region,
+            presence_grace_seconds=self.presence_grace_seconds,
+            presence_queue_url=self.presence.queue.queue_url,
         )
 
     def _grant_least_privilege(self) -> None:
         """Table and user-pool actions from ``infra/permissions.py``; every route posts frames."""
         workers = self.functions.fanout_worker
-        for function_id, function in {**self.functions.routes, "FanoutWorker": workers}.items():
+        functions = {
+            **self.functions.routes,
+            "FanoutWorker": workers,
+            "PresenceCheck": self.functions.presence_check,
+        }
+        for function_id, function in functions.items():
             permissions.grant(
                 function,
                 permissions.GRANTS[function_id],
@@ -80,6 +94,12 @@ class ChatStack(Stack):
                 # The unqualified function only (grant_invoke would add every version: ARN:*).
                 iam.Grant.add_to_principal(
                     grantee=function, actions=["lambda:InvokeFunction"], resource_arns=[workers.function_arn]
+                )
+            if function_id in permissions.SENDS_PRESENCE_CHECKS:
+                iam.Grant.add_to_principal(
+                    grantee=function,
+                    actions=["sqs:SendMessage"],
+                    resource_arns=[self.presence.queue.queue_arn],
                 )
 
     def _add_outputs(self) -> None:
@@ -107,3 +127,19 @@ def context_flag(scope: Construct, key: str, *, default: bool) -> bool:
     if text not in {"true", "false"}:
         raise ValueError(f"CDK context {key!r} must be true or false, got {value!r}")
     return text == "true"
+
+
+def context_seconds(scope: Construct, key: str, *, default: int) -> int:
+    """A whole number of seconds from CDK context, 0 to SQS's longest message delay (900)."""
+    value = scope.node.try_get_context(key)
+    if value is None:
+        return default
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"CDK context {key!r} must be a whole number of seconds, got {value!r}") from None
+    if not 0 <= seconds <= MAX_PRESENCE_GRACE_SECONDS:
+        raise ValueError(
+            f"CDK context {key!r} must be 0 to {MAX_PRESENCE_GRACE_SECONDS} seconds, got {seconds}"
+        )
+    return seconds

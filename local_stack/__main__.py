@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+from chat.config import MAX_PRESENCE_GRACE_SECONDS
+
 from local_stack import REPO_ROOT
 from local_stack.breaks import BREAKS
 from local_stack.stack import LocalStack, StackOptions
@@ -65,6 +67,14 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         help="answer this share of management API calls with 429 (default 0)",
     )
     parser.add_argument(
+        "--presence-grace",
+        type=_grace_seconds,
+        default=defaults.presence_grace_s,
+        metavar="SECONDS",
+        help="announce a user offline only once their last connection has been closed this long "
+        "(0 to 900; 0: at once; default %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         help="the handlers' Powertools log level (default %(default)s)",
@@ -115,8 +125,19 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         quiet=args.quiet,
         data_dir=args.data_dir,
         fresh=args.fresh,
+        presence_grace_s=args.presence_grace,
     )
     return options, args.ready_file
+
+
+def _grace_seconds(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of seconds, not {raw!r}") from None
+    if not 0 <= value <= MAX_PRESENCE_GRACE_SECONDS:
+        raise argparse.ArgumentTypeError(f"0 to {MAX_PRESENCE_GRACE_SECONDS} seconds (SQS's longest delay)")
+    return value
 
 
 async def serve(options: StackOptions, ready_file: Path | None) -> None:

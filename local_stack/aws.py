@@ -17,6 +17,7 @@ import boto3
 from infra import constants, identity, schema
 from infra.environment import function_environment
 from local_stack.moto_server import AtomicMotoServer
+from local_stack.queues import Queues, create_queues
 
 REGION = "us-east-1"
 # moto's default account; ARNs in events and contexts use it too.
@@ -34,6 +35,7 @@ class Resources:
     table_names: dict[str, str]
     user_pool_id: str
     user_pool_client_id: str
+    presence_queues: Queues
 
     @property
     def jwks_url(self) -> str:
@@ -72,7 +74,9 @@ def find_resources(endpoint: str) -> Resources | None:
         clients = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
         ours = [c for c in clients if c["ClientName"] == APP_CLIENT_NAME]
         if ours:
-            return Resources(endpoint, names, pool["Id"], ours[0]["ClientId"])
+            # The presence-check queue is not kept (its checks concern connections that are gone).
+            queues = create_queues(client("sqs", endpoint), name=_queue_name(suffix))
+            return Resources(endpoint, names, pool["Id"], ours[0]["ClientId"], queues)
     return None
 
 
@@ -115,7 +119,12 @@ def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
     client_id = cognito.create_user_pool_client(**app_client_definition(pool_id))["UserPoolClient"][
         "ClientId"
     ]
-    return Resources(endpoint, names, pool_id, client_id)
+    queues = create_queues(client("sqs", endpoint), name=_queue_name(name_suffix))
+    return Resources(endpoint, names, pool_id, client_id, queues)
+
+
+def _queue_name(name_suffix: str) -> str:
+    return f"{constants.STACK_NAME}-PresenceChecks-{name_suffix}"
 
 
 def user_pool_definition(name: str) -> dict[str, Any]:
@@ -152,7 +161,11 @@ def app_client_definition(pool_id: str) -> dict[str, Any]:
 
 
 def process_environment(
-    resources: Resources, *, management_endpoint: str, log_level: str = "INFO"
+    resources: Resources,
+    *,
+    management_endpoint: str,
+    log_level: str = "INFO",
+    presence_grace_seconds: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS,
 ) -> dict[str, str]:
     """Every variable the handlers read: the deployed functions' own plus what points at moto."""
     env = function_environment(
@@ -164,6 +177,8 @@ def process_environment(
         region=REGION,
         management_endpoint=management_endpoint,
         jwks_url=resources.jwks_url,
+        presence_grace_seconds=presence_grace_seconds,
+        presence_queue_url=resources.presence_queues.url,
     )
     env.update(
         {
@@ -173,6 +188,7 @@ def process_environment(
             "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
             "AWS_ENDPOINT_URL_DYNAMODB": resources.endpoint,
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": resources.endpoint,
+            "AWS_ENDPOINT_URL_SQS": resources.endpoint,
             # No X-Ray daemon here, and EMF metrics on stdout would drown the console.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",

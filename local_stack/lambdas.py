@@ -7,6 +7,9 @@ context object carrying what Powertools reads from Lambda's (``function_name``,
 ``get_remaining_time_in_millis``). Invocations run concurrently on a thread pool, as concurrent
 Lambda instances do; a call past its timeout is reported as timed out (the thread cannot be
 killed, so it runs on in the background, unlike on Lambda).
+
+``run_event`` is what Lambda does with an asynchronous invocation (``InvocationType: Event``): the
+documented retries of a failed event, then an invocation record for the on-failure destination.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import asyncio
 import importlib
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from local_stack.instances import WarmFirstExecutor
@@ -30,6 +35,28 @@ AUTHORIZER_TIMEOUT_S = 10.0
 TRIGGER_TIMEOUT_S = 30.0
 
 Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class AsyncRetryPolicy:
+    """What Lambda does with an asynchronous invocation whose function fails (its EventInvokeConfig).
+
+    Lambda runs the event again up to ``retry_attempts`` times, waiting about a minute before the
+    first retry and two before the second, and gives up on an event older than ``max_event_age_s``;
+    then the on-failure destination gets an invocation record. Lambda's queue may also hand the same
+    event over twice with no failure at all.
+    """
+
+    retry_attempts: int = 2
+    max_event_age_s: float = 6 * 3600.0
+    retry_delays_s: tuple[float, ...] = (60.0, 120.0)
+
+    def delay_before_retry(self, retry: int) -> float:
+        return self.retry_delays_s[min(retry, len(self.retry_delays_s)) - 1]
+
+
+# The fan-out worker's, as infra/functions.py configures it (that module needs aws_cdk to import).
+FANOUT_WORKER_RETRIES = AsyncRetryPolicy(retry_attempts=2, max_event_age_s=15 * 60.0)
 
 
 @dataclass(frozen=True)
@@ -148,3 +175,65 @@ class LambdaRuntime:
 
 def _ms_since(started: float) -> float:
     return (time.monotonic() - started) * 1000
+
+
+def run_event(
+    attempt: Callable[[], Any],
+    event: Any,
+    *,
+    policy: AsyncRetryPolicy,
+    function_arn: str,
+    request_id: str,
+    on_failure: Callable[[dict[str, Any]], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any] | None:
+    """Run one asynchronous invocation as Lambda does: ``attempt()`` until it returns, at most
+    1 + ``policy.retry_attempts`` times, the policy's waits in between; after the last failure, or
+    when the next attempt would come after ``max_event_age_s``, ``on_failure`` gets the invocation
+    record Lambda sends to an on-failure destination. Returns that record, or None on success."""
+    accepted = clock()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            attempt()
+            return None
+        except Exception as exc:  # noqa: BLE001 - any error is a function error to Lambda
+            error = exc
+        if attempts > policy.retry_attempts:
+            condition = "RetriesExhausted"
+            break
+        delay = policy.delay_before_retry(attempts)
+        if clock() + delay - accepted > policy.max_event_age_s:
+            condition = "EventAgeExceeded"
+            break
+        sleep(delay)
+    record = failure_record(
+        event, error, condition=condition, attempts=attempts, function_arn=function_arn, request_id=request_id
+    )
+    on_failure(record)
+    return record
+
+
+def failure_record(
+    event: Any, error: BaseException, *, condition: str, attempts: int, function_arn: str, request_id: str
+) -> dict[str, Any]:
+    """The invocation record Lambda sends to an on-failure destination (version 1.0)."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "stackTrace": traceback.format_tb(error.__traceback__),
+        },
+    }

@@ -375,9 +375,10 @@ class AtomicMotoServer:
             if self.on_writes is not None and written:
                 self.on_writes(_current_states(written))
             return
-        if target is None or target.startswith("DynamoDB_"):
+        # Only DynamoDB and Cognito are kept; SQS (the presence checks) starts empty each run.
+        if target is not None and target.startswith("DynamoDB_"):
             self.changed.tables = True
-        if target is None or not target.startswith("DynamoDB_"):
+        elif target is not None and target.startswith("AWSCognitoIdentityProviderService."):
             self.changed.cognito = True
 
 

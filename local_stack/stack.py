@@ -35,6 +35,7 @@ from local_stack.lambdas import (
 )
 from local_stack.management import Faults, ManagementApi
 from local_stack.moto_process import MotoProcess
+from local_stack.queues import EventSourceMapping
 from local_stack.site import StaticSite
 
 HOST = "127.0.0.1"
@@ -67,6 +68,7 @@ class StackOptions:
     data_dir: Path | None = None
     # Start empty: whatever ``data_dir`` holds is deleted first.
     fresh: bool = False
+    presence_grace_s: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class LocalStack:
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApi | None = None
         self._runner: web.AppRunner | None = None
+        self._presence_checks: EventSourceMapping | None = None
 
     async def run(self) -> None:
         await self.start()
@@ -136,6 +139,7 @@ class LocalStack:
         # Before the first handler import: modules may read their settings when imported.
         self._apply_environment(management_url)
         self._preload()
+        self._start_presence_checks()
         port = await self._gateway.start(HOST, self.options.port)
         self.urls = Urls(
             web=f"http://{HOST}:{port}/",
@@ -150,6 +154,8 @@ class LocalStack:
     async def stop(self) -> None:
         if self._gateway is not None:
             await self._gateway.stop()
+        if self._presence_checks is not None:
+            await self._presence_checks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._runtime is not None:
@@ -215,6 +221,22 @@ class LocalStack:
             for route in constants.ROUTES
         }
 
+    def _presence_check_function(self) -> Function:
+        assert self._runtime is not None
+        return self._runtime.function("PresenceCheck", constants.PRESENCE_CHECK_HANDLER)
+
+    def _start_presence_checks(self) -> None:
+        """The presence grace's delayed checks: the queue's trigger, polling moto's SQS."""
+        assert self._runtime is not None and self.resources is not None
+        self._presence_checks = EventSourceMapping(
+            sqs=aws.client("sqs", self.resources.endpoint),
+            queues=self.resources.presence_queues,
+            runtime=self._runtime,
+            function=self._presence_check_function(),
+            region=aws.REGION,
+        )
+        self._presence_checks.start()
+
     def _build_gateway(self) -> WebSocketGateway:
         assert self._runtime is not None
         return WebSocketGateway(
@@ -272,14 +294,17 @@ class LocalStack:
             os.environ.pop(name, None)
         os.environ.update(
             aws.process_environment(
-                self.resources, management_endpoint=management_url, log_level=self.options.log_level
+                self.resources,
+                management_endpoint=management_url,
+                log_level=self.options.log_level,
+                presence_grace_seconds=self.options.presence_grace_s,
             )
         )
 
     def _preload(self) -> None:
         """Import every handler now, so a missing or broken one shows at start, not at first use."""
         assert self._runtime is not None
-        functions = [*self._functions().values()]
+        functions = [*self._functions().values(), self._presence_check_function()]
         functions += [
             Function("Authorizer", constants.AUTHORIZER_HANDLER),
             Function("PreSignUp", constants.PRESIGNUP_HANDLER),

@@ -11,7 +11,8 @@
 ``idle_timeout`` and ``max_lifetime`` (seconds), ``management_latency`` (seconds) and
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
-(names of deliberate faults, ``local_stack/breaks.py``), ``data_dir`` (default: a new empty folder,
+(names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
+whose last connection closed is announced offline), ``data_dir`` (default: a new empty folder,
 removed afterwards, so tests never share state; pass one to restart a stack on the state of
 another) and ``fresh``, ``port`` and ``management_port`` (default: free ones).
 
@@ -210,6 +211,7 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
         "management_port": "--management-port",
+        "presence_grace": "--presence-grace",
     }
     unknown = set(options) - set(flags) - {"record_events", "breaks", "fresh", "data_dir", "port"}
     if unknown:

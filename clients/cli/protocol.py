@@ -195,6 +195,8 @@ class ChatState:
         self.outbox: OrderedDict[str, OutgoingMessage] = OrderedDict()
         self.seen = SeenIds()
         self.syncing = False
+        # The ``at`` of the last presence frame applied per user: an older one is stale.
+        self.presence_at: dict[str, datetime] = {}
 
     def compose(self, text: str, to: str | None = None) -> OutgoingMessage:
         """A new message, held in the outbox until its ack arrives."""
@@ -221,6 +223,7 @@ class ChatState:
             "ack": self._on_ack,
             "synced": self._on_synced,
             "error": self._on_error,
+            "presence": self._on_presence,
         }.get(str(frame.get("type")))
         return handler(frame) if handler else Reaction(events=[frame])
 
@@ -263,6 +266,18 @@ class ChatState:
         self.syncing = False
         return Reaction(events=[frame])
 
+    def _on_presence(self, frame: Frame) -> Reaction:
+        """Apply a presence frame unless it is older than the last one applied for that user (a
+        late or repeated frame; protocol 1.1's ``at``). A frame without ``at`` is always applied."""
+        at = _parse_time(frame.get("at"))
+        user = str(frame.get("user"))
+        if at is not None:
+            last = self.presence_at.get(user)
+            if last is not None and at < last:
+                return Reaction()
+            self.presence_at[user] = at
+        return Reaction(events=[frame])
+
     def _on_error(self, frame: Frame) -> Reaction:
         # A refused message is not stored: resending it after a reconnect would only fail again.
         self.outbox.pop(frame.get("clientMsgId") or "", None)
@@ -274,3 +289,14 @@ class ChatState:
         # only replays a few messages again, which deduplication absorbs.
         if not self.syncing and frame.get("cursor") is not None:
             self.cursor = frame["cursor"]
+
+
+def _parse_time(raw: object) -> datetime | None:
+    """An ISO 8601 UTC time as the server writes it (``2026-11-27T09:30:00.123Z``), else None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -129,6 +129,8 @@ class ChatState {
     this.outbox = new Map(outbox.map((message) => [message.clientMsgId, message]));
     this.seen = new Set(seenIds);
     this.syncing = false;
+    // The `at` (ms) of the last presence frame applied per user: an older one is stale.
+    this.presenceAt = new Map();
     // One send at a time: the next leaves when the previous is acknowledged (or refused), so
     // everyone receives this user's messages in the order they were typed.
     this.inFlight = null;
@@ -169,12 +171,25 @@ class ChatState {
         return this.onAck(frame);
       case "synced":
         return this.onSynced(frame);
+      case "presence":
+        return this.onPresence(frame);
       case "error":
         // A refused message is not stored: resending it would only fail again.
         return { events: [frame], replies: frame.clientMsgId ? this.settle(frame.clientMsgId) : [] };
       default:
         return { events: [frame], replies: [] };
     }
+  }
+
+  // A presence frame older than the last one applied for that user (late, or repeated by a worker
+  // that ran twice) is dropped: a stale "offline" cannot undo a newer "online". No `at`: applied.
+  onPresence(frame) {
+    const at = typeof frame.at === "string" ? Date.parse(frame.at) : NaN;
+    if (!Number.isNaN(at)) {
+      if (at < (this.presenceAt.get(frame.user) ?? -Infinity)) return { events: [], replies: [] };
+      this.presenceAt.set(frame.user, at);
+    }
+    return { events: [frame], replies: [] };
   }
 
   onMessage(frame) {

@@ -28,6 +28,10 @@ CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
 RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
 FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
 FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
+PRESENCE_GRACE_SECONDS = "PRESENCE_GRACE_SECONDS"
+PRESENCE_QUEUE_URL = "PRESENCE_QUEUE_URL"
+# SQS delays a message by at most 15 minutes (DelaySeconds), so a longer grace cannot be scheduled.
+MAX_PRESENCE_GRACE_SECONDS = 900
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +57,11 @@ class Settings:
     # Lambda's CPU does not cap the fan-out rate. Unset: every post happens in the calling Lambda.
     fanout_function_name: str | None = None
     fanout_chunk_size: int = 1000
+    # A user is announced offline only once their last connection has been closed this long (and
+    # none has opened since): a reconnect within it costs no presence frame at all.
+    presence_grace_seconds: int = 15
+    # The SQS queue that delivers each delayed presence check. Unset: no grace (offline at once).
+    presence_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +79,8 @@ class Settings:
             rate_limit_per_minute=_positive_int(env, RATE_LIMIT_PER_MINUTE, 120),
             fanout_function_name=env.get(FANOUT_FUNCTION_NAME) or None,
             fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, 1000),
+            presence_grace_seconds=_grace_seconds(env),
+            presence_queue_url=env.get(PRESENCE_QUEUE_URL) or None,
         )
 
 
@@ -90,6 +101,22 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"environment variable {name} must be positive, got {value}")
+    return value
+
+
+def _grace_seconds(env: Mapping[str, str]) -> int:
+    raw = env.get(PRESENCE_GRACE_SECONDS, "").strip()
+    try:
+        value = int(raw) if raw else 15
+    except ValueError:
+        raise ConfigError(
+            f"environment variable {PRESENCE_GRACE_SECONDS} must be a whole number, got {raw!r}"
+        ) from None
+    if not 0 <= value <= MAX_PRESENCE_GRACE_SECONDS:
+        raise ConfigError(
+            f"environment variable {PRESENCE_GRACE_SECONDS} must be 0 to "
+            f"{MAX_PRESENCE_GRACE_SECONDS}, got {value}"
+        )
     return value
 
 

@@ -4,6 +4,17 @@ One Lambda posts a few thousand frames a second at most (signing and sending is 
 Gateway takes 10,000 management calls a second per account. Spreading a big audience over several
 worker invocations running side by side closes that gap, and keeps the sender's Lambda (and its
 29-second integration timeout) out of the long part of the fan-out.
+
+A worker runs at least once, not exactly once: Lambda retries an asynchronous invocation that fails
+(twice, as the stack configures it: ``infra/functions.py``), and its queue may hand the same event
+over twice even without a failure. That is safe: a worker stores nothing; a ``message`` frame
+carries the id of a message already stored, and clients deduplicate messages by id, so a chunk of
+messages posted again shows nothing twice; a ``presence`` frame carries the time of the change
+(``at``, docs/protocol.md), and clients ignore one older than what they already applied. What keeps
+repeats rare: a worker does not fail once its posts are made (a pruning
+failure is logged, not raised: ``ChatService._deliver``). A chunk that still fails every attempt
+lands in the stack's on-failure queue, with an alarm on it; its recipients get the message from
+``sync``.
 """
 
 from __future__ import annotations
@@ -40,12 +51,20 @@ class FanoutJob:
         }
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> FanoutJob:
-        return cls(
-            endpoint=str(event["endpoint"]),
-            frame=str(event["frame"]),
-            connections=[Connection(str(cid), str(user)) for cid, user in event["connections"]],
-        )
+    def from_event(cls, event: Any) -> FanoutJob:
+        """The job an event describes; ``ValueError`` for anything else (it cannot be delivered,
+        so it fails every attempt and ends in the on-failure queue, where it can be looked at)."""
+        try:
+            endpoint, frame, connections = event["endpoint"], event["frame"], event["connections"]
+            if not (isinstance(endpoint, str) and isinstance(frame, str) and isinstance(connections, list)):
+                raise TypeError("endpoint, frame and connections have the wrong types")
+            return cls(
+                endpoint=endpoint,
+                frame=frame,
+                connections=[Connection(str(cid), str(user)) for cid, user in connections],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a fan-out job: {exc!r}") from exc
 
 
 class FanoutDispatcher:
@@ -68,7 +87,8 @@ class FanoutDispatcher:
         try:
             self.client.invoke(
                 FunctionName=self.function_name,
-                InvocationType="Event",  # Lambda queues it durably and retries it on failure
+                # Lambda queues it durably and runs it at least once (see the module docstring).
+                InvocationType="Event",
                 Payload=json.dumps(job.to_event()).encode(),
             )
         except (ClientError, BotoCoreError) as exc:

@@ -197,8 +197,10 @@ def ack_frame(
     }
 
 
-def presence_frame(user: str, online: bool) -> dict[str, Any]:
-    return {"type": "presence", "user": user, "online": online}
+def presence_frame(user: str, online: bool, *, at: str) -> dict[str, Any]:
+    """``at`` (ISO 8601 UTC) is when the change happened: clients drop a frame older than the last
+    one they applied for that user, so a late or repeated ``offline`` cannot undo an ``online``."""
+    return {"type": "presence", "user": user, "online": online, "at": at}
 
 
 def who_frame(users: list[str]) -> dict[str, Any]:

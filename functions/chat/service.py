@@ -18,9 +18,11 @@ from chat.config import Settings
 from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
-from chat.errors import ChatError, InvalidMessage, RateLimited, UnknownUser
+from chat.errors import ChatError, DependencyError, InvalidMessage, RateLimited, UnknownUser
+from chat.grace import PresenceCheck, PresenceScheduler
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
+from chat.probe import ConnectionProbe
 from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
 
 # A cursor stamped further ahead than this is not one this server issued.
@@ -33,6 +35,11 @@ _REDELIVER_AFTER_MS = 60_000
 _HANDSHAKE_GRACE_SECONDS = 30
 # Presence changes found while delivering presence changes: stop after a few rounds.
 _PRUNE_ROUNDS = 3
+# With no grace, a $disconnect still schedules a check this much later: it heals a close whose
+# own writes failed (see ChatService.check_presence).
+_HEAL_DELAY_SECONDS = 10
+# A grace mark lists the user in `who` at most this long past the grace if no check ever ends it.
+_GRACE_HOLD_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,8 @@ class ChatService:
         directory: UserDirectory,
         settings: Settings,
         dispatcher: FanoutDispatcher | None = None,
+        scheduler: PresenceScheduler | None = None,
+        probe: ConnectionProbe | None = None,
         clock: Callable[[], float] = time.time,
         ids: IdGenerator | None = None,
     ) -> None:
@@ -59,6 +68,8 @@ class ChatService:
         self.notifier = notifier
         self.directory = directory
         self.dispatcher = dispatcher
+        self.scheduler = scheduler
+        self.probe = probe
         self.settings = settings
         self.clock = clock
         self.ids = ids or IdGenerator()
@@ -67,19 +78,87 @@ class ChatService:
     # ---- routes --------------------------------------------------------------------------------
 
     def connect(self, caller: Caller) -> None:
-        """Record the connection; tell everyone else when the user's first one opens."""
+        """Record the connection; tell everyone else when the user came online with it."""
         self.directory.remember(caller.username)
         connection = Connection(caller.connection_id, caller.username)
-        if self.store.add_connection(
-            connection, now=self.clock(), ttl_seconds=self.settings.connection_ttl_seconds
-        ):
+        now = self.clock()
+        if self.store.add_connection(connection, now=now, ttl_seconds=self.settings.connection_ttl_seconds):
             # The new socket cannot be posted to until $connect returns: everyone else hears it.
-            self._broadcast(protocol.presence_frame(caller.username, True), skip={caller.connection_id})
+            frame = protocol.presence_frame(caller.username, True, at=_iso(now))
+            self._broadcast(frame, skip={caller.connection_id})
 
     def disconnect(self, caller: Caller) -> None:
-        """Forget the connection; tell everyone when it was the user's last."""
-        if self.store.remove_connection(Connection(caller.connection_id, caller.username)):
-            self._broadcast(protocol.presence_frame(caller.username, False))
+        """Forget the connection. When it was the user's last, the presence grace starts: a delayed
+        check announces them offline unless they reconnect first. Without a grace (or when the
+        check cannot be queued) they are announced offline now.
+
+        The check is queued before anything is written, so that a close whose writes fail is still
+        looked at again (and healed) once the grace has passed.
+        """
+        now = self.clock()
+        connection = Connection(caller.connection_id, caller.username)
+        grace = self.presence_grace_seconds
+        scheduled = self._schedule_check(caller, delay_seconds=grace or _HEAL_DELAY_SECONDS)
+        if grace and scheduled:
+            self.store.leave(
+                connection, left_at_ms=int(now * 1000), hold_until=now + grace + _GRACE_HOLD_SECONDS
+            )
+            return
+        if self.store.remove_connection(connection):
+            self._announce_offline(caller.username, at=now)
+
+    @property
+    def presence_grace_seconds(self) -> int:
+        """The grace in force: none without a queue to deliver the checks."""
+        return self.settings.presence_grace_seconds if self.scheduler is not None else 0
+
+    def check_presence(self, check: PresenceCheck) -> None:
+        """A delayed presence check (at least once, maybe late): decide from the state as it is now.
+
+        - the connection that scheduled it is still recorded: its $disconnect failed to write. Ask
+          API Gateway; if it is gone, prune it (and announce the user offline if it was the last);
+        - the user's grace has run out with no new connection: announce them offline, once (the
+          conditional delete lets one check win; a reconnect in between makes it fail);
+        - the grace has not run out yet (a check delivered early): look again when it has.
+        """
+        now = self.clock()
+        record = self.store.presence_of(check.username)
+        if record is None:
+            return  # offline already
+        if check.connection_id in record.connection_ids:
+            self._heal(Connection(check.connection_id, check.username))
+            return
+        if record.connection_ids:
+            return  # online with other connections
+        if record.left_by is None:  # a close that stopped between its two writes
+            if self.store.end_grace(check.username, left_by=None):
+                self._announce_offline(check.username, at=now)
+            return
+        assert record.left_at_ms is not None
+        due = record.left_at_ms / 1000 + self.settings.presence_grace_seconds
+        if now < due:
+            if record.left_by == check.connection_id:  # early: look again when it is due
+                self._schedule_check_of(check, delay_seconds=due - now)
+            return  # else the check that close scheduled will come
+        if self.store.end_grace(check.username, left_by=record.left_by):
+            self._announce_offline(check.username, at=record.left_at_ms / 1000)
+
+    def _heal(self, suspect: Connection) -> None:
+        if self.probe is None or self.probe.exists(suspect.connection_id):
+            return
+        logger.info("healing a connection whose $disconnect did not complete")
+        metrics.add_metric(name="PresenceHealed", unit=MetricUnit.Count, value=1)
+        self._prune([suspect])
+
+    def _schedule_check(self, caller: Caller, *, delay_seconds: float) -> bool:
+        check = PresenceCheck(self.notifier.endpoint, caller.username, caller.connection_id)
+        return self._schedule_check_of(check, delay_seconds=delay_seconds)
+
+    def _schedule_check_of(self, check: PresenceCheck, *, delay_seconds: float) -> bool:
+        return self.scheduler is not None and self.scheduler.schedule(check, delay_seconds=delay_seconds)
+
+    def _announce_offline(self, username: str, *, at: float) -> None:
+        self._broadcast(protocol.presence_frame(username, False, at=_iso(at)))
 
     def send_message(self, caller: Caller, body: dict[str, Any], frame_id: str | None = None) -> None:
         """Store, acknowledge, then deliver a public or private message.
@@ -140,7 +219,7 @@ class ChatService:
         if message.to is None:
             self._broadcast_encoded(frame)
             return
-        recipients = self.store.connections_of(message.to) + self.store.connections_of(message.sender)
+        recipients = self.store.connections_of(message.to, message.sender)
         self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
 
     def sync(self, caller: Caller, body: dict[str, Any]) -> None:
@@ -255,7 +334,13 @@ class ChatService:
         if report.failed:
             logger.warning("some deliveries failed", failed=len(report.failed))
         gone = set(report.gone)
-        self._prune([c for c in connections if c.connection_id in gone])
+        try:
+            self._prune([c for c in connections if c.connection_id in gone])
+        except DependencyError as exc:
+            # The frames are posted: failing now would make a fan-out worker's chunk run (and post)
+            # again. A connection left unpruned is met again by a later post, or expires.
+            logger.warning("could not prune gone connections", error=str(exc), gone=len(gone))
+            metrics.add_metric(name="PruneFailures", unit=MetricUnit.Count, value=1)
 
     def _prune(self, stale: list[Connection]) -> None:
         """Drop connections API Gateway says are gone, and announce users who went offline with them."""
@@ -267,7 +352,7 @@ class ChatService:
             offline = [c.username for c in stale if self.store.remove_connection(c, connected_before=cutoff)]
             stale = []
             for username in offline:
-                frame = protocol.encode(protocol.presence_frame(username, False))
+                frame = protocol.encode(protocol.presence_frame(username, False, at=_iso(self.clock())))
                 for page in self.store.all_connections():
                     report = self.notifier.send_many([c.connection_id for c in page], frame)
                     gone = set(report.gone)

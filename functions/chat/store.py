@@ -1,12 +1,16 @@
 """DynamoDB adapter: connections, per-user presence and the message history (see infra/schema.py).
 
 Every write that decides something (first connection, last connection, duplicate send) is a single
-conditional or atomic DynamoDB operation, never read-then-write, so concurrent Lambdas agree.
+conditional or atomic DynamoDB operation, never read-then-write, so concurrent Lambdas agree. Every
+read that decides who gets a frame, or what a sync returns, is strongly consistent (no index is read:
+DynamoDB serves global secondary indexes only eventually consistently), and every Query or Scan
+follows ``LastEvaluatedKey`` past DynamoDB's 1 MB pages.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +35,10 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     max_pool_connections=64,
 )
+# BatchGetItem takes at most 100 keys; a few rounds for the keys it leaves unprocessed (throttling).
+_BATCH_GET_LIMIT = 100
+_UNPROCESSED_ROUNDS = 4
+_UNPROCESSED_BACKOFF_S = 0.025
 
 
 def user_feed(username: str) -> str:
@@ -46,6 +54,17 @@ def _dedup_feed(username: str) -> str:
 class Connection:
     connection_id: str
     username: str
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A user's presence item: the open connections, and the pending offline of the presence grace
+    (``left_at_ms``, ``left_by``: when and by which connection the last one closed)."""
+
+    username: str
+    connection_ids: frozenset[str]
+    left_at_ms: int | None
+    left_by: str | None
 
 
 @dataclass(frozen=True)
@@ -99,7 +118,13 @@ class ChatStore:
     # ---- connections and presence --------------------------------------------------------------
 
     def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
-        """Record an open connection; True when it is the user's first (the user came online)."""
+        """Record an open connection; True when the user came online with it.
+
+        Not when another connection is open, nor when the user's last one closed within the
+        presence grace and was never announced offline: the same atomic update that adds this
+        connection cancels that pending offline (``REMOVE leftAt``), so a grace check landing after
+        it finds the user online and says nothing.
+        """
         expires_at = str(int(now + ttl_seconds))
         with _wrapped("record the connection"):
             self.client.put_item(
@@ -114,26 +139,106 @@ class ChatStore:
             old = self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": connection.username}},
-                UpdateExpression="ADD conns :conn SET expiresAt = :expires",
+                UpdateExpression="ADD conns :conn SET expiresAt = :expires REMOVE leftAt, leftBy",
                 ExpressionAttributeValues={
                     ":conn": {"SS": [connection.connection_id]},
                     ":expires": {"N": expires_at},
                 },
                 ReturnValues="ALL_OLD",
             ).get("Attributes", {})
+        lapsed = float(old.get("expiresAt", {}).get("N", "0")) < now
         previous = set(old.get("conns", {}).get("SS", [])) - {connection.connection_id}
-        if previous and float(old.get("expiresAt", {}).get("N", "0")) < now:
+        if previous and lapsed:
             # Every earlier connection outlived its TTL without a $disconnect: they are stale.
             self._forget_presence(connection.username, previous)
             previous = set()
-        return not previous
+        still_announced = "leftAt" in old and not lapsed
+        return not previous and not still_announced
 
     def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
-        """Forget a connection (idempotent); True when it was the user's last (the user went offline).
+        """Forget a connection (idempotent); True when the user went offline with it (their
+        presence item is gone, deleted by this call).
 
         With ``connected_before``, a connection recorded at or after that time is kept: API Gateway
         answers 410 for a socket still inside its own $connect, which is not a dead one.
         """
+        old_conns = self._drop_connection(connection, connected_before)
+        if old_conns is None or not old_conns or not old_conns <= {connection.connection_id}:
+            return False
+        return self._delete_presence_if_empty(connection.username)
+
+    def leave(self, connection: Connection, *, left_at_ms: int, hold_until: float) -> bool:
+        """Forget a closed connection (idempotent); True when it was the user's last, which starts the
+        presence grace: the item stays, marked ``leftAt`` (ms) and ``leftBy`` (this connection), so
+        ``who`` still lists the user, until ``end_grace`` or a new connection clears the mark.
+        ``hold_until`` bounds how long the mark lists the user if no grace check ever comes.
+        """
+        old_conns = self._drop_connection(connection, None)
+        if not old_conns or not old_conns <= {connection.connection_id}:
+            return False
+        try:
+            self.client.update_item(
+                TableName=self.presence_table,
+                Key={"username": {"S": connection.username}},
+                UpdateExpression="SET leftAt = :at, leftBy = :by, expiresAt = :hold",
+                # A connection that opened in between keeps the user online: nothing is pending.
+                ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns) "
+                "AND attribute_not_exists(leftAt)",
+                ExpressionAttributeValues={
+                    ":at": {"N": str(left_at_ms)},
+                    ":by": {"S": connection.connection_id},
+                    ":hold": {"N": str(int(hold_until))},
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise DependencyError("could not update presence") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not update presence") from exc
+        return True
+
+    def end_grace(self, username: str, *, left_by: str | None) -> bool:
+        """Take the user offline if the grace that ``left_by``'s close started still holds: no
+        connection has opened since. False when nothing changed (a reconnect won, or another check
+        already ended it: repeats are harmless). ``left_by`` None ends an item that lost both its
+        connections and its mark (a $disconnect that stopped half-way)."""
+        condition = "attribute_not_exists(conns) AND " + (
+            "attribute_not_exists(leftAt)" if left_by is None else "leftBy = :by"
+        )
+        try:
+            self.client.delete_item(
+                TableName=self.presence_table,
+                Key={"username": {"S": username}},
+                ConditionExpression=condition,
+                **_values({":by": {"S": left_by}} if left_by is not None else {}),
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise DependencyError("could not update presence") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not update presence") from exc
+        return True
+
+    def presence_of(self, username: str) -> Presence | None:
+        """The user's presence item, read strongly consistently (a grace check decides from it)."""
+        with _wrapped("read presence"):
+            item = self.client.get_item(
+                TableName=self.presence_table, Key={"username": {"S": username}}, ConsistentRead=True
+            ).get("Item")
+        if item is None:
+            return None
+        return Presence(
+            username=username,
+            connection_ids=frozenset(item.get("conns", {}).get("SS", [])),
+            left_at_ms=int(item["leftAt"]["N"]) if "leftAt" in item else None,
+            left_by=item["leftBy"]["S"] if "leftBy" in item else None,
+        )
+
+    def _drop_connection(self, connection: Connection, connected_before: float | None) -> set[str] | None:
+        """Delete the connection's row and take it out of the presence set; the set as it was before,
+        or None when the row is too young to be removed (see ``remove_connection``)."""
         try:
             self.client.delete_item(
                 TableName=self.connections_table,
@@ -142,12 +247,11 @@ class ChatStore:
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return False  # too young to be dead
+                return None  # too young to be dead
             raise DependencyError("could not remove the connection") from exc
         except BotoCoreError as exc:
             raise DependencyError("could not remove the connection") from exc
-        old_conns = self._forget_presence(connection.username, {connection.connection_id})
-        return old_conns == {connection.connection_id}
+        return self._forget_presence(connection.username, {connection.connection_id})
 
     def _forget_presence(self, username: str, connection_ids: set[str]) -> set[str]:
         """Remove ids from the user's presence set; returns the set as it was before."""
@@ -166,56 +270,82 @@ class ChatStore:
             raise DependencyError("could not update presence") from exc
         except BotoCoreError as exc:
             raise DependencyError("could not update presence") from exc
-        old_conns = set(old.get("conns", {}).get("SS", []))
-        if old_conns and old_conns <= connection_ids:
-            self._delete_presence_if_empty(username)
-        return old_conns
+        return set(old.get("conns", {}).get("SS", []))
 
-    def _delete_presence_if_empty(self, username: str) -> None:
-        # Conditional: a connection that arrived in between keeps the item (and the user online).
+    def _delete_presence_if_empty(self, username: str) -> bool:
+        """Delete an emptied presence item; False when a connection arrived in between (the user
+        stays online, and nobody is told otherwise)."""
         try:
             self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
-                ConditionExpression="attribute_not_exists(conns)",
+                ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns)",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise DependencyError("could not update presence") from exc
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise DependencyError("could not update presence") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not update presence") from exc
+        return True
 
-    def connections_of(self, username: str) -> list[Connection]:
-        """Every open connection of one user, by the ``byUser`` index (a Query, never a Scan)."""
-        connections: list[Connection] = []
+    def connections_of(self, *usernames: str) -> list[Connection]:
+        """Every open connection of these users, from their presence items (one BatchGetItem).
+
+        Read strongly consistently: a connection recorded a moment ago is there. (A global secondary
+        index on the connections table would be cheaper to keep but is only eventually consistent,
+        so a device that had just connected could miss a private message until it reconnected.)
+        """
+        keys = [{"username": {"S": name}} for name in dict.fromkeys(usernames)]
+        items: list[dict[str, Any]] = []
         with _wrapped("list the user's connections"):
-            paginator = self.client.get_paginator("query")
-            for page in paginator.paginate(
-                TableName=self.connections_table,
-                IndexName="byUser",
-                KeyConditionExpression="username = :u",
-                ExpressionAttributeValues={":u": {"S": username}},
-            ):
-                connections += [_connection(item) for item in page.get("Items", [])]
-        return connections
+            for start in range(0, len(keys), _BATCH_GET_LIMIT):
+                items += self._get_all(self.presence_table, keys[start : start + _BATCH_GET_LIMIT])
+        return [
+            Connection(connection_id, item["username"]["S"])
+            for item in items
+            for connection_id in sorted(item.get("conns", {}).get("SS", []))
+        ]
+
+    def _get_all(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """BatchGetItem, strongly consistent, asking again for any keys DynamoDB left unprocessed."""
+        items: list[dict[str, Any]] = []
+        request: Any = {table: {"Keys": keys, "ConsistentRead": True}}
+        for round_number in range(_UNPROCESSED_ROUNDS):
+            if round_number:
+                time.sleep(_UNPROCESSED_BACKOFF_S * 2**round_number)  # left over when throttled
+            response = self.client.batch_get_item(RequestItems=request)
+            items += response.get("Responses", {}).get(table, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+        raise DependencyError("DynamoDB left keys unprocessed")
 
     def all_connections(self) -> Iterator[list[Connection]]:
-        """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read)."""
+        """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read).
+
+        Strongly consistent, every page: a connection recorded just before a public send gets it.
+        """
         with _wrapped("list the connections"):
             paginator = self.client.get_paginator("scan")
             for page in paginator.paginate(
-                TableName=self.connections_table, ProjectionExpression="connectionId, username"
+                TableName=self.connections_table,
+                ProjectionExpression="connectionId, username",
+                ConsistentRead=True,
             ):
                 yield [_connection(item) for item in page.get("Items", [])]
 
     def online_users(self, *, now: float) -> list[str]:
-        """Users with at least one connection that has not outlived its TTL."""
+        """Users with a connection that has not outlived its TTL, or inside their presence grace."""
         users: list[str] = []
         with _wrapped("list who is online"):
             paginator = self.client.get_paginator("scan")
             for page in paginator.paginate(
                 TableName=self.presence_table,
-                FilterExpression="expiresAt > :now AND attribute_exists(conns)",
+                FilterExpression="expiresAt > :now AND (attribute_exists(conns) OR attribute_exists(leftAt))",
                 ExpressionAttributeValues={":now": {"N": str(int(now))}},
                 ProjectionExpression="username",
+                ConsistentRead=True,  # a user who connected a moment ago is listed
             ):
                 users += [item["username"]["S"] for item in page.get("Items", [])]
         return sorted(users)
@@ -347,20 +477,36 @@ class ChatStore:
     def latest(self, feeds: list[str], *, limit: int, now: float) -> list[StoredMessage]:
         """The latest ``limit`` messages across ``feeds``, oldest first."""
         newest_first: list[StoredMessage] = []
-        with _wrapped("read the history"):
-            for feed in feeds:
-                response = self.client.query(
-                    TableName=self.messages_table,
-                    KeyConditionExpression="feed = :s",
-                    FilterExpression="expiresAt > :now",
-                    ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
-                    ScanIndexForward=False,
-                    Limit=limit,
-                    ConsistentRead=True,
-                )
-                newest_first += [_stored_message(item) for item in response.get("Items", [])]
+        for feed in feeds:
+            newest_first += self._newest(feed, limit=limit, now=now)
         newest_first.sort(key=lambda m: m.id, reverse=True)
         return list(reversed(newest_first[:limit]))
+
+    def _newest(self, feed: str, *, limit: int, now: float) -> list[StoredMessage]:
+        """Up to ``limit`` of one feed's newest messages, newest first.
+
+        A Query page stops at 1 MB whatever its ``Limit`` (about 330 messages of 3,000 characters),
+        and ``Limit`` counts items before the expiry filter drops any: so pages are followed until
+        ``limit`` messages are in hand or the feed has no more.
+        """
+        messages: list[StoredMessage] = []
+        with _wrapped("read the history"):
+            paginator = self.client.get_paginator("query")
+            pages = paginator.paginate(
+                TableName=self.messages_table,
+                KeyConditionExpression="feed = :s",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
+                ScanIndexForward=False,
+                ConsistentRead=True,
+                PaginationConfig={"PageSize": limit},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    messages.append(_stored_message(item))
+                    if len(messages) == limit:
+                        return messages
+        return messages
 
 
 def _recorded_before(cutoff: float | None) -> dict[str, Any]:
@@ -371,6 +517,11 @@ def _recorded_before(cutoff: float | None) -> dict[str, Any]:
         "ConditionExpression": "attribute_not_exists(connectionId) OR connectedAt < :cutoff",
         "ExpressionAttributeValues": {":cutoff": {"N": str(int(cutoff))}},
     }
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    """ExpressionAttributeValues only when there are some (DynamoDB refuses an empty map)."""
+    return {"ExpressionAttributeValues": values} if values else {}
 
 
 # ---- item mapping ------------------------------------------------------------------------------

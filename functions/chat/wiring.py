@@ -11,7 +11,9 @@ from functools import lru_cache
 from chat.config import settings
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
+from chat.grace import PresenceScheduler
 from chat.notifier import Notifier, management_endpoint
+from chat.probe import ConnectionProbe
 from chat.service import ChatService
 from chat.store import ChatStore
 
@@ -40,6 +42,8 @@ def service_for(endpoint: str) -> ChatService:
         notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
         directory=directory(),
         dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
+        scheduler=PresenceScheduler(config.presence_queue_url) if config.presence_queue_url else None,
+        probe=ConnectionProbe(endpoint, region=_region()),
         settings=config,
     )
 

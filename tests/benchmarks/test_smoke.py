@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """All five at once, each in its own process (they use separate servers and ports)."""
+    """All of them at once, each in its own process (they use separate servers and ports)."""
     folder = tmp_path_factory.mktemp("benchmarks")
     children = {
         name: subprocess.Popen(
@@ -74,3 +74,16 @@ def test_cost_counts_the_posts_of_a_public_message(output: Path) -> None:
     for route in public:
         audience = int(route.removeprefix("public message to ").split()[0].replace(",", ""))
         assert data[route]["posts"] == audience + 1
+
+
+def test_presence_recycles_post_nothing_with_the_grace_and_everything_without(output: Path) -> None:
+    """Without the grace a recycle tells others; with it, nothing; a user who leaves is announced to N-1."""
+    outcomes = {(o["scenario"], o["grace_s"]): o for o in record(output, "presence")["data"]["outcomes"]}
+    users = next(iter(outcomes.values()))["users"]
+    assert outcomes[("each user recycles their only connection", 0)]["posts"] > 0
+    after = [o for (scenario, grace), o in outcomes.items() if scenario.startswith("each user") and grace > 0]
+    assert [(o["posts"], o["checks"]) for o in after] == [(0, after[0]["measured"])]
+    leaves = next(o for (scenario, _), o in outcomes.items() if scenario == "one user leaves for good")
+    assert leaves["posts"] == users - 1
+    online = outcomes[("N users come online at once", 0)]
+    assert online["posts_for_all"] >= users * (users - 1) / 2

@@ -151,3 +151,32 @@ def test_an_error_frame_drops_the_refused_message_from_the_outbox() -> None:
     error = {"type": "error", "code": "unknown_user", "message": "no", "clientMsgId": sent.client_msg_id}
     assert state.receive(error).events == [error]
     assert not state.outbox
+
+
+def presence(user: str, online: bool, at: str | None) -> dict:
+    frame: dict = {"type": "presence", "user": user, "online": online}
+    if at is not None:
+        frame["at"] = at
+    return frame
+
+
+def test_a_presence_frame_older_than_the_last_applied_is_ignored() -> None:
+    """A stale offline arriving after a newer online (a worker run twice) is dropped; newer ones apply."""
+    state = ChatState("alice")
+    online = presence("bob", True, "2026-11-27T09:30:02.000Z")
+    stale_offline = presence("bob", False, "2026-11-27T09:30:01.000Z")
+    assert state.receive(online).events == [online]
+    assert state.receive(stale_offline).events == []
+    later_offline = presence("bob", False, "2026-11-27T09:30:03.500Z")
+    assert state.receive(later_offline).events == [later_offline]
+    assert state.receive(online).events == []  # the same online again, now older than the offline
+
+
+def test_presence_is_ordered_per_user_and_frames_without_at_always_apply() -> None:
+    """Times are compared per user; a version-1 server's frame (no `at`) is applied as it comes."""
+    state = ChatState("alice")
+    assert state.receive(presence("bob", True, "2026-11-27T09:30:05.000Z")).events
+    carol = presence("carol", True, "2026-11-27T09:30:01.000Z")
+    assert state.receive(carol).events == [carol]
+    untimed = presence("bob", False, None)
+    assert state.receive(untimed).events == [untimed]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -230,3 +231,40 @@ def test_a_refused_token_is_refreshed_and_the_tab_reconnects(open_context, stack
     expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
     token = page.evaluate('() => JSON.parse(sessionStorage.getItem("chat.session")).tokens.accessToken')
     assert token != "not-a-token"
+
+
+def connection_of(stack: Any, username: str) -> str:
+    """The id of ``username``'s one open connection, from the Connections table behind the stack."""
+    dynamodb = stack.aws_client("dynamodb")
+    items = dynamodb.scan(
+        TableName=stack.table_names["Connections"],
+        FilterExpression="username = :u",
+        ExpressionAttributeValues={":u": {"S": username}},
+    )["Items"]
+    assert len(items) == 1, items
+    return str(items[0]["connectionId"]["S"])
+
+
+def test_a_stale_offline_after_online_is_ignored(open_context, stack, new_username) -> None:
+    """Presence frames delivered out of order: an offline older than the online shown changes nothing."""
+    alice, ghost, marker = new_username("alice"), new_username("ghost"), new_username("marker")
+    page = signed_in(open_context(), stack, alice)
+    management = stack.management_client()
+    connection_id = connection_of(stack, alice)
+
+    def deliver(user: str, online: bool, at: str) -> None:
+        frame = {"type": "presence", "user": user, "online": online, "at": at}
+        management.post_to_connection(ConnectionId=connection_id, Data=json.dumps(frame).encode())
+
+    def shown(user: str) -> Locator:
+        return by_id(page, "online-user").filter(has_text=user)
+
+    deliver(ghost, True, "2026-11-27T09:30:02.000Z")
+    expect(shown(ghost)).to_have_count(1, timeout=WAIT_MS)
+    deliver(ghost, False, "2026-11-27T09:30:01.000Z")  # stale: from a worker that ran late or twice
+    # Frames on one socket arrive in order: once the marker shows, the stale offline was handled.
+    deliver(marker, True, "2026-11-27T09:30:00.000Z")
+    expect(shown(marker)).to_have_count(1, timeout=WAIT_MS)
+    expect(shown(ghost)).to_have_count(1)
+    deliver(ghost, False, "2026-11-27T09:30:03.000Z")
+    expect(shown(ghost)).to_have_count(0, timeout=WAIT_MS)

@@ -215,7 +215,9 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
             protocol.ack_frame(message_id=message_id, cursor=cursor, client_msg_id=dup_id, duplicate=dup)
             for dup_id, dup in ((None, False), ("c-1", True))
         ],
-        "presence": [protocol.presence_frame("bob", online) for online in (True, False)],
+        "presence": [
+            protocol.presence_frame("bob", online, at="2026-11-27T09:30:00.123Z") for online in (True, False)
+        ],
         "who": [protocol.who_frame([]), protocol.who_frame(["carol", "alice"])],
         "synced": [protocol.synced_frame(cursor, more=True, complete=False)],
         "pong": [protocol.pong_frame()],

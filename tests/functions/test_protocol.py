@@ -147,3 +147,28 @@ def test_client_msg_id_of_never_raises() -> None:
 def test_frames_are_compact_utf8_json() -> None:
     """encode writes no spaces and keeps non-ASCII text as it is."""
     assert protocol.encode({"type": "pong", "text": "olá"}) == '{"type":"pong","text":"olá"}'
+
+
+def test_only_ping_is_a_bare_ping_not_any_word_sorting_before_it() -> None:
+    """Words that are not `ping` are refused, whatever their order against it."""
+    assert not any(protocol.is_bare_ping(word) for word in ["hello", "a", "", "pin", "pong", "zzz"])
+
+
+def test_a_msg_command_with_a_user_and_no_text_says_how_to_write_it() -> None:
+    """`/msg bob` is invalid_message with a hint at the form, not only "text is empty"."""
+    assert "/msg <user> <text>" in rejection(protocol.parse_send, {"text": "/msg bob"}).message
+
+
+def test_an_unknown_action_is_quoted_up_to_64_characters() -> None:
+    """The error names the action, cut at 64 characters so a huge one cannot bloat the frame."""
+    message = rejection(protocol.reject_unroutable, '{"action":"' + "a" * 64 + "b" * 10 + '"}').message
+    assert repr("a" * 64) in message
+    message = rejection(protocol.reject_unroutable, '{"action":"' + "a" * 63 + "b" + '"}').message
+    assert repr("a" * 63 + "b") in message
+
+
+def test_parsed_requests_are_values() -> None:
+    """A parsed request cannot be changed on its way through the service."""
+    for request in (protocol.parse_send({"text": "hi"}), protocol.parse_sync({})):
+        with pytest.raises(AttributeError):
+            request.limit = 1  # type: ignore[union-attr]

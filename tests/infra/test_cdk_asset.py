@@ -23,7 +23,7 @@ HANDLER_MODULES = sorted(
     {
         handler.rsplit(".", 1)[0]
         for handler in [route.handler for route in constants.ROUTES]
-        + [constants.AUTHORIZER_HANDLER, constants.PRESIGNUP_HANDLER]
+        + [constants.AUTHORIZER_HANDLER, constants.PRESIGNUP_HANDLER, constants.PRESENCE_CHECK_HANDLER]
     }
 )
 HOST_TARGET = packaging.Target(

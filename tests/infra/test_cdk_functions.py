@@ -18,6 +18,7 @@ def _all_functions(chat_stack: ChatStack) -> dict[str, Any]:
     return {
         **chat_stack.functions.routes,
         "FanoutWorker": chat_stack.functions.fanout_worker,
+        "PresenceCheck": chat_stack.functions.presence_check,
         "Authorizer": chat_stack.functions.authorizer,
         "PreSignUp": chat_stack.identity.pre_sign_up,
     }
@@ -27,7 +28,7 @@ def _properties(chat_stack: ChatStack, resources: dict[str, Any], name: str) -> 
     return resources[logical_id(_all_functions(chat_stack)[name])]["Properties"]
 
 
-@pytest.mark.parametrize("name", [*ROUTE_IDS, "FanoutWorker", "Authorizer", "PreSignUp"])
+@pytest.mark.parametrize("name", [*ROUTE_IDS, "FanoutWorker", "PresenceCheck", "Authorizer", "PreSignUp"])
 def test_arm64_python_313_traced_with_a_month_of_logs(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
@@ -45,6 +46,7 @@ def test_handlers(chat_stack: ChatStack, resources: dict[str, Any]) -> None:
     expected = {route.function_id: route.handler for route in constants.ROUTES}
     expected |= {
         "FanoutWorker": constants.FANOUT_WORKER_HANDLER,
+        "PresenceCheck": constants.PRESENCE_CHECK_HANDLER,
         "Authorizer": constants.AUTHORIZER_HANDLER,
         "PreSignUp": constants.PRESIGNUP_HANDLER,
     }

@@ -34,16 +34,23 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         **POSTS_FRAMES,
         **INVOKES_WORKER,
     },
-    "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER},
+    "Disconnect": {**PRUNE, **POSTS_FRAMES, **INVOKES_WORKER, "PresenceQueue": {"sqs:SendMessage"}},
     "SendMessage": {
         **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
         "Messages": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
-        "Connections/index/byUser": {"dynamodb:Query"},
         "UserPool": {"cognito-idp:AdminGetUser"},
         **POSTS_FRAMES,
         **INVOKES_WORKER,
     },
-    "FanoutWorker": {**PRUNE, **POSTS_FRAMES},
+    # Lambda sends the record of a worker event that failed every attempt to the on-failure queue
+    # with the worker's role. aws_lambda_destinations.SqsDestination grants this (SendMessage is what
+    # Lambda calls; reading the queue's URL and attributes comes with CDK's grantSendMessages).
+    "FanoutWorker": {
+        **PRUNE,
+        **POSTS_FRAMES,
+        "FanoutFailures": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+    },
     "Sync": {**PRUNE, "Messages": {"dynamodb:Query"}, **POSTS_FRAMES},
     "Who": {
         **PRUNE,
@@ -52,6 +59,21 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "Ping": {**PRUNE, **POSTS_FRAMES},
     "Default": {**PRUNE, **POSTS_FRAMES},
+    "PresenceCheck": {
+        **PRUNE,
+        "Presence": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        **POSTS_FRAMES,
+        **INVOKES_WORKER,
+        # Sending (a check that came early looks again later) and what its SQS trigger consumes with.
+        "PresenceQueue": {
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        },
+    },
     "Authorizer": {},
     "PreSignUp": {},
 }
@@ -61,6 +83,7 @@ def _functions(chat_stack: ChatStack) -> dict[str, Any]:
     return {
         **chat_stack.functions.routes,
         "FanoutWorker": chat_stack.functions.fanout_worker,
+        "PresenceCheck": chat_stack.functions.presence_check,
         "Authorizer": chat_stack.functions.authorizer,
         "PreSignUp": chat_stack.identity.pre_sign_up,
     }
@@ -72,6 +95,8 @@ def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
     names[logical_id(chat_stack.identity.user_pool)] = "UserPool"
     names[logical_id(chat_stack.websocket.api)] = "Api"
     names[logical_id(chat_stack.functions.fanout_worker)] = "FanoutWorker"
+    names[logical_id(chat_stack.functions.fanout_failures.queue)] = "FanoutFailures"
+    names[logical_id(chat_stack.presence.queue)] = "PresenceQueue"
     return names
 
 

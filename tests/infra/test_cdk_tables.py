@@ -54,20 +54,12 @@ def test_on_demand_with_ttl_and_point_in_time_recovery(
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
-def test_connections_have_a_by_user_index(resources: dict[str, Any], template: Template) -> None:
-    """One user's connections are found by the byUser index (a Query), never by a Scan."""
-    template.has_resource_properties(
-        "AWS::DynamoDB::Table",
-        {
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": "byUser",
-                    "KeySchema": _key_schema("username", "connectionId"),
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ]
-        },
-    )
+def test_no_table_has_a_global_secondary_index(resources: dict[str, Any]) -> None:
+    """No index is read, so none exists: DynamoDB reads a global secondary index only eventually
+    consistently, and who receives a frame is decided by strongly consistent reads."""
+    tables = [r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert len(tables) == len(schema.TABLES)
+    assert [t["Properties"].get("GlobalSecondaryIndexes") for t in tables] == [None] * len(tables)
 
 
 def test_history_is_retained_and_sockets_are_not(chat_stack: ChatStack, resources: dict[str, Any]) -> None:

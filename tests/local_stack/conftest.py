@@ -1,18 +1,19 @@
-"""One local stack for the whole folder (with its events recorded), and clients closed after each test."""
+"""One local stack for the whole folder (with its events recorded, and a presence grace of
+``PRESENCE_GRACE`` seconds so offline frames come soon), and clients closed after each test."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
-from local_stack_client import Client
+from local_stack_client import PRESENCE_GRACE, Client
 
 from local_stack.testing import RunningStack, User, running_stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[RunningStack]:
-    with running_stack(record_events=True, log_level="WARNING") as running:
+    with running_stack(record_events=True, log_level="WARNING", presence_grace=PRESENCE_GRACE) as running:
         yield running
 
 

@@ -16,6 +16,9 @@ from local_stack.testing import RunningStack, User
 
 Frame = dict[str, Any]
 
+# The presence grace (seconds) of the folder's shared stack: short, so offline frames come soon.
+PRESENCE_GRACE = 2
+
 
 class Client:
     """One WebSocket connection of one user, keeping every frame it received."""

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from local_stack_client import Client, Frame, close_frame_after_frames, connection_id_of
+from local_stack_client import PRESENCE_GRACE, Client, Frame, close_frame_after_frames, connection_id_of
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -115,7 +115,8 @@ def test_msg_command_is_a_private_message(stack: RunningStack, open_client: Open
 
 
 def test_presence_once_per_user_not_per_tab(stack: RunningStack, open_client: OpenClient) -> None:
-    """Online when the first connection opens, offline when the last closes; tabs in between say nothing."""
+    """Online when the first connection opens, offline once the last has stayed closed for the
+    grace; tabs in between say nothing; every presence frame says when (``at``)."""
     alice, bob = stack.create_user("alice"), stack.create_user("bob")
     bob_1 = open_client(bob)
 
@@ -131,11 +132,38 @@ def test_presence_once_per_user_not_per_tab(stack: RunningStack, open_client: Op
     bob_1.drain(quiet_for=0.7)
     assert [f["online"] for f in bob_1.frames if about_alice(f)] == [True]
     alice_2.close()
-    bob_1.wait_for(lambda f: about_alice(f) and f["online"] is False)
+    closed = time.monotonic()
+    offline = bob_1.wait_for(lambda f: about_alice(f) and f["online"] is False)
+    assert time.monotonic() - closed >= PRESENCE_GRACE - 0.5
     assert [f["online"] for f in bob_1.frames if about_alice(f)] == [True, False]
+    online = next(f for f in bob_1.frames if about_alice(f))
+    assert online["at"] < offline["at"]
     bob_1.send({"action": "who"})
     users = bob_1.wait_for(lambda f: f.get("type") == "who" and alice.username not in f["users"])["users"]
     assert users == sorted(users) and bob.username in users
+
+
+def test_reconnect_within_the_grace_is_silent(stack: RunningStack, open_client: OpenClient) -> None:
+    """A user whose only socket closes and reopens at once (the 2-hour limit) causes no presence
+    frame at all, and ``who`` lists them throughout."""
+    alice, bob = stack.create_user("alice"), stack.create_user("bob")
+    bob_1 = open_client(bob)
+
+    def about_alice(frame: Frame) -> bool:
+        return frame.get("type") == "presence" and frame.get("user") == alice.username
+
+    alice_1 = Client(stack, alice)
+    bob_1.wait_for(about_alice)
+    alice_1.close()
+    bob_1.send({"action": "who"})
+    assert alice.username in bob_1.wait_type("who")["users"]
+    open_client(alice).send({"action": "ping"})
+    bob_1.drain(quiet_for=PRESENCE_GRACE + 1.5)
+    assert [f["online"] for f in bob_1.frames if about_alice(f)] == [True]
+    seen = len(bob_1.frames)
+    bob_1.send({"action": "who"})
+    bob_1.wait_for(lambda f: f.get("type") == "who" and bob_1.frames.index(f) >= seen)
+    assert alice.username in bob_1.frames[-1]["users"]
 
 
 # -- durability and resume

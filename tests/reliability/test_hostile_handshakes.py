@@ -152,11 +152,11 @@ def victim(stack: RunningStack) -> User:
 
 
 def connections_of(stack: RunningStack, username: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = stack.aws_client("dynamodb").query(
+    items: list[dict[str, Any]] = stack.aws_client("dynamodb").scan(
         TableName=stack.table_names["Connections"],
-        IndexName="byUser",
-        KeyConditionExpression="username = :u",
+        FilterExpression="username = :u",
         ExpressionAttributeValues={":u": {"S": username}},
+        ConsistentRead=True,
     )["Items"]
     return items
 

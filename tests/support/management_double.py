@@ -3,7 +3,8 @@
 moto's management API accepts every connection id and never answers 410, so the tests run the
 handlers' own boto3 client against this server instead: it records what each connection was sent,
 answers 410 GoneException for ids marked gone, and 429 LimitExceededException a chosen number of
-times, in the wire shape botocore turns into its modeled exceptions.
+times, in the wire shape botocore turns into its modeled exceptions. GET answers 410 for the
+same gone ids (and 200 otherwise), as API Gateway's GET @connections/{id} does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ManagementApiDouble:
         self.throttle_remaining: dict[str, int] = {}
         self.attempts: dict[str, int] = defaultdict(int)
         self.log: list[tuple[str, str]] = []  # (connection id, frame type) in the order received
+        self.lookups: list[str] = []  # connection ids asked about with GET, in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -50,6 +52,7 @@ class ManagementApiDouble:
             self.throttle_remaining.clear()
             self.attempts.clear()
             self.log.clear()
+            self.lookups.clear()
 
     def received(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -78,6 +81,21 @@ class ManagementApiDouble:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status, error = double._answer_post(connection_id, body)
                 self._reply(status, error)
+
+            def do_GET(self) -> None:
+                connection_id = unquote(self.path.rsplit("/", 1)[-1])
+                with double.lock:
+                    double.lookups.append(connection_id)
+                    gone = connection_id in double.gone
+                if gone:
+                    self._reply(410, "GoneException")
+                    return
+                payload = json.dumps({"connectedAt": "2026-01-01T00:00:00.000Z", "identity": {}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def do_DELETE(self) -> None:
                 connection_id = unquote(self.path.rsplit("/", 1)[-1])

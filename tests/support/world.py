@@ -15,11 +15,12 @@ from typing import Any
 import boto3
 import pytest
 from chat import config, wiring
-from chat.handlers import connect, default, disconnect, ping, sendmessage, sync, who
+from chat.handlers import connect, default, disconnect, ping, presence, sendmessage, sync, who
 from chat.service import ChatService
 
 from infra import schema
 from local_stack.lambdas import LambdaContext
+from local_stack.queues import Queues, create_queues, sqs_event
 from tests.support.management_double import ManagementApiDouble
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -75,7 +76,47 @@ class ChatWorld:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         self.tables = names
+        self.moto_url = moto_url
+        self._monkeypatch = monkeypatch
+        self.presence_queues: Queues | None = None
         wiring.reset()
+
+    def with_presence_grace(self, seconds: int) -> ChatWorld:
+        """Turn the presence grace on: a queue in moto's SQS for the delayed checks (moto holds each
+        message back for its DelaySeconds, in real time); ``run_presence_checks`` is its trigger."""
+        self.sqs = boto3.client("sqs", endpoint_url=self.moto_url)
+        self.presence_queues = create_queues(self.sqs, name=f"presence-{uuid.uuid4().hex[:8]}")
+        for name, value in {
+            config.PRESENCE_QUEUE_URL: self.presence_queues.url,
+            config.PRESENCE_GRACE_SECONDS: str(seconds),
+            "AWS_ENDPOINT_URL_SQS": self.moto_url,
+        }.items():
+            self._monkeypatch.setenv(name, value)
+        wiring.reset()
+        return self
+
+    def run_presence_checks(self) -> int:
+        """Deliver every presence check that is due to the real worker, as the queue's event source
+        mapping would (failed records stay queued); how many were delivered."""
+        assert self.presence_queues is not None, "with_presence_grace() first"
+        delivered = 0
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.presence_queues.url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return delivered
+            raw = sqs_event(messages, queue_arn=self.presence_queues.arn, region="us-east-1")
+            answer = self.invoke(presence.handler, raw)
+            failed = {item["itemIdentifier"] for item in answer.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    self.sqs.delete_message(
+                        QueueUrl=self.presence_queues.url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+            delivered += len(messages)
+            if failed:
+                return delivered
 
     @property
     def service(self) -> ChatService:

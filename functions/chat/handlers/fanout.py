@@ -1,4 +1,7 @@
-"""Fan-out worker: posts one frame to a chunk of connections handed over by a route function."""
+"""Fan-out worker: posts one frame to a chunk of connections handed over by a route function.
+
+Run at least once per event (Lambda's asynchronous invocations), which is safe: see ``chat.dispatch``.
+"""
 
 from typing import Any
 

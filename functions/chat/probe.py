@@ -1,0 +1,50 @@
+"""Asks API Gateway whether a connection still exists: GET @connections/{id} (410 when it is gone).
+
+Used for the few connections a presence check suspects, never on a hot path, so plain boto3 is
+enough here; the notifier (``chat.notifier``) is the fast path for posting frames.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chat.errors import DependencyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+
+class ConnectionProbe:
+    def __init__(
+        self, endpoint: str, *, region: str, client: ApiGatewayManagementApiClient | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.region = region
+        self._client = client
+
+    @property
+    def client(self) -> ApiGatewayManagementApiClient:
+        if self._client is None:
+            config = Config(
+                connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
+            )
+            self._client = boto3.client(
+                "apigatewaymanagementapi", endpoint_url=self.endpoint, region_name=self.region, config=config
+            )
+        return self._client
+
+    def exists(self, connection_id: str) -> bool:
+        """False only on API Gateway's 410 GoneException; any other failure raises DependencyError."""
+        try:
+            self.client.get_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "GoneException":
+                return False
+            raise DependencyError("could not ask whether a connection exists") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not ask whether a connection exists") from exc
+        return True
