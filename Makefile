@@ -25,8 +25,8 @@ help:
 	@echo "              or a deployed one with STACK=$(STACK) [REGION=eu-west-1]"
 	@echo "make lock     re-resolve the locks after editing a requirements .txt file"
 	@echo "make synth    synthesize the CloudFormation template (no AWS account needed)"
-	@echo "make deploy   deploy to the AWS account in your environment"
-	@echo "make destroy  delete the deployed stack"
+	@echo "make deploy   deploy to the AWS account in your environment (REGION=eu-west-1) and print the URLs"
+	@echo "make destroy  delete the deployed stack (REGION=eu-west-1)"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -101,11 +101,13 @@ endif
 synth: install
 	npx --yes aws-cdk@2 synth --quiet
 
+# Checks credentials, bootstraps the account and region if needed, deploys, prints the URLs.
+# REGION=eu-west-1 picks the region; CDK_ARGS="-c webClient=false" passes options to cdk deploy.
 deploy: install
-	npx --yes aws-cdk@2 deploy --require-approval never
+	@$(PY) -m infra.deploy deploy $(if $(REGION),--region $(REGION)) $(if $(CDK_ARGS),-- $(CDK_ARGS))
 
 destroy: install
-	npx --yes aws-cdk@2 destroy --force
+	@$(PY) -m infra.deploy destroy $(if $(REGION),--region $(REGION))
 
 clean:
 	rm -rf $(VENV) cdk.out build .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.report import OUTPUT
 
-NAMES = ("fanout", "end_to_end", "resume", "cost", "presence", "cold_start")
+NAMES = ("fanout", "end_to_end", "resume", "cost", "presence", "cold_start", "abuse")
 # A bound on each child: `make bench` as a whole must end within 10 minutes.
 CHILD_TIMEOUT_S = 540
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_one(name: str, *, quick: bool, output: Path, command: str) -> int:
-    from benchmarks import cold_start, cost, end_to_end, fanout, presence, resume
+    from benchmarks import abuse, cold_start, cost, end_to_end, fanout, presence, resume
 
     runners = {
         "fanout": fanout.main,
@@ -56,6 +56,7 @@ def run_one(name: str, *, quick: bool, output: Path, command: str) -> int:
         "cost": cost.main,
         "presence": presence.main,
         "cold_start": cold_start.main,
+        "abuse": abuse.main,
     }
     report = runners[name](quick=quick, output=output, command=command or machine.invocation())
     print(report.markdown(), flush=True)

@@ -125,7 +125,10 @@ class CostBench:
         env = handler_environment(
             self.moto,
             self.double.endpoint,
-            **{config.RATE_LIMIT_PER_MINUTE: "100000", config.FANOUT_FUNCTION_NAME: "chat-fanout-worker"},
+            **{
+                config.budget_variable("sendmessage"): "100000",
+                config.FANOUT_FUNCTION_NAME: "chat-fanout-worker",
+            },
         )
         self.pool = LambdaPool(1, env, self.double.endpoint)
         apply_environment({**env, "AWS_ENDPOINT_URL_LAMBDA": self.pool.endpoint})

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chat import config
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from benchmarks import machine
@@ -126,7 +127,7 @@ def floor(options: E2EOptions) -> Delivery:
 
 def local_stack(options: E2EOptions) -> Delivery:
     # The per-user limit is for people; the senders here send faster than one a second each.
-    os.environ["RATE_LIMIT_PER_MINUTE"] = "100000"
+    os.environ[config.budget_variable("sendmessage")] = "100000"
     with running_stack() as stack:
         users = [stack.create_user("bench") for _ in range(options.users)]
         urls = [stack.connect_url(u.access_token) for u in users for _ in range(options.connections_per_user)]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chat import config
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks import machine
@@ -78,7 +79,7 @@ async def scenario(reader_url: str, writer_url: str, options: ResumeOptions) -> 
 
 
 def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
-    os.environ["RATE_LIMIT_PER_MINUTE"] = "100000"  # one writer sends 1,000 messages in seconds
+    os.environ[config.budget_variable("sendmessage")] = "100000"  # one writer sends 1,000 messages in seconds
     with running_stack() as stack:
         reader, writer = stack.create_user("reader"), stack.create_user("writer")
         seconds, replayed, distinct, calls = asyncio.run(

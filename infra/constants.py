@@ -44,6 +44,7 @@ OUTPUT_WEBSOCKET_URL = "WebSocketUrl"
 OUTPUT_REGION = "Region"
 OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
+OUTPUT_WEB_CLIENT_URL = "WebClientUrl"
 
 # CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
 # retainData: keep the messages table and the user pool when the stack is deleted (default true).
@@ -52,7 +53,11 @@ RETAIN_DATA_CONTEXT_KEY = "retainData"
 NAG_CONTEXT_KEY = "nag"
 # apiGatewayLogsRole: set the account-wide role API Gateway needs to write WebSocket logs.
 API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
+# expectedUsers: the audience the stage's throttle is sized for (infra/websocket_api.py, default 5000).
+EXPECTED_USERS_CONTEXT_KEY = "expectedUsers"
 # presenceGraceSeconds: how long a user's last connection must stay closed before they are
 # announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
 PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"
 DEFAULT_PRESENCE_GRACE_SECONDS = 15
+# webClient: host the web client (S3 + CloudFront) with this stack's config.json (default true).
+WEB_CLIENT_CONTEXT_KEY = "webClient"

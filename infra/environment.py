@@ -17,6 +17,7 @@ def function_environment(
     user_pool_id: str,
     user_pool_client_id: str,
     region: str,
+    url_suffix: str = config.DEFAULT_URL_SUFFIX,
     service_name: str = "chat",
     metrics_namespace: str = "ServerlessChat",
     retention_days: int = 7,
@@ -27,7 +28,10 @@ def function_environment(
     presence_grace_seconds: int = 15,
     presence_queue_url: str | None = None,
 ) -> dict[str, str]:
-    """The variables of ``chat.config`` plus Powertools' own, as strings."""
+    """The variables of ``chat.config`` plus Powertools' own, as strings.
+
+    ``url_suffix`` is the partition's DNS suffix (the stack passes ``AWS::URLSuffix``).
+    """
     env = {
         config.CONNECTIONS_TABLE: connections_table,
         config.PRESENCE_TABLE: presence_table,
@@ -35,7 +39,8 @@ def function_environment(
         config.USER_POOL_ID: user_pool_id,
         config.USER_POOL_CLIENT_ID: user_pool_client_id,
         # Cognito's issuer is the same on AWS and in moto; only where the keys are fetched differs.
-        config.TOKEN_ISSUER: f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}",
+        config.TOKEN_ISSUER: f"https://cognito-idp.{region}.{url_suffix}/{user_pool_id}",
+        config.AWS_URL_SUFFIX: url_suffix,
         config.RETENTION_DAYS: str(retention_days),
         config.FANOUT_WORKERS: str(fanout_workers),
         config.PRESENCE_GRACE_SECONDS: str(presence_grace_seconds),

@@ -12,6 +12,9 @@ to send to its on-failure queue (granted by ``aws_lambda_destinations.SqsDestina
 ``infra/functions.py``).
 The functions that queue delayed presence checks (``SENDS_PRESENCE_CHECKS``) may send to that
 queue; the presence-check worker also consumes it (its SQS trigger's own grant).
+Every message route spends its caller's budget (``chat.limits``): an UpdateItem on the Messages
+table, limited to the ``rate#<user>`` items by a ``dynamodb:LeadingKeys`` condition where the
+function may not otherwise update that table (``budget_items``).
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
@@ -37,6 +40,12 @@ class FunctionGrants:
     # Table and index ids to actions; no function reads an index today (see infra/schema.py).
     indexes: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     user_pool: tuple[str, ...] = ()
+    # UpdateItem on the Messages table's rate-limit buckets (partition keys ``rate#...``) only.
+    budget_items: bool = False
+
+
+# The partition keys of the per-user budget buckets (chat.store: ``rate#<username>``).
+BUDGET_KEYS = "rate#*"
 
 
 # Any function that posts a frame may learn from API Gateway (410 Gone) that a connection is dead.
@@ -56,10 +65,10 @@ GRANTS: dict[str, FunctionGrants] = {
     ),
     # Forgets the connection; tells everyone when it was the user's last.
     "Disconnect": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
-    # Counts the send (rate limit: UpdateItem), stores the message (TransactWriteItems of Puts, one
-    # of them conditional: PutItem), reads the original on a duplicate (GetItem), checks that a
-    # private message's recipient has an account, then fans out: to everyone (Scan) or to two users'
-    # connections (BatchGetItem of their presence items).
+    # Spends the sender's budget (UpdateItem, which also marks deliveries), stores the message
+    # (TransactWriteItems of Puts, one of them conditional: PutItem), reads the original on a
+    # duplicate (GetItem), checks that a private message's recipient has an account, then fans
+    # out: to everyone (Scan) or to two users' connections (BatchGetItem of their presence items).
     "SendMessage": FunctionGrants(
         tables={
             **_PRUNE_STALE,
@@ -69,16 +78,19 @@ GRANTS: dict[str, FunctionGrants] = {
         user_pool=("cognito-idp:AdminGetUser",),
     ),
     # Replays history: Query per stream (public, and the user's private stream).
-    "Sync": FunctionGrants(tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}),
+    "Sync": FunctionGrants(
+        tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}, budget_items=True
+    ),
     # Lists who is online: a Scan of presence.
     "Who": FunctionGrants(
         tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:Scan", *_PRUNE_STALE[PRESENCE])},
         indexes={},
+        budget_items=True,
     ),
-    "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
     # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
     "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
-    "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
+    "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
     # Runs the presence grace's delayed checks: reads the user's presence item (GetItem), ends the
     # grace with a conditional DeleteItem, prunes a connection API Gateway says is gone (GET
     # @connections) and tells everyone (Scan) when the user went offline.
@@ -111,6 +123,14 @@ def grant(
     for (table_id, index_name), actions in grants.indexes.items():
         index_arn = f"{tables[table_id].table_arn}/index/{index_name}"
         iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[index_arn])
+    if grants.budget_items:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"],
+                resources=[tables[MESSAGES].table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [BUDGET_KEYS]}},
+            )
+        )
     if grants.user_pool:
         iam.Grant.add_to_principal(
             grantee=grantee, actions=list(grants.user_pool), resource_arns=[user_pool_arn]

@@ -1,6 +1,6 @@
 """``ChatStack``: the whole backend in one CloudFormation stack.
 
-Reading order: tables, identity, functions, API, grants, outputs. Options come from CDK context
+Reading order: tables, identity, functions, API, web client, grants, outputs. Options come from CDK context
 (``cdk.json`` or ``-c key=value``); see ``infra/constants.py`` and ``infra/identity.py`` for the keys.
 """
 
@@ -14,16 +14,18 @@ from aws_cdk import aws_lambda as lambda_
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from constructs import Construct
 
-from infra import constants, environment, identity, nag, packaging, permissions
+from infra import constants, environment, identity, nag, packaging, permissions, websocket_api
 from infra.auth import ChatIdentity
 from infra.functions import ChatFunctions
 from infra.presence import PresenceQueue
 from infra.tables import ChatTables
+from infra.web_client import ChatWebClient
 from infra.websocket_api import ChatWebSocketApi
 
 
 class ChatStack(Stack):
-    """The chat backend: WebSocket API, Lambda functions, DynamoDB tables, Cognito user pool."""
+    """The chat backend: WebSocket API, Lambda functions, DynamoDB tables, Cognito user pool, and
+    (unless ``-c webClient=false``) the web client on S3 and CloudFront."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(
@@ -57,6 +59,20 @@ class ChatStack(Stack):
             set_account_logs_role=context_flag(
                 self, constants.API_GATEWAY_LOGS_ROLE_CONTEXT_KEY, default=True
             ),
+            expected_users=context_count(
+                self, constants.EXPECTED_USERS_CONTEXT_KEY, default=websocket_api.DEFAULT_EXPECTED_USERS
+            ),
+        )
+        self.web_client = (
+            ChatWebClient(
+                self,
+                "WebClient",
+                websocket_url=self.websocket.url,
+                user_pool_id=self.identity.user_pool.user_pool_id,
+                user_pool_client_id=self.identity.client.user_pool_client_id,
+            )
+            if context_flag(self, constants.WEB_CLIENT_CONTEXT_KEY, default=True)
+            else None
         )
         self._grant_least_privilege()
         self._add_outputs()
@@ -72,6 +88,7 @@ class ChatStack(Stack):
             region=self.region,
             presence_grace_seconds=self.presence_grace_seconds,
             presence_queue_url=self.presence.queue.queue_url,
+            url_suffix=self.url_suffix,
         )
 
     def _grant_least_privilege(self) -> None:
@@ -112,6 +129,11 @@ class ChatStack(Stack):
                 "Cognito app client (no secret) for sign-up and sign-in",
             ),
         }
+        if self.web_client is not None:
+            outputs[constants.OUTPUT_WEB_CLIENT_URL] = (
+                self.web_client.url,
+                "Open this in a browser: the web client, configured for this stack",
+            )
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
 
@@ -127,6 +149,20 @@ def context_flag(scope: Construct, key: str, *, default: bool) -> bool:
     if text not in {"true", "false"}:
         raise ValueError(f"CDK context {key!r} must be true or false, got {value!r}")
     return text == "true"
+
+
+def context_count(scope: Construct, key: str, *, default: int) -> int:
+    """A positive whole-number CDK context value (``-c key=5000`` arrives as a string)."""
+    value = scope.node.try_get_context(key)
+    if value is None:
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"CDK context {key!r} must be a whole number, got {value!r}") from None
+    if number < 1 or isinstance(value, bool):
+        raise ValueError(f"CDK context {key!r} must be 1 or more, got {value!r}")
+    return number
 
 
 def context_seconds(scope: Construct, key: str, *, default: int) -> int:

@@ -23,10 +23,34 @@ from infra import constants
 from infra.functions import LOG_RETENTION
 
 TOKEN_IDENTITY_SOURCE = f"route.request.querystring.{constants.TOKEN_QUERY_PARAMETER}"
-# Stage-wide limits for every route (steady requests per second, and burst).
-THROTTLE_RATE_LIMIT = 100
-THROTTLE_BURST_LIMIT = 200
+# The stage's throttle is shared by every client of the stage, so it is a ceiling sized for the
+# whole audience (fairness between users is the per-user budgets' job, chat.limits):
+#   rate  = expectedUsers x REQUESTS_PER_USER_PER_SECOND, at least MIN_STAGE_RATE_LIMIT
+#   burst = 2 x rate
+# both capped at the account's default throttle quota per Region (10,000 requests/s with a
+# 5,000-request bucket, shared by every API in the account and by @connections posts); a stage
+# cannot throttle above the account level anyway.
+DEFAULT_EXPECTED_USERS = 5000
+# A user's client at its busiest: a message every 5 s, its acks, pings, a sync after reconnects.
+REQUESTS_PER_USER_PER_SECOND = 0.2
+MIN_STAGE_RATE_LIMIT = 100
+ACCOUNT_RATE_LIMIT = 10_000
+ACCOUNT_BURST_LIMIT = 5_000
+
+
+def stage_throttle(expected_users: int) -> apigwv2.ThrottleSettings:
+    """Steady requests per second and burst for the stage, from the audience it is built for."""
+    if expected_users < 1:
+        raise ValueError(f"expected users must be at least 1, got {expected_users}")
+    rate = min(
+        ACCOUNT_RATE_LIMIT, max(MIN_STAGE_RATE_LIMIT, round(expected_users * REQUESTS_PER_USER_PER_SECOND))
+    )
+    return apigwv2.ThrottleSettings(rate_limit=rate, burst_limit=min(ACCOUNT_BURST_LIMIT, 2 * rate))
+
+
 # One JSON object per line in the access log, with what a reader needs to follow a connection.
+# Only variables the WebSocket logging page lists (infra/aws_reference/): API Gateway refuses to
+# create a stage whose format names another one.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
     "extendedRequestId": "$context.extendedRequestId",
@@ -39,7 +63,8 @@ ACCESS_LOG_FIELDS = {
     "user": "$context.authorizer.username",
     "sourceIp": "$context.identity.sourceIp",
     "authorizerError": "$context.authorizer.error",
-    "integrationError": "$context.integrationErrorMessage",
+    "integrationError": "$context.integration.error",
+    "integrationStatus": "$context.integration.status",
     "integrationLatency": "$context.integrationLatency",
 }
 
@@ -55,6 +80,7 @@ class ChatWebSocketApi(Construct):
         route_functions: dict[str, lambda_.IFunction],
         authorizer_function: lambda_.IFunction,
         set_account_logs_role: bool,
+        expected_users: int = DEFAULT_EXPECTED_USERS,
     ) -> None:
         """``route_functions`` maps each route key of ``constants.ROUTES`` to its function."""
         super().__init__(scope, construct_id)
@@ -85,9 +111,7 @@ class ChatWebSocketApi(Construct):
             web_socket_api=self.api,
             stage_name=constants.STAGE_NAME,
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(
-                rate_limit=THROTTLE_RATE_LIMIT, burst_limit=THROTTLE_BURST_LIMIT
-            ),
+            throttle=stage_throttle(expected_users),
             access_log_settings=_JsonAccessLog(self.access_logs),
         )
         if set_account_logs_role:

@@ -8,7 +8,9 @@
   named in ``infra/constants.py`` with events shaped like API Gateway's, plus the web client and
   ``/config.json`` on the same port;
 - on a second port, the management API the handlers post to (``management.py``) and a Cognito
-  endpoint for browsers that runs the pre-sign-up trigger as Cognito would (``cognito_proxy.py``).
+  endpoint for browsers that runs the pre-sign-up trigger as Cognito would (``cognito_proxy.py``);
+- the inspector at ``/_local/`` on the first port (``inspector/``), and hot reload of the handlers
+  when a file under ``functions/`` changes (``reload.py``), sockets kept open.
 
 The pure parts (event shapes, how API Gateway reads a Lambda's answer, ids) are kept apart from
 the sockets, as in websockets' Sans-I/O split: ``events.py``, ``answers.py``, ``ids.py``.

@@ -96,6 +96,18 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         "--fresh", action="store_true", help="start empty: delete what the data directory holds first"
     )
     parser.add_argument(
+        "--functions-dir",
+        type=Path,
+        default=defaults.functions_dir,
+        metavar="PATH",
+        help="the Lambda code's root, watched for changes (default: functions/ of the project)",
+    )
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not reload the handlers when a file under the functions folder changes",
+    )
+    parser.add_argument(
         "--break",
         dest="breaks",
         action="append",
@@ -121,6 +133,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         management_throttle_rate=args.management_throttle_rate,
         log_level=args.log_level.upper(),
         record_events=args.record_events,
+        functions_dir=args.functions_dir,
+        reload=not args.no_reload,
         breaks=tuple(args.breaks),
         quiet=args.quiet,
         data_dir=args.data_dir,

@@ -43,6 +43,10 @@ class Console:
         failure = f"{type(call.error).__name__}: {call.error}" if call.error is not None else ""
         self._line(user, connection_id, route, str(status), f"{call.duration_ms:5.0f} ms", detail, failure)
 
+    def note_call(self, user: str, connection_id: str, what: str, detail: str) -> None:
+        """A line in the calls' columns for something that is no call (the inspector's actions)."""
+        self._line(user, connection_id, what, "", detail)
+
     def refused(self, connection_id: str, status: int, why: str) -> None:
         self._line("-", connection_id, "refused", str(status), "", why)
 

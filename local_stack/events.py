@@ -10,12 +10,15 @@ Shapes follow what API Gateway sends (and what Powertools' parser models describ
 - every event after a successful authorizer carries ``requestContext.authorizer``: the
   authorizer's ``context`` plus its ``principalId``.
 
-Route selection (``$request.body.action``) is here too, because it is a rule about bodies.
+Route selection (``$request.body.action``) is here too, because it is a rule about bodies, and
+``EventLog``, the record of the events built and how each call went (the inspector's, and with
+``--record-events`` the whole events for tests).
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -201,3 +204,69 @@ def _single_and_multi(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str],
         single[name] = value
         multi.setdefault(name, []).append(value)
     return single, multi
+
+
+# -- the record of events, for tests (whole events) and the inspector (what each call did)
+
+AUTHORIZER = "authorizer"
+# Summaries the inspector shows; whole events kept with --record-events (for tests of their shape).
+RECENT_EVENTS = 500
+RECORDED_EVENTS = 5000
+
+
+@dataclass
+class LoggedEvent:
+    """One event handed to a function, and how the call went once it is over."""
+
+    kind: str  # the route key, or "authorizer"
+    connection_id: str
+    user: str
+    at_ms: int
+    event: dict[str, Any] | None = None  # the whole event, when the log keeps them
+    status: int | None = None  # None while the call runs
+    duration_ms: float | None = None
+    error: str = ""
+
+    def finish(self, status: int, duration_ms: float, error: str = "") -> None:
+        self.status, self.duration_ms, self.error = status, duration_ms, error
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "connectionId": self.connection_id,
+            "user": self.user,
+            "at": datetime.fromtimestamp(self.at_ms / 1000, UTC).isoformat(timespec="milliseconds"),
+            "status": self.status,
+            "durationMs": None if self.duration_ms is None else round(self.duration_ms, 1),
+            "error": self.error,
+        }
+
+
+class EventLog:
+    """The latest events built, newest last: summaries always, whole events when ``keep_events``."""
+
+    def __init__(self, *, keep_events: bool = False) -> None:
+        self.keep_events = keep_events
+        self._entries: deque[LoggedEvent] = deque(maxlen=RECORDED_EVENTS if keep_events else RECENT_EVENTS)
+
+    def record(self, kind: str, event: dict[str, Any]) -> LoggedEvent:
+        context = event.get("requestContext") or {}
+        authorizer = context.get("authorizer") or {}
+        entry = LoggedEvent(
+            kind=kind,
+            connection_id=str(context.get("connectionId", "")),
+            user=str(authorizer.get("username") or authorizer.get("principalId") or "-"),
+            at_ms=now_ms(),
+            event=event if self.keep_events else None,
+        )
+        self._entries.append(entry)
+        return entry
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """Every whole event kept, oldest first, as ``{"kind", "event"}``."""
+        return [{"kind": e.kind, "event": e.event} for e in self._entries if e.event is not None]
+
+    def recent(self, limit: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+        """Summaries of the latest ``limit`` events, newest first."""
+        latest = list(self._entries)[-limit:] if limit > 0 else []
+        return [entry.summary() for entry in reversed(latest)]

@@ -16,7 +16,10 @@ One ``WebSocketGateway`` serves ``ws://HOST:PORT/<stage>`` and, on the same port
 4. ``$disconnect`` once the socket is closed, with the close code and reason.
 
 The management API (``management.py``) reaches connections through ``post``, ``describe`` and
-``delete``; a connection that is closed or unknown raises ``GoneConnection``.
+``delete``; a connection that is closed or unknown raises ``GoneConnection``. The inspector lists
+them (``open_connections``) and can make one go stale (``make_stale``): its socket is cut without a
+``$disconnect``, as when API Gateway loses a client and never tells the integration, so its record
+stays behind for a 410 to prune.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -61,9 +64,9 @@ class GoneConnection(Exception):
 
 
 class HttpSite(Protocol):
-    """Answers the plain HTTP GETs that arrive on the WebSocket port."""
+    """Answers the plain HTTP requests that arrive on the WebSocket port."""
 
-    def respond(self, path: str) -> Response: ...
+    async def handle(self, request: Request) -> Response: ...
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Connection:
     last_active: float = field(default_factory=time.monotonic)
     last_active_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Cut by the inspector: the socket is gone, and no $disconnect is to run for it.
+    stale: bool = False
 
     @property
     def id(self) -> str:
@@ -101,9 +106,6 @@ class _Pending:
     authorizer: Mapping[str, Any] | None
 
 
-EventRecorder = Callable[[str, dict[str, Any]], None]
-
-
 class WebSocketGateway:
     """The WebSocket endpoint of one API stage, calling the route functions."""
 
@@ -117,7 +119,7 @@ class WebSocketGateway:
         site: HttpSite,
         console: Console,
         limits: Limits | None = None,
-        record_event: EventRecorder | None = None,
+        event_log: events.EventLog | None = None,
     ) -> None:
         self.api = api
         self.limits = limits or Limits()
@@ -126,7 +128,7 @@ class WebSocketGateway:
         self._authorizer = authorizer
         self._site = site
         self._console = console
-        self._record_event = record_event or (lambda kind, event: None)
+        self.event_log = event_log or events.EventLog()
         self._connections: dict[str, Connection] = {}
         self._pending: dict[ServerConnection, _Pending] = {}
         self._server: Server | None = None
@@ -192,6 +194,30 @@ class WebSocketGateway:
     def connection_ids(self) -> list[str]:
         return list(self._connections)
 
+    def open_connections(self) -> list[dict[str, Any]]:
+        """Every open connection, oldest first: id, user, when it opened, its age and idle time."""
+        now = time.monotonic()
+        return [
+            {
+                "connectionId": connection.id,
+                "user": connection.user,
+                "connectedAt": _iso(datetime.fromtimestamp(connection.handshake.connected_at_ms / 1000, UTC)),
+                "ageSeconds": round(now - connection.opened, 1),
+                "idleSeconds": round(now - connection.last_active, 1),
+                "sourceIp": connection.handshake.source_ip,
+                "userAgent": connection.handshake.user_agent or "",
+            }
+            for connection in sorted(self._connections.values(), key=lambda c: c.opened)
+            if connection.websocket.state is State.OPEN
+        ]
+
+    def make_stale(self, connection_id: str) -> None:
+        """Cut the socket without a close frame and without ``$disconnect``: a stale connection."""
+        connection = self._open_connection(connection_id)
+        connection.stale = True
+        connection.websocket.transport.abort()
+        self._console.note_call(connection.user, connection.id, "stale", "socket cut, no $disconnect")
+
     def connection_ids_of(self, user: str) -> list[str]:
         """The open connections of ``user``, oldest first."""
         return [c.id for c in self._connections.values() if c.user == user]
@@ -206,7 +232,7 @@ class WebSocketGateway:
 
     async def _process_request(self, websocket: ServerConnection, request: Request) -> Response | None:
         if "websocket" not in request.headers.get("Upgrade", "").lower():
-            return self._site.respond(request.path)
+            return await self._site.handle(request)
         url = urlsplit(request.path)
         if url.path.rstrip("/") != f"/{self.api.stage}":
             # API Gateway answers a stage it does not have with 403.
@@ -241,15 +267,18 @@ class WebSocketGateway:
 
     async def _authorize(self, handshake: events.Handshake) -> answers.AuthorizerVerdict:
         event = events.authorizer_event(self.api, handshake, at_ms=events.now_ms())
-        self._record_event("authorizer", event)
+        logged = self.event_log.record(events.AUTHORIZER, event)
         call = await self._runtime.invoke(self._authorizer, event)
-        return answers.authorizer_verdict(call.answer, call.error, event["methodArn"])
+        verdict = answers.authorizer_verdict(call.answer, call.error, event["methodArn"])
+        _finish(logged, verdict.status, call)
+        return verdict
 
     async def _connect(self, handshake: events.Handshake, authorizer: Mapping[str, Any]) -> int:
         event = events.connect_event(self.api, handshake, authorizer, at_ms=events.now_ms())
-        self._record_event(events.CONNECT, event)
+        logged = self.event_log.record(events.CONNECT, event)
         call = await self._invoke(events.CONNECT, event)
         status = answers.connect_status(call.answer, call.error)
+        _finish(logged, status, call)
         user = str(authorizer.get("username") or authorizer.get("principalId"))
         self._console.call(user, handshake.connection_id, events.CONNECT, status, call)
         return status
@@ -268,7 +297,8 @@ class WebSocketGateway:
             # Gone for the management API before $disconnect runs, as on AWS.
             del self._connections[connection.id]
         await websocket.wait_closed()
-        await self._disconnect(connection)
+        if not connection.stale:
+            await self._disconnect(connection)
 
     async def _receive(self, connection: Connection) -> None:
         websocket = connection.websocket
@@ -290,9 +320,10 @@ class WebSocketGateway:
             body=body,
             at_ms=events.now_ms(),
         )
-        self._record_event(route_key, event)
+        logged = self.event_log.record(route_key, event)
         call = await self._invoke(route_key, event)
         status = 200 if call.error is None else (504 if call.timed_out else 500)
+        _finish(logged, status, call)
         self._console.call(connection.user, connection.id, route_key, status, call)
         if call.error is not None:
             message = "Endpoint request timed out" if call.timed_out else "Internal server error"
@@ -316,9 +347,10 @@ class WebSocketGateway:
             reason=reason,
             at_ms=events.now_ms(),
         )
-        self._record_event(events.DISCONNECT, event)
+        logged = self.event_log.record(events.DISCONNECT, event)
         call = await self._invoke(events.DISCONNECT, event)
         status = 200 if call.error is None else 500
+        _finish(logged, status, call)
         self._console.call(connection.user, connection.id, events.DISCONNECT, status, call, detail=str(code))
 
     async def _close_when_idle_or_old(self, connection: Connection) -> None:
@@ -341,6 +373,11 @@ class WebSocketGateway:
         task = asyncio.create_task(coroutine)
         connection.tasks.add(task)
         task.add_done_callback(connection.tasks.discard)
+
+
+def _finish(logged: events.LoggedEvent, status: int, call: Invocation) -> None:
+    error = f"{type(call.error).__name__}: {call.error}" if call.error is not None else ""
+    logged.finish(status, call.duration_ms, error)
 
 
 def _we_closed(websocket: ServerConnection) -> bool:

@@ -8,6 +8,10 @@ context object carrying what Powertools reads from Lambda's (``function_name``,
 Lambda instances do; a call past its timeout is reported as timed out (the thread cannot be
 killed, so it runs on in the background, unlike on Lambda).
 
+``reload()`` is a deployment of new code: the handlers' packages (``chat``) are imported afresh
+into new module objects, and each invocation that starts afterwards runs on them, while the ones
+already running finish on the old modules they hold. A new version that does not import (a
+syntax error, a missing name) changes nothing: the old modules go back into ``sys.modules``.
 ``run_event`` is what Lambda does with an asynchronous invocation (``InvocationType: Event``): the
 documented retries of a failed event, then an invocation record for the on-failure destination.
 """
@@ -16,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
+import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from local_stack.instances import WarmFirstExecutor
@@ -106,16 +113,65 @@ def load_handler(dotted: str) -> Handler:
     return handler
 
 
+def code_packages(code_root: Path) -> list[str]:
+    """The top-level packages and modules of a Lambda asset's root (here: ``chat``)."""
+    return sorted(
+        entry.stem if entry.suffix == ".py" else entry.name
+        for entry in code_root.iterdir()
+        if (entry.is_dir() and (entry / "__init__.py").is_file()) or entry.suffix == ".py"
+    )
+
+
+def take_modules(packages: Collection[str]) -> dict[str, Any]:
+    """Remove ``packages`` and their submodules from ``sys.modules``; the removed modules."""
+    names = [name for name in sys.modules if name.partition(".")[0] in packages]
+    return {name: sys.modules.pop(name) for name in names}
+
+
 class LambdaRuntime:
     """Invokes functions on a thread pool and reports each call as an ``Invocation``."""
 
-    def __init__(self, *, region: str, account_id: str, stack_name: str, max_workers: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        region: str,
+        account_id: str,
+        stack_name: str,
+        code_root: Path | None = None,
+        max_workers: int = 64,
+    ) -> None:
         self._region = region
         self._account_id = account_id
         self._stack_name = stack_name
         self._pool = WarmFirstExecutor(max_workers=max_workers, thread_name_prefix="lambda")
         self._handlers: dict[str, Handler] = {}
+        # Every handler path asked for, in order: a reload imports them all (a broken one too).
+        self._wanted: list[str] = []
         self._lock = threading.Lock()
+        self._packages: list[str] = []
+        if code_root is not None:
+            self._use_code_root(code_root)
+
+    @property
+    def packages(self) -> list[str]:
+        return list(self._packages)
+
+    def reload(self) -> int:
+        """Import every handler's code afresh for the invocations to come; how many handlers.
+
+        Raises what the import raised, and then the code in use stays as it was.
+        """
+        with self._lock:
+            previous = take_modules(self._packages)
+            importlib.invalidate_caches()  # new files, or ones renamed, since the last import
+            try:
+                handlers = {dotted: load_handler(dotted) for dotted in self._wanted}
+            except BaseException:
+                take_modules(self._packages)  # the half-imported new version
+                sys.modules.update(previous)
+                raise
+            self._handlers = handlers
+            return len(handlers)
 
     def function(self, function_id: str, handler: str, **sizes: Any) -> Function:
         return Function(name=f"{self._stack_name}-{function_id}", handler=handler, **sizes)
@@ -167,10 +223,30 @@ class LambdaRuntime:
         return self._handler(function.handler)(event, context)
 
     def _handler(self, dotted: str) -> Handler:
+        # Under the lock: a call gets its function from one version of the code, whole.
         with self._lock:
+            if dotted not in self._wanted:
+                self._wanted.append(dotted)
             if dotted not in self._handlers:
                 self._handlers[dotted] = load_handler(dotted)
             return self._handlers[dotted]
+
+    def _use_code_root(self, code_root: Path) -> None:
+        """Import the handlers from ``code_root`` (the asset's root, as /var/task on Lambda)."""
+        root = code_root.resolve()
+        self._packages = code_packages(root)
+        if all(_imported_from(package, root) for package in self._packages):
+            return  # the project's own functions/, installed with it
+        # Another copy of the asset (tests edit one while the stack runs): it goes first on the
+        # path, and what was imported from elsewhere (infra reads chat.config's names) is dropped.
+        sys.path.insert(0, str(root))
+        take_modules(self._packages)
+
+
+def _imported_from(package: str, root: Path) -> bool:
+    spec = importlib.util.find_spec(package)
+    origin = spec.origin if spec is not None else None
+    return origin is not None and Path(origin).resolve().is_relative_to(root)
 
 
 def _ms_since(started: float) -> float:

@@ -13,20 +13,29 @@ Errors use the REST-JSON shape botocore maps onto its modeled exceptions: the co
 
 ``Faults`` can slow every call down or answer a share of them with API Gateway's throttling error
 (429 ``LimitExceededException``), for benchmarks and fault tests; both are off by default.
+
+The latest calls (method, connection, status, time taken) are kept for the inspector: ``calls``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from local_stack.gateway import GoneConnection, WebSocketGateway
 
 MAX_PAYLOAD_BYTES = 128 * 1024
+KEPT_CALLS = 300
+
+Route = Callable[[web.Request], Awaitable[web.Response]]
 
 
 @dataclass
@@ -53,12 +62,36 @@ class ManagementApi:
         self.faults = faults or Faults()
         self._gateway = gateway
         self._random = random.Random(seed)
+        self._calls: deque[dict[str, Any]] = deque(maxlen=KEPT_CALLS)
 
     def add_routes(self, app: web.Application, stage: str) -> None:
         path = f"/{stage}/@connections/{{connection_id}}"
-        app.router.add_post(path, self.post)
-        app.router.add_get(path, self.get)
-        app.router.add_delete(path, self.delete)
+        app.router.add_post(path, self._logged(self.post))
+        app.router.add_get(path, self._logged(self.get))
+        app.router.add_delete(path, self._logged(self.delete))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The latest calls, newest first: method, connection id, status, milliseconds, bytes."""
+        return list(reversed(self._calls))
+
+    def _logged(self, route: Route) -> Route:
+        async def logged(request: web.Request) -> web.Response:
+            started = time.monotonic()
+            at = datetime.now(UTC).isoformat(timespec="milliseconds")
+            response = await route(request)
+            self._calls.append(
+                {
+                    "at": at,
+                    "method": request.method,
+                    "connectionId": request.match_info.get("connection_id", ""),
+                    "status": response.status,
+                    "durationMs": round((time.monotonic() - started) * 1000, 1),
+                    "bytes": request.content_length or 0,
+                }
+            )
+            return response
+
+        return logged
 
     async def post(self, request: web.Request) -> web.Response:
         if (refusal := await self._fault()) is not None:

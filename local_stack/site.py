@@ -1,21 +1,22 @@
-"""Plain HTTP on the WebSocket port: the web client's files and ``/config.json``.
+"""Plain HTTP on the WebSocket port: the web client's files, ``/config.json`` and the inspector.
 
 ``/`` is ``index.html``; any other path is a file under the web root, with its content type, or a
 404. A path that would leave the web root (``..``, encoded or not, or a symlink out of it) is a
-404 as well: nothing outside the folder is ever read.
+404 as well: nothing outside the folder is ever read. Paths under a prefix given to ``mount``
+(the inspector's ``/_local/``) go to that handler, whatever the method.
 """
 
 from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from websockets.datastructures import Headers
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
 
 CONFIG_PATH = "/config.json"
 # mimetypes reads the system's tables, which differ between machines: these must not.
@@ -34,12 +35,33 @@ CONTENT_TYPES = {
 }
 
 
+class Mounted(Protocol):
+    """A handler for every request under one path prefix."""
+
+    def respond(self, request: Request) -> Awaitable[Response]: ...
+
+
 class StaticSite:
     """Serves ``web_root`` and the stack's configuration."""
 
     def __init__(self, web_root: Path, config: Callable[[], Mapping[str, Any]]) -> None:
         self._root = web_root.resolve()
         self._config = config
+        self._mounted: dict[str, Mounted] = {}
+
+    def mount(self, prefix: str, handler: Mounted) -> None:
+        """Hand every request for ``prefix`` (and the same without its last slash) to ``handler``."""
+        self._mounted[prefix] = handler
+
+    async def handle(self, request: Request) -> Response:
+        """Any plain HTTP request on the port: a mounted handler's, else a GET of a file."""
+        url_path = urlsplit(request.path).path
+        for prefix, handler in self._mounted.items():
+            if url_path.startswith(prefix) or url_path == prefix.rstrip("/"):
+                return await handler.respond(request)
+        if request.method != "GET":
+            return _response(405, "Method Not Allowed", b"Method Not Allowed\n", "text/plain; charset=utf-8")
+        return self.respond(request.path)
 
     def respond(self, path: str) -> Response:
         url_path = urlsplit(path).path

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from local_stack import REPO_ROOT, aws, breaks, events, ids
 from local_stack.cognito_proxy import CognitoProxy
 from local_stack.console import Console
 from local_stack.gateway import Limits, WebSocketGateway
+from local_stack.inspector import PREFIX as INSPECTOR_PREFIX
+from local_stack.inspector import Inspector
 from local_stack.lambdas import (
     AUTHORIZER_TIMEOUT_S,
     DEFAULT_MEMORY_MB,
@@ -36,11 +37,13 @@ from local_stack.lambdas import (
 from local_stack.management import Faults, ManagementApi
 from local_stack.moto_process import MotoProcess
 from local_stack.queues import EventSourceMapping
+from local_stack.reload import CodeWatcher
 from local_stack.site import StaticSite
 
 HOST = "127.0.0.1"
 MANAGEMENT_BACKLOG = 2048
 WEB_ROOT = REPO_ROOT / "clients" / "web"
+FUNCTIONS_ROOT = REPO_ROOT / constants.FUNCTIONS_DIR
 COGNITO_PATH = "/cognito"
 EVENTS_PATH = "/_local/events"
 # Variables of the developer's shell that would mix a real identity with the dummy keys.
@@ -63,6 +66,9 @@ class StackOptions:
     # Deliberate faults, by name (``breaks.BREAKS``), to show that a checker notices them.
     breaks: tuple[str, ...] = ()
     web_root: Path = WEB_ROOT
+    # The Lambda asset's root the handlers are imported from, and whether edits there reload them.
+    functions_dir: Path = FUNCTIONS_ROOT
+    reload: bool = True
     quiet: bool = False
     # Where DynamoDB and Cognito persist across restarts (None: in memory only, gone at stop).
     data_dir: Path | None = None
@@ -80,16 +86,6 @@ class Urls:
     cognito: str
 
 
-@dataclass
-class EventLog:
-    """The events built, newest last, when ``record_events`` is on (for tests of their shape)."""
-
-    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5000))
-
-    def record(self, kind: str, event: dict[str, Any]) -> None:
-        self.entries.append({"kind": kind, "event": event})
-
-
 class LocalStack:
     def __init__(self, options: StackOptions | None = None, console: Console | None = None) -> None:
         self.options = options or StackOptions()
@@ -100,7 +96,7 @@ class LocalStack:
             region=aws.REGION,
             account_id=aws.ACCOUNT_ID,
         )
-        self.event_log = EventLog()
+        self.event_log = events.EventLog(keep_events=self.options.record_events)
         self.urls: Urls | None = None
         self.resources: aws.Resources | None = None
         self._moto: MotoProcess | None = None
@@ -108,6 +104,8 @@ class LocalStack:
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApi | None = None
         self._runner: web.AppRunner | None = None
+        self._site: StaticSite | None = None
+        self._watcher: CodeWatcher | None = None
         self._presence_checks: EventSourceMapping | None = None
 
     async def run(self) -> None:
@@ -123,7 +121,10 @@ class LocalStack:
         )
         self.resources = await asyncio.to_thread(self._open_resources, self._moto.url)
         self._runtime = LambdaRuntime(
-            region=aws.REGION, account_id=aws.ACCOUNT_ID, stack_name=constants.STACK_NAME
+            region=aws.REGION,
+            account_id=aws.ACCOUNT_ID,
+            stack_name=constants.STACK_NAME,
+            code_root=self.options.functions_dir,
         )
         self._gateway = self._build_gateway()
         self._management = ManagementApi(
@@ -135,10 +136,14 @@ class LocalStack:
             ),
         )
         management_port = await self._serve_http_api()
+        self._mount_inspector()
         management_url = f"http://{HOST}:{management_port}/{self.api.stage}"
         # Before the first handler import: modules may read their settings when imported.
         self._apply_environment(management_url)
         self._preload()
+        if self.options.reload:
+            self._watcher = CodeWatcher(self.options.functions_dir, self._runtime, self.console)
+            self._watcher.start()
         self._start_presence_checks()
         port = await self._gateway.start(HOST, self.options.port)
         self.urls = Urls(
@@ -152,6 +157,8 @@ class LocalStack:
         return self.urls
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._gateway is not None:
             await self._gateway.stop()
         if self._presence_checks is not None:
@@ -239,6 +246,7 @@ class LocalStack:
 
     def _build_gateway(self) -> WebSocketGateway:
         assert self._runtime is not None
+        self._site = StaticSite(self.options.web_root, self.config)
         return WebSocketGateway(
             api=self.api,
             runtime=self._runtime,
@@ -246,13 +254,25 @@ class LocalStack:
             authorizer=self._runtime.function(
                 "Authorizer", constants.AUTHORIZER_HANDLER, timeout_s=AUTHORIZER_TIMEOUT_S
             ),
-            site=StaticSite(self.options.web_root, self.config),
+            site=self._site,
             console=self.console,
             limits=Limits(
                 idle_timeout_s=self.options.idle_timeout_s, max_lifetime_s=self.options.max_lifetime_s
             ),
-            record_event=self.event_log.record if self.options.record_events else None,
+            event_log=self.event_log,
         )
+
+    def _mount_inspector(self) -> None:
+        assert self._site is not None and self.resources is not None
+        endpoint = self.resources.endpoint
+        inspector = Inspector(
+            gateway=self.gateway,
+            management=self.management,
+            event_log=self.event_log,
+            table_names=self.resources.table_names,
+            dynamodb=lambda: aws.client("dynamodb", endpoint),
+        )
+        self._site.mount(INSPECTOR_PREFIX, inspector)
 
     async def _serve_http_api(self) -> int:
         """The second port: management API, Cognito endpoint (and recorded events); the port."""
@@ -321,11 +341,16 @@ class LocalStack:
                 "Config": self.urls.config,
                 "Management API": self.urls.management,
                 "Cognito endpoint": self.urls.cognito,
+                "Inspector": f"{self.urls.web}_local/",
             }
         )
+        if self._watcher is not None:
+            self.console.note(
+                f"Edits under {self._watcher.shown_root} reload the handlers, sockets stay open."
+            )
         for name in self.options.breaks:
             self.console.note(f"warning: {name} is deliberately broken (--break {name})")
         self.console.note("Ctrl-C stops the stack.")
 
     async def _recorded_events(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.event_log.entries))
+        return web.json_response(self.event_log.recorded())

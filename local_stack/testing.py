@@ -12,12 +12,16 @@
 ``management_throttle_rate`` (0 to 1) for fault tests, ``record_events`` (then
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
 (names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
-whose last connection closed is announced offline), ``data_dir`` (default: a new empty folder,
-removed afterwards, so tests never share state; pass one to restart a stack on the state of
-another) and ``fresh``, ``port`` and ``management_port`` (default: free ones).
+whose last connection closed is announced offline), ``functions_dir`` (run the handlers from a
+copy of ``functions/``, to edit it while it runs), ``reload=False`` (no hot reload), ``data_dir``
+(default: a new empty folder, removed afterwards, so tests never share state; pass one to start a
+stack on the state of another) and ``fresh``, ``port`` and ``management_port`` (default: free ones).
 
-``stack.kill()`` ends the stack as a crash would (``kill -9`` of its process and of moto's);
-``stack.resident_memory_kib()`` is what the two hold in memory.
+``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
+start it again on the same ports and the same data directory, for clients that must ride a
+restart; ``config`` and the other fields then describe the new process. ``stack.kill()`` stops it
+as a crash would (``kill -9`` of its process and of moto's); ``stack.resident_memory_kib()`` is what
+the two hold in memory.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -28,7 +32,8 @@ process's environment.
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
 ``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
-``pid``, ``moto_pid``, ``data_dir``, ``kill``, ``resident_memory_kib``.
+``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``, ``moto_pid``, ``data_dir``,
+``resident_memory_kib``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from urllib.request import urlopen
 
 import boto3
@@ -54,7 +59,7 @@ import boto3
 from local_stack import REPO_ROOT, aws
 
 DEFAULT_PASSWORD = "password123"  # noqa: S105 - meets the pool's policy: 8+, lower-case and digits
-STARTUP_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 60.0
 SHUTDOWN_TIMEOUT_S = 20.0
 
 
@@ -83,12 +88,52 @@ class RunningStack:
     table_names: dict[str, str] = field(default_factory=dict)
     region: str = aws.REGION
     log_path: Path | None = None
-    # The stack's process (``python -m local_stack``) and the folder its state persists in.
-    pid: int = 0
+    # moto's own process, and the folder the stack's state persists in.
     moto_pid: int = 0
     data_dir: Path | None = None
     _events_url: str = field(default="", repr=False)
-    _child: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _process: _StackProcess | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.running
+
+    @property
+    def pid(self) -> int:
+        """The process id of the stack running now (``python -m local_stack``)."""
+        assert self._process is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """``kill -9`` the stack and moto's process, as a crash would: no ``$disconnect``, no last
+        save; ``start()`` brings it back."""
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.moto_pid, signal.SIGKILL)
+        self._process.kill()
+
+    def resident_memory_kib(self) -> int:
+        """What the stack's process and moto's hold in memory (``VmRSS``), in KiB."""
+        return _resident_kib(self.pid) + _resident_kib(self.moto_pid)
+
+    def stop(self) -> None:
+        """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
+        assert self._process is not None
+        self._process.stop()
+
+    def start(self, *, fresh: bool = False) -> None:
+        """Start the stopped stack again, on the same ports and data directory (emptied first with
+        ``fresh``, as ``--fresh`` does); the fields follow the new process."""
+        assert self._process is not None
+        ready = self._process.start(["--fresh"] if fresh else [])
+        self.config = ready["config"]
+        self.moto_pid = ready["resources"]["motoPid"]
+        self.aws_endpoint = ready["resources"]["awsEndpoint"]
+        self.table_names = ready["resources"]["tableNames"]
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def cognito_client(self) -> Any:
         """boto3's cognito-idp client on the stack's Cognito endpoint (the one clients use)."""
@@ -146,28 +191,9 @@ class RunningStack:
             events: list[dict[str, Any]] = json.load(reply)
         return events
 
-    def kill(self) -> None:
-        """``kill -9`` the stack and moto's process: no ``$disconnect``, no last save (a crash)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.moto_pid, signal.SIGKILL)
-        if self._child is not None and self._child.poll() is None:
-            self._child.kill()
-            self._child.wait()
-
-    def resident_memory_kib(self) -> int:
-        """What the stack's process and moto's hold in memory (``VmRSS``), in KiB."""
-        return _resident_kib(self.pid) + _resident_kib(self.moto_pid)
-
     def log(self) -> str:
         """What the stack printed so far (child process only)."""
         return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-
-def _resident_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def unique_username(prefix: str = "user") -> str:
@@ -188,19 +214,65 @@ def running_stack(**options: Any) -> Iterator[RunningStack]:
 @contextlib.contextmanager
 def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
     with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
-        ready_file = Path(folder) / "ready.json"
-        log_path = Path(folder) / "stack.log"
         data_dir = Path(options.get("data_dir") or Path(folder) / "data")
-        command = [sys.executable, "-m", "local_stack", "--ready-file", str(ready_file)]
-        command += ["--port", str(options.get("port", 0)), "--data-dir", str(data_dir)]
-        command += _flags(options)
-        with log_path.open("wb") as log:
-            child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        ports = ["--port", str(options.get("port", 0)), "--data-dir", str(data_dir)]
+        process = _StackProcess(Path(folder), [*ports, *_flags(options)])
         try:
-            ready = _wait_until_ready(child, ready_file, log_path)
-            yield _running_stack(ready, log_path, options, child, data_dir)
+            ready = process.start()
+            stack = _running_stack(ready, process.log_path, options)
+            stack.data_dir = data_dir
+            stack._process = process
+            yield stack
         finally:
-            _stop_child(child)
+            process.stop()
+
+
+class _StackProcess:
+    """``python -m local_stack`` as a child process; started again, it keeps its first ports."""
+
+    def __init__(self, folder: Path, flags: list[str]) -> None:
+        self.ready_file = folder / "ready.json"
+        self.log_path = folder / "stack.log"
+        self._flags = flags
+        self._ports: list[str] = []  # after the first start: the ports it got, kept for restarts
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    def start(self, extra_flags: list[str] | None = None) -> dict[str, Any]:
+        assert not self.running, "the stack is running"
+        self.ready_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "local_stack", *self._flags, *self._ports, *(extra_flags or [])]
+        command += ["--ready-file", str(self.ready_file)]
+        with self.log_path.open("ab") as log:
+            self._child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        ready = _wait_until_ready(self._child, self.ready_file, self.log_path)
+        web_port = urlsplit(ready["urls"]["web"]).port
+        management_port = urlsplit(ready["urls"]["management"]).port
+        self._ports = ["--port", str(web_port), "--management-port", str(management_port)]
+        # A restart keeps the state: only the first start may empty the data directory.
+        self._flags = [flag for flag in self._flags if flag != "--fresh"]
+        return ready
+
+    @property
+    def pid(self) -> int:
+        assert self._child is not None, "the stack is not running"
+        return self._child.pid
+
+    def stop(self) -> None:
+        if self._child is not None:
+            _stop_child(self._child)
+            self._child = None
+
+    def kill(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
+            self._child = None
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -210,15 +282,18 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "management_latency": "--management-latency",
         "management_throttle_rate": "--management-throttle-rate",
         "log_level": "--log-level",
-        "management_port": "--management-port",
+        "functions_dir": "--functions-dir",
         "presence_grace": "--presence-grace",
+        "management_port": "--management-port",
     }
-    unknown = set(options) - set(flags) - {"record_events", "breaks", "fresh", "data_dir", "port"}
+    unknown = set(options) - set(flags) - {"record_events", "reload", "breaks", "fresh", "data_dir", "port"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
     if options.get("record_events"):
         command.append("--record-events")
+    if options.get("reload") is False:
+        command.append("--no-reload")
     if options.get("fresh"):
         command.append("--fresh")
     for name in options.get("breaks", ()):
@@ -251,13 +326,7 @@ def _stop_child(child: subprocess.Popen[bytes]) -> None:
         child.wait()
 
 
-def _running_stack(
-    ready: dict[str, Any],
-    log_path: Path | None,
-    options: dict[str, Any],
-    child: subprocess.Popen[bytes],
-    data_dir: Path,
-) -> RunningStack:
+def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[str, Any]) -> RunningStack:
     urls = ready["urls"]
     management_root = urls["management"].rsplit("/", 1)[0]
     return RunningStack(
@@ -269,9 +338,13 @@ def _running_stack(
         aws_endpoint=ready["resources"]["awsEndpoint"],
         table_names=ready["resources"]["tableNames"],
         log_path=log_path,
-        pid=child.pid,
         moto_pid=ready["resources"]["motoPid"],
-        data_dir=data_dir,
-        _child=child,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
+
+
+def _resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")

@@ -1,4 +1,10 @@
-"""Signing in to the chat's Cognito user pool: sign up on first use, sign in, refresh the token."""
+"""Signing in to the chat's Cognito user pool: sign up on first use, sign in, refresh the token.
+
+Only the first sign-in signs up a new username. Later, when neither the refresh token nor the
+password is accepted any more (the account, or the whole user pool, is gone: a local stack started
+afresh), ``access_token`` raises ``AccountGone`` instead of quietly creating a new account; the
+caller asks the user, then ``sign_up_again``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ REFRESH_MARGIN_SECONDS = 5 * 60
 # Cognito's answers to USER_PASSWORD_AUTH for an unknown user: UserNotFoundException, or (the
 # deployed and the local pool) NotAuthorizedException, the same as for a wrong password.
 MAYBE_UNKNOWN_USER = ("UserNotFoundException", "NotAuthorizedException")
+# A refresh or sign-in answered so, after signing in once, means the account is gone: its pool or
+# app client no longer exists (ResourceNotFoundException), or the pool does not know the user.
+ACCOUNT_GONE_CODES = ("ResourceNotFoundException", *MAYBE_UNKNOWN_USER)
 
 
 class AuthError(Exception):
@@ -23,6 +32,22 @@ class AuthError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class AccountGone(AuthError):
+    """The signed-in account can no longer sign in; ``reset`` when its user pool itself is gone."""
+
+    def __init__(self, username: str, *, reset: bool) -> None:
+        if reset:
+            words = f"the chat server was reset: the account {username} no longer exists there"
+        else:
+            words = f"{username} can no longer sign in: the account was removed or its password changed"
+        super().__init__("AccountGone", words)
+        self.username = username
+        self.reset = reset
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class CognitoAuth:
         self._client = client
         self._clock = clock
         self._tokens: Tokens | None = None
+        self._pool_changed = False
 
     @property
     def client(self) -> Any:
@@ -71,14 +97,45 @@ class CognitoAuth:
         return self._client
 
     def access_token(self) -> str:
-        """A token good for at least a few more minutes: the current one, a refreshed one or a new one."""
+        """A token good for at least a few more minutes: the current one, a refreshed one or a new one.
+
+        Raises ``AccountGone`` when an account that signed in before cannot any more.
+        """
         if self._tokens and self._clock() < self._tokens.expires_at - REFRESH_MARGIN_SECONDS:
             return self._tokens.access_token
-        if self._tokens and self._tokens.refresh_token:
+        if self._tokens is None:
+            return self.sign_in()  # the first time: a new username is registered
+        if self._tokens.refresh_token:
             try:
                 return self.refresh()
-            except AuthError:
-                pass  # the refresh token expired or was revoked: the password still works
+            except AuthError as exc:
+                if exc.code not in ACCOUNT_GONE_CODES:
+                    raise  # the network, or Cognito busy: worth a retry
+                # the refresh token expired or was revoked: the password may still work
+        try:
+            return self._password_auth()
+        except AuthError as exc:
+            if exc.code in ACCOUNT_GONE_CODES:
+                reset = self._pool_changed or exc.code != "NotAuthorizedException"
+                raise AccountGone(self.username, reset=reset) from exc
+            raise
+
+    def use_config(self, config: ChatConfig) -> None:
+        """The server's configuration changed (a restarted stack): sign in against it from now on."""
+        if (config.user_pool_id, config.user_pool_client_id) != (
+            self.config.user_pool_id,
+            self.config.user_pool_client_id,
+        ):
+            self._pool_changed = True
+            self.invalidate()
+        if config.cognito_endpoint != self.config.cognito_endpoint or config.region != self.config.region:
+            self._client = None
+        self.config = config
+
+    def sign_up_again(self) -> str:
+        """After ``AccountGone``: register the username anew with the same password, and sign in."""
+        self._tokens = None
+        self._pool_changed = False
         return self.sign_in()
 
     def invalidate(self) -> None:

@@ -2,6 +2,10 @@
 
 Incoming lines are printed through prompt_toolkit's ``patch_stdout``, which redraws the prompt and
 what is typed below them; the bottom toolbar shows the connection state and who is online.
+
+When the account is gone (the server was reset), it says so and asks whether to sign up again
+with the same name and password; the next line typed is the answer. Lines typed meanwhile wait
+in the queue of unsent messages, like any typed while offline.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from clients.cli.auth import AccountGone
 from clients.cli.protocol import USAGE, Frame, Help, Invalid, Quit, Say, Who, parse_input
 from clients.cli.render import format_event
 from clients.cli.session import ChatSession, SendFailed
+
+YES = ("", "y", "yes")
 
 Tasks = set[asyncio.Task[Any]]
 
@@ -29,6 +36,30 @@ class Screen:
         self.connection = "connecting"
         self.online: set[str] = set()
         self.prompt: PromptSession[str] | None = None
+        # A yes/no question waiting for the next line typed.
+        self.question: asyncio.Future[bool] | None = None
+
+    async def ask_to_sign_up(self, gone: AccountGone) -> bool:
+        """``ChatSession.on_account_gone``: say what happened, and take the next line as the answer."""
+        self.question = asyncio.get_running_loop().create_future()
+        print(f"! {gone.message[0].upper()}{gone.message[1:]}.", flush=True)
+        print(f"! Sign up again as {self.me} with the same password? [Y/n]", flush=True)
+        try:
+            return await self.question
+        except asyncio.CancelledError:
+            return False
+        finally:
+            self.question = None
+
+    def answer(self, line: str) -> bool:
+        """Take ``line`` as the answer to the waiting question, if there is one."""
+        if self.question is None or self.question.done():
+            return False
+        yes = line.strip().lower() in YES
+        self.question.set_result(yes)
+        if not yes:
+            print("* Not signing up again.", flush=True)
+        return True
 
     def on_event(self, event: Frame) -> None:
         self._track(event)
@@ -56,28 +87,33 @@ class Screen:
 async def run_interactive(session: ChatSession, screen: Screen, **prompt_options: Any) -> int:
     """Read commands until /quit or Ctrl-D; ``prompt_options`` (input, output) let tests drive it."""
     screen.prompt = PromptSession(f"{screen.me}> ", bottom_toolbar=screen.toolbar, **prompt_options)
+    session.on_account_gone = screen.ask_to_sign_up
     runner = asyncio.create_task(session.run())
     # A session that gives up (a revoked account, say) ends the prompt too.
     runner.add_done_callback(lambda _: _end_prompt(screen.prompt))
     tasks: Tasks = set()
     with patch_stdout(raw=True):
-        await _read_commands(session, screen.prompt, runner, tasks)
+        await _read_commands(session, screen, runner, tasks)
+        if screen.question is not None:
+            screen.question.cancel()
         await session.stop()
     return await _finish(runner)
 
 
 async def _read_commands(
-    session: ChatSession,
-    prompt: PromptSession[str],
-    runner: asyncio.Task[None],
-    tasks: Tasks,
+    session: ChatSession, screen: Screen, runner: asyncio.Task[None], tasks: Tasks
 ) -> None:
+    assert screen.prompt is not None
     while not runner.done():
         try:
-            line = await prompt.prompt_async()
+            line = await screen.prompt.prompt_async()
         except (EOFError, KeyboardInterrupt):
             return
-        if line is None or not _perform(parse_input(line), session, tasks):
+        if line is None:
+            return
+        if screen.answer(line):
+            continue
+        if not _perform(parse_input(line), session, tasks):
             return
 
 

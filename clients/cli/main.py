@@ -17,10 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from clients.cli import batch
-from clients.cli.auth import AuthError, CognitoAuth
+from clients.cli.auth import AccountGone, AuthError, CognitoAuth
 from clients.cli.config import DEFAULT_URL, ChatConfig, ConfigError, load_from_stack, load_from_url
 from clients.cli.interactive import Screen, run_interactive
-from clients.cli.protocol import ChatState, normalize_username
+from clients.cli.protocol import ChatState, Frame, normalize_username
 from clients.cli.session import ChatSession, HandshakeRefused
 
 EXIT_USAGE, EXIT_UNREACHABLE = 2, 3
@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth = CognitoAuth(config, username, read_password(username))
         auth.access_token()  # sign in (or up) now: a wrong password should not wait for the UI
         return asyncio.run(run_mode(args, config, auth))
+    except AccountGone as gone:
+        print(f"chat: {gone.message}; run chat again to sign up anew.", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (ConfigError, AuthError, HandshakeRefused) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -90,20 +93,24 @@ def read_password(username: str, prompt: Callable[[str], str] = getpass.getpass)
 
 async def run_mode(args: argparse.Namespace, config: ChatConfig, auth: CognitoAuth) -> int:
     me = auth.username
+
+    def session(state: ChatState, on_event: Callable[[Frame], None]) -> ChatSession:
+        # The configuration is read again after a failure: a restarted stack may have new ids.
+        return ChatSession(config, auth, state, on_event, reload_config=lambda: load_config(args))
+
     if args.command == "send":
-        session = ChatSession(config, auth, ChatState(me), batch.print_errors)
-        work = batch.send_one(session, " ".join(args.text), args.to, args.timeout)
-        return await batch.while_connected(session, work)
+        sender = session(ChatState(me), batch.print_errors)
+        work = batch.send_one(sender, " ".join(args.text), args.to, args.timeout)
+        return await batch.while_connected(sender, work)
     if args.command == "history":
         printer = batch.HistoryPrinter(me)
-        session = ChatSession(config, auth, ChatState(me, history=args.limit), printer.on_event)
-        return await batch.while_connected(session, batch.print_history(printer, args.timeout))
+        reader = session(ChatState(me, history=args.limit), printer.on_event)
+        return await batch.while_connected(reader, batch.print_history(printer, args.timeout))
     if not sys.stdin.isatty():
-        session = ChatSession(config, auth, ChatState(me), batch.print_errors)
-        return await batch.while_connected(session, batch.send_lines(session, sys.stdin, args.timeout))
+        lines = session(ChatState(me), batch.print_errors)
+        return await batch.while_connected(lines, batch.send_lines(lines, sys.stdin, args.timeout))
     screen = Screen(me)
-    session = ChatSession(config, auth, ChatState(me, history=args.history), screen.on_event)
-    return await run_interactive(session, screen)
+    return await run_interactive(session(ChatState(me, history=args.history), screen.on_event), screen)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ not acknowledged, sends ``ping`` before the idle timeout, and reconnects with ba
 socket drops — until ``stop()``. Everything the UI needs arrives through ``on_event``: server frames
 (deduplicated) and ``{"type": "connection", "state": ...}`` events of its own.
 
+After a lost or failed connection it reads the configuration again (``reload_config``), since a
+restarted stack may have new ids. When the account is gone (a stack started afresh) it asks
+``on_account_gone`` whether to sign up again; without it, or on a no, ``run`` raises
+``AccountGone``. Messages not yet acknowledged stay queued either way and go out once connected.
+
 A script of a few lines::
 
     session = ChatSession(config, CognitoAuth(config, "alice", password), ChatState("alice"), print)
@@ -19,14 +24,14 @@ import asyncio
 import contextlib
 import json
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from clients.cli.auth import AuthError, CognitoAuth
-from clients.cli.config import ChatConfig
+from clients.cli.auth import AccountGone, AuthError, CognitoAuth
+from clients.cli.config import ChatConfig, ConfigError
 from clients.cli.protocol import PING_FRAME, PING_INTERVAL_SECONDS, Backoff, ChatState, Frame
 
 CONNECTING, ONLINE, OFFLINE = "connecting", "online", "offline"
@@ -65,6 +70,8 @@ class ChatSession:
         *,
         backoff: Backoff | None = None,
         ping_interval: float = PING_INTERVAL_SECONDS,
+        reload_config: Callable[[], ChatConfig] | None = None,
+        on_account_gone: Callable[[AccountGone], Awaitable[bool]] | None = None,
     ) -> None:
         self.config = config
         self.auth = auth
@@ -72,6 +79,9 @@ class ChatSession:
         self.on_event = on_event
         self.backoff = backoff or Backoff()
         self.ping_interval = ping_interval
+        self.reload_config = reload_config
+        self.on_account_gone = on_account_gone
+        self._config_stale = False
         self.connection_state = OFFLINE
         self._socket: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[Frame]] = {}
@@ -84,6 +94,7 @@ class ChatSession:
             reason = await self._connect_once()
             if self._stopping.is_set():
                 break
+            self._config_stale = True
             delay = self.backoff.next_delay()
             self._set_state(OFFLINE, reason=reason, retryIn=round(delay, 1))
             with contextlib.suppress(TimeoutError):
@@ -111,7 +122,9 @@ class ChatSession:
         """One connection, from sign-in to close; returns why it ended."""
         self._set_state(CONNECTING)
         try:
-            token = await asyncio.to_thread(self.auth.access_token)
+            if self._config_stale and self.reload_config is not None:
+                await self._reload_config()
+            token = await self._token()
             async with connect(url_with_token(self.config.websocket_url, token)) as socket:
                 self._refused = 0
                 await self._serve(socket)
@@ -122,8 +135,26 @@ class ChatSession:
             return f"sign-in failed: {exc}"
         except InvalidStatus as exc:
             return self._on_refused(exc)
+        except ConfigError:
+            return "the chat server does not answer"
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             return str(exc) or type(exc).__name__
+
+    async def _reload_config(self) -> None:
+        assert self.reload_config is not None
+        fresh = await asyncio.to_thread(self.reload_config)
+        self._config_stale = False
+        if fresh != self.config:
+            self.config = fresh
+            self.auth.use_config(fresh)
+
+    async def _token(self) -> str:
+        try:
+            return await asyncio.to_thread(self.auth.access_token)
+        except AccountGone as gone:
+            if self.on_account_gone is None or not await self.on_account_gone(gone):
+                raise
+        return await asyncio.to_thread(self.auth.sign_up_again)
 
     def _on_refused(self, exc: InvalidStatus) -> str:
         if exc.response.status_code not in (401, 403):

@@ -31,6 +31,26 @@ function forgetStored() {
   sessionStorage.removeItem(STORAGE_KEY);
 }
 
+// What a tab keeps when its account is gone: who it was and what it had not sent yet, so that
+// signing in again (or up, on a server that was reset) sends those messages after all.
+const LEFTOVER_KEY = "chat.leftover";
+
+function loadLeftover() {
+  try {
+    return JSON.parse(sessionStorage.getItem(LEFTOVER_KEY)) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function storeLeftover(leftover) {
+  sessionStorage.setItem(LEFTOVER_KEY, JSON.stringify(leftover));
+}
+
+function forgetLeftover() {
+  sessionStorage.removeItem(LEFTOVER_KEY);
+}
+
 // ---------------------------------------------------------------- Cognito ---------------------
 
 class CognitoError extends Error {
@@ -43,6 +63,32 @@ class CognitoError extends Error {
 // Cognito's answers for an unknown user: UserNotFoundException, or (the deployed and the local
 // pool) NotAuthorizedException, the same as for a wrong password.
 const MAYBE_UNKNOWN_USER = ["UserNotFoundException", "NotAuthorizedException"];
+// A refresh answered so means the account (or the whole user pool and app client) is gone, or
+// the session was revoked: signing in again is the only way on. Anything else is worth a retry.
+const SESSION_GONE = ["ResourceNotFoundException", "UserNotFoundException", "NotAuthorizedException"];
+
+// Cognito's refusals in words for the sign-in form (its own messages can be a bare id).
+function describeSignInError(error, username) {
+  switch (error.code) {
+    case "NotAuthorizedException":
+    case "UsernameExistsException":
+      return `Wrong password for ${username}, or the name is taken.`;
+    case "InvalidPasswordException":
+    case "InvalidParameterException":
+      return "The password needs at least 8 characters, with a lower-case letter and a digit.";
+    case "UserLambdaValidationException":
+      return "That username is not allowed: 3 to 32 characters of a-z 0-9 _ . -";
+    case "TooManyRequestsException":
+    case "LimitExceededException":
+      return "Too many attempts; wait a minute and try again.";
+    case "ResourceNotFoundException":
+      return "The chat server's configuration changed; reload the page.";
+    case undefined:
+      return "Cannot reach the chat server. Is it running?";
+    default:
+      return "Signing in did not work; try again in a moment.";
+  }
+}
 
 async function cognito(config, operation, body) {
   const response = await fetch(config.cognitoEndpoint, {
@@ -285,7 +331,16 @@ class Backoff {
   }
 }
 
-class SignedOut extends Error {}
+// The session cannot go on: `reset` when the server's user pool is not the one the tab signed in
+// to (or Cognito no longer knows the account), `ended` when only the session was refused.
+class SignedOut extends Error {
+  constructor(kind) {
+    super(kind);
+    this.kind = kind;
+  }
+}
+
+const CONFIG_KEYS = ["websocketUrl", "region", "userPoolId", "userPoolClientId", "cognitoEndpoint"];
 
 // One user's socket: signs its URL with a fresh token, resumes, keeps alive, reconnects.
 class Connection {
@@ -295,6 +350,9 @@ class Connection {
     this.socket = null;
     this.retryTimer = null;
     this.stopped = false;
+    // After a failed or lost connection the configuration is read again before the next attempt:
+    // a restarted stack may have new ids (a fresh user pool, another app client).
+    this.configStale = false;
   }
 
   start() {
@@ -342,16 +400,26 @@ class Connection {
     let token;
     this.signingIn = true;
     try {
+      if (this.configStale) await this.reloadConfig();
       token = await this.auth.accessToken();
     } catch (error) {
-      if (error instanceof SignedOut) return this.onEvent({ type: "signed-out", reason: error.message });
-      return this.retryLater(`sign-in failed: ${error.message}`);
+      if (error instanceof SignedOut) return this.onEvent({ type: "signed-out", kind: error.kind });
+      return this.retryLater(error instanceof CognitoError ? "sign-in failed" : "the chat server does not answer");
     } finally {
       this.signingIn = false;
     }
     if (this.stopped) return;
     const separator = this.config.websocketUrl.includes("?") ? "&" : "?";
     this.open(new WebSocket(`${this.config.websocketUrl}${separator}token=${encodeURIComponent(token)}`));
+  }
+
+  async reloadConfig() {
+    const fresh = await loadConfig();
+    this.configStale = false;
+    const changed = CONFIG_KEYS.filter((key) => fresh[key] !== this.config[key]);
+    if (!changed.length) return;
+    Object.assign(this.config, fresh); // shared with Auth and the page
+    if (changed.includes("userPoolId") || changed.includes("userPoolClientId")) this.auth.poolChanged();
   }
 
   open(socket) {
@@ -370,6 +438,7 @@ class Connection {
       // A refused handshake looks like any failed connection here (browsers hide the 401):
       // the token may have expired, so the next attempt uses a refreshed one.
       if (!opened) this.auth.invalidate();
+      this.configStale = true;
       if (!this.stopped) this.retryLater(event.reason || (opened ? "connection lost" : "could not connect"));
     };
   }
@@ -426,6 +495,12 @@ class Auth {
     this.tokens = { ...this.tokens, expiresAt: 0 };
   }
 
+  // The tokens are another user pool's: the next refresh tells whether this one knows the account.
+  poolChanged() {
+    this.poolWasReset = true;
+    this.invalidate();
+  }
+
   // One refresh at a time: the timer and a reconnect may both ask for one.
   refresh() {
     this.refreshing ??= this.refreshOnce().finally(() => {
@@ -435,12 +510,15 @@ class Auth {
   }
 
   async refreshOnce() {
-    if (!this.tokens.refreshToken) throw new SignedOut("Your session has ended; please sign in again.");
+    if (!this.tokens.refreshToken) throw new SignedOut("ended");
     try {
       this.tokens = await refreshTokens(this.config, this.tokens);
     } catch (error) {
-      if (error instanceof CognitoError) throw new SignedOut("Your session has ended; please sign in again.");
-      throw error; // the network: worth retrying
+      if (error instanceof CognitoError && SESSION_GONE.includes(error.code)) {
+        const reset = this.poolWasReset || error.code !== "NotAuthorizedException";
+        throw new SignedOut(reset ? "reset" : "ended");
+      }
+      throw error; // the network, or Cognito busy: worth retrying
     }
     this.onTokens(this.tokens);
     this.scheduleRefresh();
@@ -529,7 +607,17 @@ class ChatPage {
   signOut(reason = "") {
     this.close();
     forgetStored();
+    forgetLeftover();
     showSignIn(reason);
+  }
+
+  // The account or its session is gone: back to the form, the name filled in, nothing unsent lost.
+  leave(kind) {
+    const reason = leavingMessage(kind, this.me, this.state.outbox.size);
+    this.close();
+    forgetStored();
+    storeLeftover({ username: this.me, outbox: [...this.state.outbox.values()], reason });
+    showSignIn(reason, this.me);
   }
 
   onSubmit(event) {
@@ -558,7 +646,7 @@ class ChatPage {
       presence: () => this.onPresence(event),
       error: () => this.onError(event),
       connection: () => this.showState(event),
-      "signed-out": () => this.signOut(event.reason),
+      "signed-out": () => this.leave(event.kind),
     }[event.type];
     handler?.();
   }
@@ -707,11 +795,22 @@ class ChatPage {
 
 // ---------------------------------------------------------------- start ------------------------
 
-function showSignIn(reason = "") {
+function leavingMessage(kind, username, unsent) {
+  const kept = unsent
+    ? ` ${unsent === 1 ? "Your unsent message is" : `Your ${unsent} unsent messages are`} kept and will be sent when you are back.`
+    : "";
+  if (kind === "reset") {
+    return `The chat server was reset: the account ${username} no longer exists there. Sign in with a password to create it again.${kept}`;
+  }
+  return `Your session as ${username} has ended. Sign in again to carry on.${kept}`;
+}
+
+function showSignIn(reason = "", username = "") {
   $("chat-view").hidden = true;
   $("sign-in-view").hidden = false;
   showSignInError(reason);
-  $("username").focus();
+  if (username) $("username").value = username;
+  (username ? $("password") : $("username")).focus();
 }
 
 function showSignInError(text) {
@@ -732,36 +831,54 @@ async function onSignIn(event, config) {
   button.disabled = true;
   showSignInError("");
   try {
+    // The stack may have restarted with new ids since the page loaded.
+    Object.assign(config, await loadConfig());
     const tokens = await signInOrUp(config, username, password);
     $("password").value = "";
-    const session = { username, tokens, cursor: null, outbox: [], messages: [] };
+    const leftover = loadLeftover();
+    const outbox = leftover?.username === username ? leftover.outbox : [];
+    const session = { username, tokens, cursor: null, outbox, messages: [] };
     store(session);
+    forgetLeftover();
     startChat(config, session);
   } catch (error) {
-    showSignInError(error.message || String(error));
+    showSignInError(describeSignInError(error, username));
   } finally {
     button.disabled = false;
   }
 }
 
+// The configuration comes only from the page's own origin: it names where the password and the
+// tokens are sent, so no link, parameter or fragment may choose it.
+const CONFIG_PATH = "config.json";
+
 async function loadConfig() {
-  // ?config=URL points the page at another stack's configuration.
-  const url = new URLSearchParams(location.search).get("config") ?? "config.json";
-  const response = await fetch(url, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const url = new URL(CONFIG_PATH, location.href);
+  const response = await fetch(url, { cache: "no-store", credentials: "same-origin", redirect: "error" });
+  if (!response.ok) throw new Error(`${CONFIG_PATH}: HTTP ${response.status}`);
   return response.json();
 }
 
-async function main() {
-  let config;
-  try {
-    config = await loadConfig();
-  } catch (error) {
-    return showSignInError(`Cannot load the configuration: ${error.message}`);
+// A page opened (or reloaded) while the stack restarts waits for it rather than giving up.
+async function waitForConfig() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await loadConfig();
+    } catch {
+      showSignInError("The chat server does not answer yet; trying again…");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** attempt)));
+    }
   }
+}
+
+async function main() {
+  const config = await waitForConfig();
+  showSignInError("");
   $("sign-in-form").addEventListener("submit", (event) => onSignIn(event, config));
   const session = loadStored();
+  const leftover = loadLeftover();
   if (session?.tokens && session.username) startChat(config, session);
+  else if (leftover) showSignIn(leftover.reason ?? "", leftover.username);
   else showSignIn();
 }
 

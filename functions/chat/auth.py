@@ -106,7 +106,7 @@ def _default_issuer(pool_id: str, env: Mapping[str, str]) -> str:
         raise config.ConfigError(
             f"cannot tell the region of user pool {pool_id!r}; set {config.TOKEN_ISSUER}"
         )
-    return f"https://cognito-idp.{region}.amazonaws.com/{pool_id}"
+    return f"https://cognito-idp.{region}.{config.url_suffix(region, env)}/{pool_id}"
 
 
 def build_jwks_client(

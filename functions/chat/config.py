@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Environment variable names: the stack (infra/) and the local stack import these.
@@ -25,13 +25,41 @@ RETENTION_DAYS = "RETENTION_DAYS"
 FANOUT_WORKERS = "FANOUT_WORKERS"
 SYNC_OVERLAP_SECONDS = "SYNC_OVERLAP_SECONDS"
 CONNECTION_TTL_SECONDS = "CONNECTION_TTL_SECONDS"
-RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+FLOOD_CLOSE_AFTER = "FLOOD_CLOSE_AFTER"
 FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
 FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
 PRESENCE_GRACE_SECONDS = "PRESENCE_GRACE_SECONDS"
 PRESENCE_QUEUE_URL = "PRESENCE_QUEUE_URL"
 # SQS delays a message by at most 15 minutes (DelaySeconds), so a longer grace cannot be scheduled.
 MAX_PRESENCE_GRACE_SECONDS = 900
+# The partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...): the stack sets it from
+# AWS::URLSuffix, so host names built at run time are right in every partition.
+AWS_URL_SUFFIX = "AWS_URL_SUFFIX"
+DEFAULT_URL_SUFFIX = "amazonaws.com"
+CHINA_URL_SUFFIX = "amazonaws.com.cn"
+
+# Each user's budget per route, in cost units a minute (see chat.limits for the costs). The one place
+# these defaults live: the stacks set a variable only to change one. 0 turns that route's budget off.
+# A new route is one line here (and a line in chat.limits.COSTS if one request may cost more than 1).
+DEFAULT_BUDGETS_PER_MINUTE = {
+    "sendmessage": 120,  # messages
+    "sync": 120,  # 1 + limit // 25 a call: 24 syncs of the default 100 a minute, about 6 of 500
+    "who": 30,
+    "ping": 60,  # clients ping every 5 minutes
+    "$default": 60,  # bare "ping" text and frames no route matched
+}
+# Refusals within a minute after which a connection that keeps flooding is closed.
+DEFAULT_FLOOD_CLOSE_AFTER = 20
+
+
+def budget_variable(route: str) -> str:
+    """``RATE_LIMIT_SENDMESSAGE_PER_MINUTE``, ``RATE_LIMIT_DEFAULT_PER_MINUTE`` for ``$default``."""
+    return f"RATE_LIMIT_{route.lstrip('$').upper()}_PER_MINUTE"
+
+
+def budgets_off() -> dict[str, str]:
+    """The variables that turn every per-user budget off (benchmarks measuring something else)."""
+    return {budget_variable(route): "0" for route in DEFAULT_BUDGETS_PER_MINUTE}
 
 
 class ConfigError(RuntimeError):
@@ -52,7 +80,11 @@ class Settings:
     sync_overlap_seconds: int = 30
     # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
     connection_ttl_seconds: int = 2 * 3600 + 600
-    rate_limit_per_minute: int = 120
+    # Per route: cost units a user may spend a minute (0: no budget). See DEFAULT_BUDGETS_PER_MINUTE.
+    budgets_per_minute: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_BUDGETS_PER_MINUTE), hash=False
+    )
+    flood_close_after: int = DEFAULT_FLOOD_CLOSE_AFTER
     # Large audiences are split into chunks posted by worker invocations of this function, so one
     # Lambda's CPU does not cap the fan-out rate. Unset: every post happens in the calling Lambda.
     fanout_function_name: str | None = None
@@ -76,7 +108,11 @@ class Settings:
             fanout_workers=_positive_int(env, FANOUT_WORKERS, 200),
             sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, 30),
             connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
-            rate_limit_per_minute=_positive_int(env, RATE_LIMIT_PER_MINUTE, 120),
+            budgets_per_minute={
+                route: _non_negative_int(env, budget_variable(route), default)
+                for route, default in DEFAULT_BUDGETS_PER_MINUTE.items()
+            },
+            flood_close_after=_positive_int(env, FLOOD_CLOSE_AFTER, DEFAULT_FLOOD_CLOSE_AFTER),
             fanout_function_name=env.get(FANOUT_FUNCTION_NAME) or None,
             fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, 1000),
             presence_grace_seconds=_grace_seconds(env),
@@ -92,16 +128,27 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"environment variable {name} must be positive, got {value}")
+    return value
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _whole_number(env, name, default)
+    if value < 0:
+        raise ConfigError(f"environment variable {name} must be 0 or more, got {value}")
+    return value
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         raise ConfigError(f"environment variable {name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"environment variable {name} must be positive, got {value}")
-    return value
 
 
 def _grace_seconds(env: Mapping[str, str]) -> int:
@@ -118,6 +165,20 @@ def _grace_seconds(env: Mapping[str, str]) -> int:
             f"{MAX_PRESENCE_GRACE_SECONDS}, got {value}"
         )
     return value
+
+
+def url_suffix(region: str, env: Mapping[str, str] | None = None) -> str:
+    """The DNS suffix of AWS endpoints in ``region``'s partition.
+
+    ``AWS_URL_SUFFIX`` when the environment has it (the stack sets it); otherwise derived from the
+    region, as China's regions (``cn-north-1``, ``cn-northwest-1``) are the one partition of
+    public regions with another suffix.
+    """
+    env = os.environ if env is None else env
+    configured = env.get(AWS_URL_SUFFIX, "").strip()
+    if configured:
+        return configured
+    return CHINA_URL_SUFFIX if region.startswith("cn-") else DEFAULT_URL_SUFFIX
 
 
 @lru_cache(maxsize=1)

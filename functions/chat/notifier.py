@@ -1,47 +1,39 @@
 """The API Gateway management API adapter: post frames to connections, one or many at a time.
 
 Fan-out is best effort per recipient: a 410 marks the connection gone (the caller prunes it), a 429
-or 5xx is retried with jittered exponential backoff, and one failure never stops delivery to the
-others. Every post is bounded in time, so a hung endpoint cannot hold a Lambda past API Gateway's
-29-second integration timeout.
+or 5xx is retried with jittered exponential backoff (``retries.py``), and one failure never stops
+delivery to the others. Every post is bounded in time, so a hung endpoint cannot hold a Lambda past
+API Gateway's 29-second integration timeout.
 
-Why not boto3's ``post_to_connection``, nor threads: a fan-out is thousands of identical small
-POSTs, and in Python its cost is CPU, not network. boto3's request pipeline costs about 1 ms of CPU
-a call; botocore's ``SigV4Auth`` over urllib3 on a thread pool still about 0.6 ms (thread switches
-and ``http.client``'s header parsing dominate), so one process tops out near 1,500 posts/s. Here
-the posts share one asyncio loop over keep-alive connections (``workers`` of them, so that many
-posts are in flight), the signing key and the body's hash are computed once per fan-out, and the
-response is read with a few byte operations: about 0.1 ms a post (docs/benchmarks/fanout.md).
-The signature is the one botocore's ``SigV4Auth`` computes (tests/benchmarks/test_signing.py).
+Why not boto3's ``post_to_connection`` on a thread pool: a fan-out is thousands of identical small
+POSTs, and in Python its cost is CPU, not network. boto3's request pipeline costs well over 1 ms of
+CPU a call, threads or not. Here the posts share one asyncio loop over kept-alive connections
+(``workers`` of them, so that many posts are in flight), HTTP/1.1 is h11's (``http1.py``), and each
+request is signed with a key and a body hash computed once per fan-out (``sigv4.py``): several
+times less CPU a post (docs/benchmarks/fanout.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
-import hmac
-import random
-import ssl
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import botocore.session
 from botocore.credentials import ReadOnlyCredentials
-from botocore.httpsession import where as ca_bundle
 
+from chat import config
+from chat.http1 import Address, BrokenResponse, Connection, Pool, StaleConnection
 from chat.observability import logger
+from chat.retries import NETWORK_FAILURE, RETRYABLE_STATUSES, RetryPolicy, Throttle
+from chat.sigv4 import Signer
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# A network failure or a response we cannot read: worth retrying, like a 503.
-NETWORK_FAILURE = 503
-_SERVICE = "execute-api"
-_MAX_HEAD_BYTES = 64 * 1024
+__all__ = ["Delivery", "FanoutReport", "Notifier", "RetryPolicy", "begin_invocation", "management_endpoint"]
 
 
 class Delivery(enum.Enum):
@@ -65,39 +57,27 @@ class FanoutReport:
             self.failed.append(connection_id)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 1.0
-    connect_timeout: float = 2.0
-    read_timeout: float = 3.0
-
-    def delay(self, attempt: int) -> float:
-        """Full-jitter exponential backoff: spreads retries of many posts over time."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-
-
-def management_endpoint(*, api_id: str, region: str, stage: str) -> str:
+def management_endpoint(*, api_id: str, region: str, stage: str, url_suffix: str | None = None) -> str:
     """The management API of a WebSocket API. Built from the API id, not the event's domain name:
-    behind a custom domain the domain name does not serve @connections."""
-    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
+    behind a custom domain the domain name does not serve @connections. The host ends in the
+    partition's suffix (``url_suffix``, else ``chat.config.url_suffix``: amazonaws.com.cn in China)."""
+    suffix = url_suffix or config.url_suffix(region)
+    return f"https://{api_id}.execute-api.{region}.{suffix}/{stage}"
+
+
+def begin_invocation() -> None:
+    """Called as each invocation starts: connections kept alive by earlier invocations on this
+    thread are not reused (the sandbox may have been frozen since; see ``http1.py``)."""
+    _thread_state().pool.invocation += 1
 
 
 class Notifier:
     def __init__(self, endpoint: str, *, workers: int, region: str, retry: RetryPolicy | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self.workers = workers  # posts in flight at once (one keep-alive connection each)
+        self.workers = workers  # posts in flight at once (one kept-alive connection each)
         self.region = region
         self.retry = retry or RetryPolicy()
-        parts = urlsplit(self.endpoint)
-        self._address = _Address(
-            host=parts.hostname or "",
-            port=parts.port or (443 if parts.scheme == "https" else 80),
-            netloc=parts.netloc,
-            path=parts.path,
-            tls=parts.scheme == "https",
-        )
+        self._address = Address.of(self.endpoint)
         self._credentials_lock = threading.Lock()
         self._session = botocore.session.get_session()
 
@@ -118,7 +98,7 @@ class Notifier:
     def _run(self, ids: list[str], data: bytes) -> list[Delivery]:
         if not ids:
             return []
-        job = _Job(ids, data, _Signer(self._credentials(), self.region, data))
+        job = _Job(ids, data, Signer(self._credentials(), self.region, data))
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -128,85 +108,15 @@ class Notifier:
             return thread.submit(self._run_here, job).result()
 
     def _run_here(self, job: _Job) -> list[Delivery]:
-        return _thread_state().loop.run_until_complete(self._post_all(job))
+        state = _thread_state()
+        return state.loop.run_until_complete(self._post_all(job, state.pool))
 
-    async def _post_all(self, job: _Job) -> list[Delivery]:
+    async def _post_all(self, job: _Job, pool: Pool) -> list[Delivery]:
         outcomes: list[Delivery] = [Delivery.FAILED] * len(job.ids)
         pending = iter(enumerate(job.ids))
         lanes = min(self.workers, len(job.ids))
-        await asyncio.gather(*(self._lane(job, pending, outcomes) for _ in range(lanes)))
+        await asyncio.gather(*(_Lane(self, job, pool).run(pending, outcomes) for _ in range(lanes)))
         return outcomes
-
-    async def _lane(self, job: _Job, pending: Iterator[tuple[int, str]], outcomes: list[Delivery]) -> None:
-        """One connection posting one frame after another until no recipient is left."""
-        connection: _Connection | None = None
-        try:
-            for index, connection_id in pending:
-                outcome, connection = await self._deliver(job, connection_id, connection)
-                outcomes[index] = outcome
-        finally:
-            if connection is not None:
-                _thread_state().release(self._address, connection, keep=self.workers)
-
-    async def _deliver(
-        self, job: _Job, connection_id: str, connection: _Connection | None
-    ) -> tuple[Delivery, _Connection | None]:
-        path = f"{self._address.path}/@connections/{quote(connection_id, safe='')}"
-        status = NETWORK_FAILURE
-        for attempt in range(self.retry.attempts):
-            await job.throttle.wait()
-            status, connection = await self._post(job, path, connection)
-            if status < 300:
-                return Delivery.DELIVERED, connection
-            if status == 410:
-                return Delivery.GONE, connection
-            if status not in RETRYABLE_STATUSES:
-                break
-            delay = self.retry.delay(attempt)
-            if status == 429:
-                job.throttle.hold_for(delay)
-            await asyncio.sleep(delay)
-        logger.warning("post failed", connection_id=connection_id, status=status)
-        return Delivery.FAILED, connection
-
-    async def _post(
-        self, job: _Job, path: str, connection: _Connection | None
-    ) -> tuple[int, _Connection | None]:
-        """One signed POST; a network failure counts as a 503. A kept-alive connection that the
-        server closed while it sat idle is replaced at once, without using up an attempt."""
-        for _ in range(2):
-            connection = connection or await self._connection()
-            if connection is None:
-                return NETWORK_FAILURE, None
-            try:
-                async with asyncio.timeout(self.retry.read_timeout):
-                    status = await connection.exchange(
-                        job.signer.request(path, self._address.netloc, job.data)
-                    )
-            except (OSError, EOFError, ValueError, asyncio.LimitOverrunError) as exc:
-                connection.close()
-                stale = connection.answered > 0 and isinstance(exc, ConnectionError | EOFError)
-                connection = None
-                if not stale:
-                    logger.debug("post attempt failed", error=repr(exc))
-                    return NETWORK_FAILURE, None
-                continue
-            if not connection.reusable:
-                connection.close()
-                connection = None
-            return status, connection
-        return NETWORK_FAILURE, None
-
-    async def _connection(self) -> _Connection | None:
-        idle = _thread_state().idle_connection(self._address)
-        if idle is not None:
-            return idle
-        try:
-            async with asyncio.timeout(self.retry.connect_timeout):
-                return await _Connection.open(self._address)
-        except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
-            logger.debug("connect failed", error=repr(exc))
-            return None
 
     def _credentials(self) -> ReadOnlyCredentials:
         with self._credentials_lock:
@@ -217,68 +127,106 @@ class Notifier:
 
 
 @dataclass(frozen=True)
-class _Address:
-    host: str
-    port: int
-    netloc: str  # the Host header, as botocore signs it
-    path: str  # the stage, e.g. /prod
-    tls: bool
-
-
-@dataclass(frozen=True)
 class _Job:
     ids: list[str]
     data: bytes
-    signer: _Signer
-    throttle: _Throttle = field(default_factory=lambda: _Throttle())
+    signer: Signer
+    throttle: Throttle = field(default_factory=Throttle)
 
 
-class _Throttle:
-    """A 429 is about the account's request rate, not one connection: when one post is throttled,
-    every lane of the fan-out holds back for the same backoff, instead of each post finding out for
-    itself and using up its attempts on a quota that is still exhausted."""
+class _Lane:
+    """One connection posting one frame after another until no recipient is left."""
 
-    def __init__(self) -> None:
-        self.until = 0.0
+    def __init__(self, notifier: Notifier, job: _Job, pool: Pool) -> None:
+        self.job = job
+        self.pool = pool
+        self.address = notifier._address
+        self.retry = notifier.retry
+        self.keep = notifier.workers
+        self.connection: Connection | None = None
 
-    def hold_for(self, seconds: float) -> None:
-        self.until = max(self.until, time.monotonic() + seconds)
+    async def run(self, pending: Iterator[tuple[int, str]], outcomes: list[Delivery]) -> None:
+        try:
+            for index, connection_id in pending:
+                outcomes[index] = await self.deliver(connection_id)
+        finally:
+            if self.connection is not None:
+                self.pool.give_back(self.address, self.connection, keep=self.keep)
 
-    async def wait(self) -> None:
-        remaining = self.until - time.monotonic()
-        if remaining > 0:
-            # Resume spread over as long again, not all lanes in one burst into the same quota.
-            await asyncio.sleep(remaining + random.uniform(0, remaining))
+    async def deliver(self, connection_id: str) -> Delivery:
+        """Post to one connection: its outcome after at most ``attempts`` tries."""
+        path = f"{self.address.path}/@connections/{quote(connection_id, safe='')}"
+        status = NETWORK_FAILURE
+        for attempt in range(self.retry.attempts):
+            await self.job.throttle.wait()
+            status = await self.post(path)
+            if status < 300:
+                return Delivery.DELIVERED
+            if status == 410:
+                return Delivery.GONE
+            if status not in RETRYABLE_STATUSES:
+                break
+            delay = self.retry.delay(attempt)
+            if status == 429:
+                self.job.throttle.hold_for(delay)
+            await asyncio.sleep(delay)
+        logger.warning("post failed", connection_id=connection_id, status=status)
+        return Delivery.FAILED
+
+    async def post(self, path: str) -> int:
+        """One signed POST; the status, a network failure counting as a 503. A kept-alive connection
+        found closed is replaced at once by a new one, without using up an attempt; one that stays
+        silent costs one attempt, and every idle connection opened alongside it is dropped too."""
+        for fresh in (False, True):
+            connection = self.connection or await self.connect(fresh=fresh)
+            self.connection = None
+            if connection is None:
+                return NETWORK_FAILURE
+            headers = [
+                ("Host", self.address.netloc),
+                ("Content-Length", str(len(self.job.data))),
+                *self.job.signer.headers(path, self.address.netloc),
+            ]
+            try:
+                async with asyncio.timeout(self.retry.read_timeout):
+                    status = await connection.post(path, headers, self.job.data)
+            except StaleConnection:
+                connection.close()
+                continue
+            except (OSError, BrokenResponse) as exc:  # TimeoutError and ssl.SSLError are OSErrors
+                connection.close()
+                if connection.answered:
+                    self.pool.discard(self.address)
+                logger.debug("post attempt failed", error=repr(exc))
+                return NETWORK_FAILURE
+            if connection.reusable:
+                self.connection = connection
+            else:
+                connection.close()
+            return status
+        return NETWORK_FAILURE
+
+    async def connect(self, *, fresh: bool) -> Connection | None:
+        if not fresh:
+            idle = self.pool.take(self.address, max_idle=self.retry.max_idle)
+            if idle is not None:
+                return idle
+        try:
+            async with asyncio.timeout(self.retry.connect_timeout):
+                return await Connection.open(self.address, self.pool.invocation)
+        except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
+            logger.debug("connect failed", error=repr(exc))
+            return None
 
 
 class _ThreadState:
-    """A thread's event loop and its idle keep-alive connections, by address.
-
-    Kept per thread, not per notifier: Lambda runs one invocation at a time in a sandbox, but the
-    local stack runs several on threads, and the connections must outlive a warm invocation (a TLS
-    handshake costs more CPU than a post). When the thread ends, its connections are closed.
-    """
+    """A thread's event loop and its pool of idle kept-alive connections. When the thread ends, its
+    connections are closed."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.idle: dict[_Address, list[_Connection]] = {}
-        weakref.finalize(self, _close_all, self.loop, self.idle)
-
-    def idle_connection(self, address: _Address) -> _Connection | None:
-        connections = self.idle.get(address, [])
-        while connections:
-            connection = connections.pop()
-            if connection.reusable:
-                return connection
-            connection.close()
-        return None
-
-    def release(self, address: _Address, connection: _Connection, *, keep: int) -> None:
-        connections = self.idle.setdefault(address, [])
-        if connection.reusable and len(connections) < keep:
-            connections.append(connection)
-        else:
-            connection.close()
+        self.pool = Pool()
+        weakref.finalize(self, _close_all, self.loop, self.pool)
 
 
 _threads = threading.local()
@@ -291,152 +239,12 @@ def _thread_state() -> _ThreadState:
     return state
 
 
-def _close_all(loop: asyncio.AbstractEventLoop, idle: dict[_Address, list[_Connection]]) -> None:
+def _close_all(loop: asyncio.AbstractEventLoop, pool: Pool) -> None:
     """Close a finished thread's connections, and run its loop once so that they really close."""
     try:
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+        pool.close_all()
         if not loop.is_running():
             loop.run_until_complete(asyncio.sleep(0))
             loop.close()
     except Exception as exc:  # noqa: BLE001 - a finalizer must not raise; the sockets close with the process
         logger.debug("closing idle connections failed", error=repr(exc))
-
-
-class _Signer:
-    """AWS Signature Version 4 for POSTs of one body, as botocore's ``SigV4Auth`` signs them.
-
-    The body's hash is computed once and the signing key once per day, leaving one SHA-256 and one
-    HMAC per post instead of ``SigV4Auth``'s request objects and six HMACs.
-    """
-
-    def __init__(self, credentials: ReadOnlyCredentials, region: str, data: bytes) -> None:
-        self.credentials = credentials
-        self.region = region
-        self.payload_hash = hashlib.sha256(data).hexdigest()
-        self._second = -1
-        self._stamp = ""
-        self._day = ""
-        self._key = b""
-
-    def headers(self, path: str, netloc: str, now: float | None = None) -> list[tuple[str, str]]:
-        """X-Amz-Date, X-Amz-Security-Token (with temporary credentials) and Authorization."""
-        stamp = self._timestamp(time.time() if now is None else now)
-        token = self.credentials.token
-        signed = "host;x-amz-date;x-amz-security-token" if token else "host;x-amz-date"
-        canonical_headers = f"host:{netloc}\nx-amz-date:{stamp}\n" + (
-            f"x-amz-security-token:{token}\n" if token else ""
-        )
-        canonical_request = "\n".join(
-            ["POST", quote(path, safe="/~"), "", canonical_headers, signed, self.payload_hash]
-        )
-        scope = f"{self._day}/{self.region}/{_SERVICE}/aws4_request"
-        string_to_sign = "\n".join(
-            ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
-        )
-        signature = hmac.new(self._key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-        headers = [("X-Amz-Date", stamp)]
-        if token:
-            headers.append(("X-Amz-Security-Token", token))
-        headers.append(
-            (
-                "Authorization",
-                f"AWS4-HMAC-SHA256 Credential={self.credentials.access_key}/{scope}, "
-                f"SignedHeaders={signed}, Signature={signature}",
-            )
-        )
-        return headers
-
-    def request(self, path: str, netloc: str, data: bytes) -> bytes:
-        """The whole HTTP/1.1 request: head and body."""
-        lines = [f"POST {path} HTTP/1.1", f"Host: {netloc}", f"Content-Length: {len(data)}"]
-        lines += [f"{name}: {value}" for name, value in self.headers(path, netloc)]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
-
-    def _timestamp(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
-            if self._stamp[:8] != self._day:
-                self._day = self._stamp[:8]
-                self._key = _signing_key(self.credentials.secret_key or "", self._day, self.region)
-        return self._stamp
-
-
-def _signing_key(secret: str, day: str, region: str) -> bytes:
-    key = ("AWS4" + secret).encode()
-    for part in (day, region, _SERVICE, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-class _Connection:
-    """One HTTP/1.1 connection, one request at a time; kept alive unless the server says no."""
-
-    _tls_context: ssl.SSLContext | None = None
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.keep_alive = True
-        self.answered = 0
-
-    @classmethod
-    async def open(cls, address: _Address) -> _Connection:
-        tls = cls._tls() if address.tls else None
-        reader, writer = await asyncio.open_connection(
-            address.host, address.port, ssl=tls, limit=_MAX_HEAD_BYTES
-        )
-        return cls(reader, writer)
-
-    @classmethod
-    def _tls(cls) -> ssl.SSLContext:
-        # The CA bundle botocore itself verifies AWS endpoints with.
-        if cls._tls_context is None:
-            cls._tls_context = ssl.create_default_context(cafile=ca_bundle())
-        return cls._tls_context
-
-    @property
-    def reusable(self) -> bool:
-        return self.keep_alive and not self.writer.is_closing() and not self.reader.at_eof()
-
-    async def exchange(self, request: bytes) -> int:
-        """Send one request and read its response through; the status code."""
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status_line, _, header_block = head.partition(b"\r\n")
-        version, status = status_line.split(b" ", 2)[:2]
-        headers = _parse_headers(header_block)
-        connection = headers.get(b"connection", b"").lower()
-        self.keep_alive = connection == b"keep-alive" if version == b"HTTP/1.0" else connection != b"close"
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            await self._skip_chunks()
-        elif b"content-length" in headers:
-            await self.reader.readexactly(int(headers[b"content-length"]))
-        else:  # the body runs to the end of the connection
-            self.keep_alive = False
-            await self.reader.read()
-        self.answered += 1
-        return int(status)
-
-    async def _skip_chunks(self) -> None:
-        while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await self.reader.readexactly(size + 2)  # the chunk and its CRLF
-            if size == 0:
-                return
-
-    def close(self) -> None:
-        self.keep_alive = False
-        self.writer.close()
-
-
-def _parse_headers(block: bytes) -> dict[bytes, bytes]:
-    headers: dict[bytes, bytes] = {}
-    for line in block.split(b"\r\n"):
-        name, colon, value = line.partition(b":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
-    return headers

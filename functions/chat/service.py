@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chat import protocol
+from chat import limits, protocol
+from chat.closer import ConnectionCloser
 from chat.config import Settings
 from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, DependencyError, InvalidMessage, RateLimited, UnknownUser
 from chat.grace import PresenceCheck, PresenceScheduler
+from chat.limits import RateLimiter, Strike
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
 from chat.probe import ConnectionProbe
@@ -59,6 +61,8 @@ class ChatService:
         directory: UserDirectory,
         settings: Settings,
         dispatcher: FanoutDispatcher | None = None,
+        limiter: RateLimiter | None = None,
+        closer: ConnectionCloser | None = None,
         scheduler: PresenceScheduler | None = None,
         probe: ConnectionProbe | None = None,
         clock: Callable[[], float] = time.time,
@@ -68,12 +72,38 @@ class ChatService:
         self.notifier = notifier
         self.directory = directory
         self.dispatcher = dispatcher
+        self.limiter = limiter
+        self.closer = closer
         self.scheduler = scheduler
         self.probe = probe
         self.settings = settings
         self.clock = clock
         self.ids = ids or IdGenerator()
         self.overlap_ms = settings.sync_overlap_seconds * 1000
+
+    # ---- budgets -------------------------------------------------------------------------------
+
+    def admit(self, caller: Caller, route: str, raw: str | None) -> bool:
+        """Spend the caller's budget for one frame on ``route``, before any other work; when it is
+        spent, answer ``rate_limited`` and return False. A connection that keeps flooding after
+        being told is closed. ``$connect`` and ``$disconnect`` never come here."""
+        if self.limiter is None:
+            return True
+        verdict = self.limiter.admit(caller.username, route, limits.cost_of(route, raw))
+        if verdict.admitted:
+            return True
+        metrics.add_metric(name="RequestsRateLimited", unit=MetricUnit.Count, value=1)
+        strike = self.limiter.strike(caller.connection_id)
+        if strike is Strike.CLOSED_ALREADY:
+            return False  # posting to it would only earn a 410 and a prune
+        wait = max(1, round(verdict.retry_after_s))
+        message = f"too many {route} requests; try again in {wait} s"
+        self.report_error(caller, RateLimited(message, client_msg_id=protocol.client_msg_id_of(raw)))
+        if strike is Strike.TELL_AND_CLOSE and self.closer is not None:
+            logger.warning("closing a connection that keeps flooding", username=caller.username, route=route)
+            metrics.add_metric(name="FloodingConnectionsClosed", unit=MetricUnit.Count, value=1)
+            self.closer.close(caller.connection_id)
+        return False
 
     # ---- routes --------------------------------------------------------------------------------
 
@@ -168,12 +198,6 @@ class ChatService:
         """
         request = protocol.parse_send(body)
         now = self.clock()
-        # Counted before the recipient lookup, so a flood cannot turn into a flood of Cognito calls.
-        if self.store.count_send(caller.username, now=now) > self.settings.rate_limit_per_minute:
-            raise RateLimited(
-                f"more than {self.settings.rate_limit_per_minute} messages a minute; wait a little",
-                client_msg_id=request.client_msg_id,
-            )
         self._check_recipient(caller, request)
         message = StoredMessage(
             id=self.ids.new_id(int(now * 1000)),

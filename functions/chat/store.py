@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chat.cursor import lowest_id_at
 from chat.errors import DependencyError
+from chat.limits import Spent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,6 +49,11 @@ def user_feed(username: str) -> str:
 
 def _dedup_feed(username: str) -> str:
     return f"dedup#{username}"
+
+
+def _rate_feed(username: str) -> str:
+    """The partition of a user's rate-limit buckets, one item per route."""
+    return f"rate#{username}"
 
 
 @dataclass(frozen=True)
@@ -350,18 +356,78 @@ class ChatStore:
                 users += [item["username"]["S"] for item in page.get("Items", [])]
         return sorted(users)
 
-    def count_send(self, username: str, *, now: float) -> int:
-        """Count a send in the user's current one-minute window; returns the count so far."""
-        window = int(now // 60)
-        with _wrapped("count the send"):
-            attributes = self.client.update_item(
-                TableName=self.messages_table,
-                Key={"feed": {"S": f"rate#{username}"}, "id": {"S": str(window)}},
-                UpdateExpression="ADD sent :one SET expiresAt = :expires",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str((window + 2) * 60)}},
-                ReturnValues="UPDATED_NEW",
-            )["Attributes"]
-        return int(attributes["sent"]["N"])
+    def spend_budget(
+        self,
+        username: str,
+        route: str,
+        *,
+        now_ms: int,
+        step_ms: int,
+        ceiling_ms: int,
+        expires_at: int,
+        idle_first: bool,
+    ) -> Spent:
+        """Advance the user's token bucket for ``route`` by ``step_ms`` unless it would pass
+        ``ceiling_ms`` (chat.limits has the rule). The bucket is one item, ``tat`` in milliseconds.
+
+        DynamoDB has no ``max()``, so the two cases are two conditional updates: an idle bucket
+        (``tat`` before now, or no item) restarts from now; a busy one moves on from its ``tat``.
+        ``idle_first`` guesses which: one UpdateItem when right, two when wrong (three under a race).
+        A failed condition returns the item, so a refusal costs one call and writes nothing.
+        """
+        key = {"feed": {"S": _rate_feed(username)}, "id": {"S": route}}
+        now, expires = {"N": str(now_ms)}, {"N": str(expires_at)}
+        idle = {
+            "UpdateExpression": "SET tat = :fresh, expiresAt = :exp",
+            "ConditionExpression": "attribute_not_exists(tat) OR tat < :now",
+            "ExpressionAttributeValues": {
+                ":now": now,
+                ":exp": expires,
+                ":fresh": {"N": str(now_ms + step_ms)},
+            },
+        }
+        busy = {
+            "UpdateExpression": "SET tat = tat + :step, expiresAt = :exp",
+            "ConditionExpression": "tat BETWEEN :now AND :ceiling",
+            "ExpressionAttributeValues": {
+                ":now": now,
+                ":exp": expires,
+                ":step": {"N": str(step_ms)},
+                ":ceiling": {"N": str(ceiling_ms)},
+            },
+        }
+        attempts = [idle, busy, idle] if idle_first else [busy, idle, busy]
+        tat = now_ms
+        for attempt in attempts:
+            updated, current = self._conditional_update(key, attempt)
+            if updated is not None:
+                return Spent(admitted=True, tat_ms=int(updated["tat"]["N"]))
+            if "tat" in current:
+                tat = int(current["tat"]["N"])
+                if tat > ceiling_ms:
+                    return Spent(admitted=False, tat_ms=tat)
+        return Spent(admitted=False, tat_ms=tat)  # lost every race: refuse this once
+
+    def _conditional_update(
+        self, key: dict[str, Any], update: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(the updated attributes, {}) or, when the condition failed, (None, the item as it is)."""
+        with _wrapped("check the rate limit"):
+            try:
+                answer = self.client.update_item(
+                    TableName=self.messages_table,
+                    Key=key,
+                    ReturnValues="UPDATED_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **update,
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                # DynamoDB returns the item as it is (ReturnValuesOnConditionCheckFailure).
+                item = cast(dict[str, Any], exc.response.get("Item", {}))
+                return None, item
+        return answer["Attributes"], {}
 
     # ---- messages ------------------------------------------------------------------------------
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from chat.closer import ConnectionCloser
 from chat.config import settings
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
 from chat.grace import PresenceScheduler
+from chat.limits import RateLimiter
 from chat.notifier import Notifier, management_endpoint
 from chat.probe import ConnectionProbe
 from chat.service import ChatService
@@ -33,6 +35,13 @@ def directory() -> UserDirectory:
     return UserDirectory(settings().user_pool_id)
 
 
+@lru_cache(maxsize=1)
+def limiter() -> RateLimiter:
+    """One per process: its memory of who is flooding serves every route this instance runs."""
+    config = settings()
+    return RateLimiter(store(), config.budgets_per_minute, flood_close_after=config.flood_close_after)
+
+
 @lru_cache(maxsize=8)
 def service_for(endpoint: str) -> ChatService:
     """One service (and one pooled management-API client) per API endpoint."""
@@ -42,6 +51,8 @@ def service_for(endpoint: str) -> ChatService:
         notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
         directory=directory(),
         dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
+        limiter=limiter(),
+        closer=ConnectionCloser(endpoint, region=_region()),
         scheduler=PresenceScheduler(config.presence_queue_url) if config.presence_queue_url else None,
         probe=ConnectionProbe(endpoint, region=_region()),
         settings=config,
@@ -66,4 +77,5 @@ def reset() -> None:
     settings.cache_clear()
     store.cache_clear()
     directory.cache_clear()
+    limiter.cache_clear()
     service_for.cache_clear()

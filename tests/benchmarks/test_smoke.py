@@ -87,3 +87,13 @@ def test_presence_recycles_post_nothing_with_the_grace_and_everything_without(ou
     assert leaves["posts"] == users - 1
     online = outcomes[("N users come online at once", 0)]
     assert online["posts_for_all"] >= users * (users - 1) / 2
+
+
+def test_abuse_measures_every_flood_with_and_without_budgets(output: Path) -> None:
+    """A row per flooded route and mode, probed quiet and flooded; with budgets the flood is refused."""
+    rows = record(output, "abuse")["data"]["rows"]
+    routes = ["sendmessage", "sync", "who", "ping"]
+    assert [(r["mode"], r["route"]) for r in rows] == [(m, route) for m in ("off", "on") for route in routes]
+    assert all(r["probes"] > 0 and r["quiet_probes"] > 0 for r in rows)
+    assert all(r["flood_refused"] == 0 for r in rows if r["mode"] == "off")
+    assert all(r["flood_refused"] > 0 for r in rows if r["mode"] == "on")

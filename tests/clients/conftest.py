@@ -1,4 +1,4 @@
-"""One local stack for all client tests, fresh usernames, and plain-WebSocket peers."""
+"""One local stack for all client tests, fresh usernames, plain-WebSocket peers, and Chromium."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from clients.cli.config import ChatConfig, load_from_url
+from tests.clients.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.clients.peers import Peer
 
 
@@ -48,3 +50,27 @@ def peer(chat_config: ChatConfig) -> Iterator[Callable[[str], Peer]]:
     yield open_peer
     for each in peers:
         each.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API owns an event loop while it runs, and the other test
+    # modules run their own with asyncio.run.
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """New browser contexts (separate cookies and storage, like separate browsers); closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def open_one(**options: Any) -> BrowserContext:
+        contexts.append(browser.new_context(**options))
+        return contexts[-1]
+
+    yield open_one
+    for context in contexts:
+        context.close()

@@ -3,52 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+from tests.clients.browser import WAIT_MS
 from tests.clients.peers import PASSWORD
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Module scope: Playwright's sync API owns an event loop while it runs, and the other test
-    # modules run their own with asyncio.run.
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def open_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """New browser contexts (separate cookies and storage, like separate browsers); closed after the test."""
-    contexts: list[BrowserContext] = []
-
-    def open_one(**options: Any) -> BrowserContext:
-        contexts.append(browser.new_context(**options))
-        return contexts[-1]
-
-    yield open_one
-    for context in contexts:
-        context.close()
 
 
 def by_id(page: Page, test_id: str) -> Locator:
@@ -197,7 +160,7 @@ def test_errors_and_who_are_shown(open_context, stack, new_username) -> None:
 
 
 def test_a_wrong_password_is_refused_on_the_sign_in_form(open_context, stack, new_username) -> None:
-    """A taken username with another password says so in words and stays on the form."""
+    """A taken username with another password is refused in words (no error name) on the form."""
     alice = new_username("alice")
     signed_in(open_context(), stack, alice)
     page = open_context().new_page()
@@ -205,7 +168,8 @@ def test_a_wrong_password_is_refused_on_the_sign_in_form(open_context, stack, ne
     by_id(page, "username").fill(alice)
     by_id(page, "password").fill("another-password-1")
     by_id(page, "sign-in-button").click()
-    expect(by_id(page, "sign-in-error")).to_contain_text("or that name is taken", timeout=WAIT_MS)
+    expect(by_id(page, "sign-in-error")).to_be_visible(timeout=WAIT_MS)
+    expect(by_id(page, "sign-in-error")).to_have_text(f"Wrong password for {alice}, or the name is taken.")
     expect(by_id(page, "chat-view")).to_be_hidden()
 
 
@@ -231,6 +195,32 @@ def test_a_refused_token_is_refreshed_and_the_tab_reconnects(open_context, stack
     expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
     token = page.evaluate('() => JSON.parse(sessionStorage.getItem("chat.session")).tokens.accessToken')
     assert token != "not-a-token"
+
+
+def test_a_page_whose_configuration_does_not_answer_yet_waits_for_it(
+    open_context, stack, new_username
+) -> None:
+    """While /config.json fails (a stack still starting) the page says so in words and tries again."""
+    context = open_context()
+    failures = {"left": 2}
+
+    def flaky(route: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/config.json", flaky)
+    page = context.new_page()
+    page.goto(stack.http_url)
+    expect(by_id(page, "sign-in-error")).to_have_text("The chat server does not answer yet; trying again…")
+    expect(by_id(page, "sign-in-error")).to_be_hidden(timeout=WAIT_MS)
+    assert failures["left"] == 0
+    by_id(page, "username").fill(new_username("late"))
+    by_id(page, "password").fill(PASSWORD)
+    by_id(page, "sign-in-button").click()
+    expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
 
 
 def connection_of(stack: Any, username: str) -> str:

@@ -74,8 +74,8 @@ def test_unknown_user_error_carries_the_client_msg_id(world: ChatWorld) -> None:
 
 
 def test_flooding_gets_rate_limited(world: ChatWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past the per-user limit a minute, sends are refused with rate_limited and not stored."""
-    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "3")
+    """Past the send budget (a burst of 3 of 12 a minute), sends get rate_limited and are not stored."""
+    monkeypatch.setenv("RATE_LIMIT_SENDMESSAGE_PER_MINUTE", "12")
     from chat import wiring
 
     wiring.reset()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from chat import config, wiring
 from chat.store import PUBLIC_FEED, StoredMessage, _message_item
 
 from tests.support.world import ChatWorld
@@ -69,8 +71,13 @@ def test_sync_without_since_returns_the_whole_limit_of_large_messages(world: Cha
     assert synced["more"] is False
 
 
-def test_sync_from_a_cursor_pages_through_large_messages(world: ChatWorld) -> None:
+def test_sync_from_a_cursor_pages_through_large_messages(
+    world: ChatWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """From a cursor before 600 large messages: a first page of exactly 500 with `more`, then the last 100."""
+    # Two pages of 500 at once are more than one user's sync budget allows; paging is what this is about.
+    monkeypatch.setenv(config.budget_variable("sync"), "0")
+    wiring.reset()
     bob = world.connect("bob")
     world.send(bob, "bob", {"action": "sync", "limit": 1})
     [start] = world.frames(bob, "synced")

@@ -11,7 +11,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
-from chat.notifier import _Signer
+from chat.sigv4 import Signer
 
 NETLOC = "abcdef1234.execute-api.us-east-1.amazonaws.com"
 FRAME = '{"type":"message","text":"héllo wörld"}'.encode()
@@ -31,14 +31,14 @@ def test_signature_matches_botocore(token: str | None, connection_id: str) -> No
     """Same date, credential scope, signed headers and signature, with and without a session token."""
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     path = f"/prod/@connections/{quote(connection_id, safe='')}"
-    ours = dict(_Signer(credentials, "us-east-1", FRAME).headers(path, NETLOC, now=NOW.timestamp()))
+    ours = dict(Signer(credentials, "us-east-1", FRAME).headers(path, NETLOC, now=NOW.timestamp()))
     assert ours == botocore_headers(credentials, path)
 
 
 def test_the_signing_key_follows_the_date() -> None:
     """A fan-out that runs past midnight signs with the new day's key."""
     credentials = ReadOnlyCredentials("AKIDEXAMPLE", "secret", None)
-    signer = _Signer(credentials, "us-east-1", FRAME)
+    signer = Signer(credentials, "us-east-1", FRAME)
     before = dict(signer.headers("/prod/@connections/x", NETLOC, now=NOW.timestamp()))
     after = dict(signer.headers("/prod/@connections/x", NETLOC, now=NOW.timestamp() + 86400))
     assert "/20261127/" in before["Authorization"] and "/20261128/" in after["Authorization"]

@@ -52,6 +52,12 @@ def verify_email_template(verify_email_stack: ChatStack) -> Template:
     return Template.from_stack(verify_email_stack)
 
 
+@pytest.fixture(scope="session")
+def no_web_client_template() -> Template:
+    """The stack without hosting (`-c webClient=false`), for users who bring their own."""
+    return Template.from_stack(synthesize(**{constants.WEB_CLIENT_CONTEXT_KEY: "false"}))
+
+
 def logical_id(construct: Any) -> str:
     """The CloudFormation logical id of an L2 construct's main resource."""
     return cdk.Stack.of(construct).get_logical_id(construct.node.default_child)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra import constants
 from infra.stack import ChatStack
-from tests.infra.conftest import logical_id, of_type
+from infra.websocket_api import stage_throttle
+from tests.infra.conftest import logical_id, of_type, synthesize
 
 
 def _routes(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -64,16 +66,42 @@ def test_authorizer_reads_token_from_query_string(template: Template) -> None:
     )
 
 
-def test_stage_is_throttled_and_auto_deployed(template: Template) -> None:
-    """The prod stage deploys on change and caps every route at 100 requests/s, bursts of 200."""
+def test_stage_is_throttled_for_the_default_audience_and_auto_deployed(template: Template) -> None:
+    """The prod stage deploys on change; sized for 5,000 users: 1,000 requests/s, bursts of 2,000."""
     template.has_resource_properties(
         "AWS::ApiGatewayV2::Stage",
         {
             "StageName": constants.STAGE_NAME,
             "AutoDeploy": True,
-            "DefaultRouteSettings": {"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200},
+            "DefaultRouteSettings": {"ThrottlingRateLimit": 1000, "ThrottlingBurstLimit": 2000},
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("expected_users", "rate", "burst"),
+    [(1, 100, 200), (200, 100, 200), (3000, 600, 1200), (20_000, 4000, 5000), (10**6, 10_000, 5000)],
+)
+def test_stage_throttle_formula(expected_users: int, rate: int, burst: int) -> None:
+    """rate = 0.2 x users (at least 100), burst = 2 x rate, within the account's 10,000 / 5,000."""
+    throttle = stage_throttle(expected_users)
+    assert (throttle.rate_limit, throttle.burst_limit) == (rate, burst)
+
+
+def test_expected_users_context_sizes_the_stage() -> None:
+    """-c expectedUsers=20000 reaches the template: 4,000 requests/s, bursts of 5,000."""
+    template = Template.from_stack(synthesize(**{constants.EXPECTED_USERS_CONTEXT_KEY: "20000"}))
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {"DefaultRouteSettings": {"ThrottlingRateLimit": 4000, "ThrottlingBurstLimit": 5000}},
+    )
+
+
+def test_expected_users_must_be_a_positive_number() -> None:
+    """A malformed expectedUsers fails the synth with a message naming the key."""
+    for value in ("0", "many"):
+        with pytest.raises(ValueError, match="expectedUsers"):
+            synthesize(**{constants.EXPECTED_USERS_CONTEXT_KEY: value})
 
 
 def test_stage_writes_json_access_logs(chat_stack: ChatStack, resources: dict[str, Any]) -> None:

@@ -37,11 +37,14 @@ def test_the_failure_queue_is_encrypted_keeps_records_14_days_and_refuses_plain_
     queue = resources[_queue_ref(chat_stack)]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True
     assert queue["MessageRetentionPeriod"] == 14 * 86400
-    [policy] = of_type(resources, "AWS::SQS::QueuePolicy").values()
+    [policy] = [
+        policy
+        for policy in of_type(resources, "AWS::SQS::QueuePolicy").values()
+        if policy["Properties"]["Queues"] == [{"Ref": _queue_ref(chat_stack)}]
+    ]
     [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert policy["Properties"]["Queues"] == [{"Ref": _queue_ref(chat_stack)}]
 
 
 def test_an_alarm_fires_on_the_first_failed_chunk(chat_stack: ChatStack, resources: dict[str, Any]) -> None:

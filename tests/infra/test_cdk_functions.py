@@ -95,8 +95,12 @@ def test_environment_names_the_tables_and_the_user_pool(
     assert issuer == [
         "https://cognito-idp.",
         {"Ref": "AWS::Region"},
-        ".amazonaws.com/",
+        ".",
+        {"Ref": "AWS::URLSuffix"},
+        "/",
         {"Ref": logical_id(chat_stack.identity.user_pool)},
     ]
+    # Host names built at run time (the management API) use the partition's suffix too.
+    assert env[config.AWS_URL_SUFFIX] == {"Ref": "AWS::URLSuffix"}
     # The management endpoint is derived from each event (custom domains differ from the default).
     assert config.MANAGEMENT_ENDPOINT not in env

@@ -10,13 +10,14 @@ from tests.infra.conftest import logical_id
 
 
 def test_outputs(chat_stack: ChatStack, template: Any) -> None:
-    """WebSocketUrl is the wss URL with the stage; Region, UserPoolId and UserPoolClientId are there."""
+    """WebSocketUrl is the stage's wss URL; Region, UserPoolId, UserPoolClientId, WebClientUrl exist."""
     outputs = template.to_json()["Outputs"]
     assert set(outputs) == {
         constants.OUTPUT_WEBSOCKET_URL,
         constants.OUTPUT_REGION,
         constants.OUTPUT_USER_POOL_ID,
         constants.OUTPUT_USER_POOL_CLIENT_ID,
+        constants.OUTPUT_WEB_CLIENT_URL,
     }
     url = outputs[constants.OUTPUT_WEBSOCKET_URL]["Value"]["Fn::Join"][1]
     assert url[0] == "wss://"

@@ -51,14 +51,15 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         **POSTS_FRAMES,
         "FanoutFailures": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
     },
-    "Sync": {**PRUNE, "Messages": {"dynamodb:Query"}, **POSTS_FRAMES},
+    "Sync": {**PRUNE, "Messages": {"dynamodb:Query", "dynamodb:UpdateItem"}, **POSTS_FRAMES},
     "Who": {
         **PRUNE,
         "Presence": {"dynamodb:Scan", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "Messages": {"dynamodb:UpdateItem"},
         **POSTS_FRAMES,
     },
-    "Ping": {**PRUNE, **POSTS_FRAMES},
-    "Default": {**PRUNE, **POSTS_FRAMES},
+    "Ping": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "Default": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
     "PresenceCheck": {
         **PRUNE,
         "Presence": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -151,3 +152,27 @@ def test_only_managed_policy_is_basic_execution(
     managed = resources[role_id]["Properties"]["ManagedPolicyArns"]
     assert len(managed) == 1
     assert managed[0]["Fn::Join"][1][-1].endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+
+
+# Functions whose only write to the Messages table is spending a budget (rate#<user> items).
+BUDGET_ONLY = ("Sync", "Who", "Ping", "Default")
+
+
+@pytest.mark.parametrize("name", BUDGET_ONLY)
+def test_budget_updates_reach_only_the_rate_limit_items(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str
+) -> None:
+    """Sync, who, ping and $default may update only partition keys rate#*: never a stored message."""
+    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    names = _friendly_names(chat_stack)
+    updates = [
+        statement
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "Messages" in {_render(r, names) for r in _as_list(statement["Resource"])}
+        and "dynamodb:UpdateItem" in _as_list(statement["Action"])
+    ]
+    assert [u["Condition"] for u in updates] == [
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["rate#*"]}}
+    ]

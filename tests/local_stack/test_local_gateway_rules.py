@@ -38,7 +38,7 @@ STUBS = "local_stack_stubs"
 
 class StubGateway:
     def __init__(self, web_root: Path) -> None:
-        self.recorded: list[tuple[str, dict[str, Any]]] = []
+        self.event_log = events.EventLog(keep_events=True)
         self.runtime = LambdaRuntime(region="us-east-1", account_id="123456789012", stack_name="Test")
         routes = {route.key: Function(route.function_id, f"{STUBS}.fine") for route in constants.ROUTES}
         routes["$connect"] = Function("Connect", f"{STUBS}.connect")
@@ -51,7 +51,7 @@ class StubGateway:
             site=StaticSite(web_root, lambda: {"websocketUrl": "ws://example"}),
             console=Console(enabled=False),
             limits=Limits(idle_timeout_s=0.5),
-            record_event=lambda kind, event: self.recorded.append((kind, event)),
+            event_log=self.event_log,
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -62,6 +62,10 @@ class StubGateway:
 
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    @property
+    def recorded(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(entry["kind"], entry["event"]) for entry in self.event_log.recorded()]
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.recorded]

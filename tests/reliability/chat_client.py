@@ -100,7 +100,7 @@ class ChatClient:
             except (TimeoutError, ConnectionClosed):
                 return drained
 
-    def sync_all(self, since: str | None, limit: int = 500, patience: float = 10.0) -> list[Frame]:
+    def sync_all(self, since: str | None, limit: int = 100, patience: float = 10.0) -> list[Frame]:
         """``sync`` until ``more`` is false; the message frames received meanwhile, in order.
 
         A ``synced`` that does not come within ``patience`` (its post failed) is asked for again

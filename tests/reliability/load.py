@@ -140,7 +140,8 @@ class Session:
             assert self.socket is not None
             before = len(self.received)
             since = {"since": self.cursor} if self.cursor else {}
-            await self.socket.send(json.dumps({"action": "sync", "limit": 500} | since))
+            # The default page: a sync of 500 costs 21 of the 30 units a user may spend at once.
+            await self.socket.send(json.dumps({"action": "sync", "limit": 100} | since))
             synced = await asyncio.wait_for(self.synced.get(), SYNC_TIMEOUT_S)
             replayed += len(self.received) - before
             self.history.append(

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from chat import protocol, wiring
+from chat import config, protocol, wiring
 from chat.errors import RejectedFrame
 from chat.observability import logger
 from hypothesis import HealthCheck, event, given, settings
@@ -117,7 +117,8 @@ def log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
 @pytest.fixture
 def chat(world: ChatWorld, monkeypatch: pytest.MonkeyPatch) -> ChatWorld:
     """Alice connected, Bob signed up; no rate limit in the way of many examples."""
-    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "100000")
+    for name, value in config.budgets_off().items():
+        monkeypatch.setenv(name, value)
     wiring.reset()
     world.add_user("bob")
     world.connect("alice", ALICE)

@@ -150,8 +150,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def me(stack: RunningStack) -> User:
+    """A fresh user per case: a hundred cases from one user would spend its per-user budgets."""
     return stack.create_user("hostile")
 
 

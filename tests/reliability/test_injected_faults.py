@@ -117,7 +117,7 @@ def test_brief_dynamodb_throttling_is_retried_by_the_client(
     assert stored_texts(world) == ["despite throttling"]
 
 
-@pytest.mark.parametrize("operation", ["TransactWriteItems", "UpdateItem"])
+@pytest.mark.parametrize("operation", ["TransactWriteItems"])
 def test_long_dynamodb_throttling_fails_the_send_and_the_resend_succeeds_once(
     world: ChatWorld, operation: str
 ) -> None:
@@ -133,6 +133,21 @@ def test_long_dynamodb_throttling_fails_the_send_and_the_resend_succeeds_once(
     assert [f["duplicate"] for f in world.frames(alice, "ack")] == [False, True]
     assert received_texts(world, bob) == ["try again"]
     assert stored_texts(world) == ["try again"]
+
+
+def test_a_budget_check_throttled_past_its_retries_admits_the_send(world: ChatWorld) -> None:
+    """Every UpdateItem throttled (the budget bucket among them): the send is not refused for it; it is
+    stored, acked and delivered once (refusing everyone because a counter failed is the outage)."""
+    alice, bob = world.connect("alice"), world.connect("bob")
+    throttle = DynamoDbThrottle(
+        world.service.store.client, "UpdateItem", "ProvisionedThroughputExceededException", times=1_000
+    )
+    world.say(alice, "alice", "through a throttled counter", clientMsgId="t-3")
+    throttle.remaining = 0
+    assert [f["duplicate"] for f in world.frames(alice, "ack")] == [False]
+    assert "rate_limited" not in errors(world, alice)
+    assert received_texts(world, bob) == ["through a throttled counter"]
+    assert stored_texts(world) == ["through a throttled counter"]
 
 
 # -- a management API that hangs

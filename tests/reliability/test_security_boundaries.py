@@ -78,11 +78,11 @@ def test_no_token_or_password_in_any_log_line(chatty_stack: RunningStack) -> Non
 def test_flood_is_rate_limited_and_others_are_unaffected(
     stack: RunningStack, open_client: OpenClient
 ) -> None:
-    """Past the per-user limit a minute, sends get rate_limited (clientMsgId echoed); others still send."""
+    """Past the per-user send budget, sends get rate_limited (clientMsgId echoed); others still send."""
     flooder, bystander = stack.create_user("flooder"), stack.create_user("bystander")
     flood, calm = open_client(flooder), open_client(bystander)
     refused = None
-    for _ in range(2 * 120 + 1):  # two minute-windows' worth: one of them overflows
+    for _ in range(2 * 120 + 1):  # two minutes' budget: a sender waiting for each ack overflows it
         client_msg_id = new_client_msg_id()
         flood.send(
             {"action": "sendmessage", "text": "spam", "to": bystander.username, "clientMsgId": client_msg_id}
@@ -100,3 +100,38 @@ def test_flood_is_rate_limited_and_others_are_unaffected(
         f.get("clientMsgId") for f in calm.drain(quiet_for=0.3) if f["type"] == "message"
     }
     assert calm.say("still fine")["duplicate"] is False
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "ping"},
+        {"action": "who"},
+        {"action": "sync", "limit": 500},
+        {"action": "sendmessage", "text": "spam"},
+        "ping",
+        {"action": "shout"},
+    ],
+    ids=["ping", "who", "sync-500", "sendmessage", "bare-ping", "unknown-action"],
+)
+def test_a_connection_that_keeps_flooding_is_closed(
+    stack: RunningStack, open_client: OpenClient, frame: dict[str, object] | str
+) -> None:
+    """Frames sent without waiting: past the budget each is told rate_limited, then the server closes
+    the socket (DELETE @connections, $disconnect runs); the user's other connection and others go on."""
+    flooder, bystander = stack.create_user("flooder"), stack.create_user("bystander")
+    flood, other_tab, calm = open_client(flooder), open_client(flooder), open_client(bystander)
+    for _ in range(120):
+        flood.send(frame)
+    assert flood.closed_code(timeout=30) == 1000
+    refusals = [f for f in flood.frames if f.get("type") == "error" and f["code"] == "rate_limited"]
+    assert 20 <= len(refusals) < 120  # told (FLOOD_CLOSE_AFTER, 20) times, then closed
+    if isinstance(frame, dict) and frame["action"] == "sendmessage":  # that budget is spent for a while
+        other_tab.send({"action": "ping"})
+        assert other_tab.next_answer() == {"type": "pong"}
+    else:
+        other_tab.send({"action": "sendmessage", "text": "from the other tab", "to": bystander.username})
+        assert calm.wait_type("message", text="from the other tab")["from"] == flooder.username
+    assert calm.say("still fine")["duplicate"] is False
+    calm.send({"action": "who"})
+    assert flooder.username in calm.wait_type("who")["users"]  # online by the other tab only

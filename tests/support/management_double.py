@@ -4,7 +4,8 @@ moto's management API accepts every connection id and never answers 410, so the 
 handlers' own boto3 client against this server instead: it records what each connection was sent,
 answers 410 GoneException for ids marked gone, and 429 LimitExceededException a chosen number of
 times, in the wire shape botocore turns into its modeled exceptions. GET answers 410 for the
-same gone ids (and 200 otherwise), as API Gateway's GET @connections/{id} does.
+same gone ids (and 200 otherwise), as API Gateway's GET @connections/{id} does. A DELETE closes
+(marks gone).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ManagementApiDouble:
         self.throttle_remaining: dict[str, int] = {}
         self.attempts: dict[str, int] = defaultdict(int)
         self.log: list[tuple[str, str]] = []  # (connection id, frame type) in the order received
+        self.deletes: list[str] = []  # DELETE @connections/{id}, in order (the id is then gone)
         self.lookups: list[str] = []  # connection ids asked about with GET, in order
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -52,6 +54,7 @@ class ManagementApiDouble:
             self.throttle_remaining.clear()
             self.attempts.clear()
             self.log.clear()
+            self.deletes.clear()
             self.lookups.clear()
 
     def received(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
@@ -101,6 +104,7 @@ class ManagementApiDouble:
                 connection_id = unquote(self.path.rsplit("/", 1)[-1])
                 with double.lock:
                     double.gone.add(connection_id)
+                    double.deletes.append(connection_id)
                 self._reply(204, None)
 
             def _reply(self, status: int, error: str | None) -> None:

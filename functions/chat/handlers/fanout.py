@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import wiring
 from chat.dispatch import FanoutJob
+from chat.notifier import begin_invocation
 from chat.observability import logger, metrics, tracer
 
 
@@ -16,6 +17,7 @@ from chat.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    begin_invocation()  # no kept-alive connection from before a freeze is trusted
     job = FanoutJob.from_event(event)
     logger.append_keys(connections=len(job.connections))
     wiring.service_for(job.endpoint).deliver(job.connections, job.frame)

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import wiring
 from chat.grace import PresenceCheck
+from chat.notifier import begin_invocation
 from chat.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -31,6 +32,7 @@ def check_one(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    begin_invocation()  # no kept-alive connection from before a freeze is trusted
     answer = process_partial_response(
         event=event, record_handler=check_one, processor=processor, context=context
     )

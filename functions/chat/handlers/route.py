@@ -2,7 +2,8 @@
 
 A route handler is one line of intent; this decorator gives it Powertools' logger context, tracing
 and metrics, the caller's identity from the authorizer's context (never from the body or the query
-string), and one place where errors become ``error`` frames. No input escapes as an exception.
+string), the caller's budget for the route checked before any other work (``chat.limits``), and
+one place where errors become ``error`` frames. No input escapes as an exception.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import wiring
 from chat.errors import ChatError, DependencyError, RejectedFrame
+from chat.notifier import begin_invocation
 from chat.observability import logger, metrics, tracer
 from chat.protocol import client_msg_id_of
 from chat.service import Caller, ChatService
@@ -54,6 +56,7 @@ def observed(answer: Callable[[APIGatewayWebSocketEvent], dict[str, Any]]) -> La
     @metrics.log_metrics
     @functools.wraps(answer)
     def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        begin_invocation()  # no kept-alive connection from before a freeze is trusted
         event = APIGatewayWebSocketEvent(raw_event)
         context_of_request = event.request_context
         logger.append_keys(connection_id=context_of_request.connection_id, route=context_of_request.route_key)
@@ -72,7 +75,9 @@ def websocket_route(use_case: UseCase) -> LambdaHandler:
             logger.exception("cannot serve this route")
             return {"statusCode": 500}
         try:
-            use_case(service, caller, event)
+            # The route API Gateway chose, not the frame's action: $default is budgeted too.
+            if service.admit(caller, event.request_context.route_key, event.body):
+                use_case(service, caller, event)
         except RejectedFrame as error:
             logger.info("frame refused", code=error.code)
             service.report_error(caller, error)
