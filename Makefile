@@ -15,7 +15,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 .PHONY: help install install-dev lock lock-check browser run chat test lint typecheck unit bench mutate soak verify synth deploy destroy clean
 
 help:
-	@echo "make run      start the local stack (PORT=$(PORT)) and print where to open the web client"
+	@echo "make run      start the local stack (PORT=$(PORT); FRESH=1 starts empty) and print where to open the web client"
 	@echo "make test     lint, type-check and run every test"
 	@echo "make chat     command-line client against the local stack (USER=alice)"
 	@echo "make bench    run the benchmarks and write docs/benchmarks/"
@@ -61,8 +61,9 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# FRESH=1 starts with an empty data directory (.local-stack/): no accounts, no messages.
 run: install
-	$(PY) -m local_stack --port $(PORT)
+	$(PY) -m local_stack --port $(PORT) $(if $(FRESH),--fresh)
 
 chat: install
 	$(BIN)/chat --user $(USER)

@@ -7,12 +7,16 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 from pathlib import Path
 
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 
+from local_stack import REPO_ROOT
 from local_stack.breaks import BREAKS
 from local_stack.stack import LocalStack, StackOptions
+
+DEFAULT_DATA_DIR = REPO_ROOT / ".local-stack"
 
 
 def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | None]:
@@ -81,6 +85,17 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         help="keep every event built and serve them at /_local/events on the management port",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        metavar="PATH",
+        help="keep accounts, the user pool and every table here across restarts (default: "
+        ".local-stack/ in the project)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="start empty: delete what the data directory holds first"
+    )
+    parser.add_argument(
         "--functions-dir",
         type=Path,
         default=defaults.functions_dir,
@@ -122,6 +137,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[StackOptions, Path | N
         reload=not args.no_reload,
         breaks=tuple(args.breaks),
         quiet=args.quiet,
+        data_dir=args.data_dir,
+        fresh=args.fresh,
         presence_grace_s=args.presence_grace,
     )
     return options, args.ready_file
@@ -144,7 +161,12 @@ async def serve(options: StackOptions, ready_file: Path | None) -> None:
     # Ctrl-C and SIGTERM both stop cleanly: sockets closed with 1001, $disconnect run, moto stopped.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    urls = await stack.start()
+    try:
+        urls = await stack.start()
+    except Exception:
+        await stack.stop()
+        raise
+    stack.console.note(f"State is kept in {options.data_dir} (--fresh starts empty).")
     try:
         if ready_file is not None:
             ready = {"urls": vars(urls), "config": stack.config(), "resources": stack.describe_resources()}
@@ -160,7 +182,10 @@ async def serve(options: StackOptions, ready_file: Path | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     options, ready_file = parse_options(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(options, ready_file))
+        try:
+            asyncio.run(serve(options, ready_file))
+        except RuntimeError as exc:  # moto's process could not start: the data directory says why
+            sys.exit(f"local stack: {exc}")
 
 
 if __name__ == "__main__":

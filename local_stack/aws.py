@@ -24,6 +24,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 # Credentials moto accepts and AWS would not: nothing local can reach a real account by mistake.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+APP_CLIENT_NAME = "AppClient"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,51 @@ def client(service: str, endpoint: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **DUMMY_CREDENTIALS)
 
 
+def find_resources(endpoint: str) -> Resources | None:
+    """The tables and user pool a previous run created (restored from the data directory), if any.
+
+    They are found by name (``<stack>-<suffix>`` for the pool, ``<stack>-<table>-<suffix>`` for
+    the tables), so ids stay those of the first run: pages and CLIs open across a restart keep
+    signing in with the same app client.
+    """
+    dynamodb = client("dynamodb", endpoint)
+    cognito = client("cognito-idp", endpoint)
+    tables = set(dynamodb.list_tables(Limit=100)["TableNames"])
+    prefix = f"{constants.STACK_NAME}-"
+    for pool in cognito.list_user_pools(MaxResults=60)["UserPools"]:
+        suffix = pool["Name"].removeprefix(prefix)
+        names = {spec.logical_id: f"{prefix}{spec.logical_id}-{suffix}" for spec in schema.TABLES}
+        if not pool["Name"].startswith(prefix) or not set(names.values()) <= tables:
+            continue
+        clients = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
+        ours = [c for c in clients if c["ClientName"] == APP_CLIENT_NAME]
+        if ours:
+            # The presence-check queue is not kept (its checks concern connections that are gone).
+            queues = create_queues(client("sqs", endpoint), name=_queue_name(suffix))
+            return Resources(endpoint, names, pool["Id"], ours[0]["ClientId"], queues)
+    return None
+
+
+def name_suffix(resources: Resources) -> str:
+    """The suffix the resources were named with (the API id of the run that created them)."""
+    return resources.table_names[schema.CONNECTIONS.logical_id].rsplit("-", 1)[1]
+
+
+def forget_connections(resources: Resources) -> int:
+    """Delete every Connections item and Presence item: their sockets died with the last run."""
+    dynamodb = client("dynamodb", resources.endpoint)
+    deleted = 0
+    for spec in (schema.CONNECTIONS, schema.PRESENCE):
+        table = resources.table_names[spec.logical_id]
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=table, ProjectionExpression="#k", ExpressionAttributeNames={"#k": spec.partition_key}
+        ):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=table, Key=item)
+                deleted += 1
+    return deleted
+
+
 def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
     """The tables (TTL on) and the user pool with its app client."""
     dynamodb = client("dynamodb", endpoint)
@@ -73,10 +119,12 @@ def create_resources(endpoint: str, *, name_suffix: str) -> Resources:
     client_id = cognito.create_user_pool_client(**app_client_definition(pool_id))["UserPoolClient"][
         "ClientId"
     ]
-    queues = create_queues(
-        client("sqs", endpoint), name=f"{constants.STACK_NAME}-PresenceChecks-{name_suffix}"
-    )
+    queues = create_queues(client("sqs", endpoint), name=_queue_name(name_suffix))
     return Resources(endpoint, names, pool_id, client_id, queues)
+
+
+def _queue_name(name_suffix: str) -> str:
+    return f"{constants.STACK_NAME}-PresenceChecks-{name_suffix}"
 
 
 def user_pool_definition(name: str) -> dict[str, Any]:
@@ -101,7 +149,7 @@ def app_client_definition(pool_id: str) -> dict[str, Any]:
     """CreateUserPoolClient's arguments: no secret (browsers and CLIs cannot keep one)."""
     return {
         "UserPoolId": pool_id,
-        "ClientName": "AppClient",
+        "ClientName": APP_CLIENT_NAME,
         "GenerateSecret": False,
         "ExplicitAuthFlows": list(identity.AUTH_FLOWS),
         "AccessTokenValidity": identity.ACCESS_TOKEN_MINUTES,

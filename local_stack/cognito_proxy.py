@@ -4,6 +4,14 @@ Clients POST ``X-Amz-Target: AWSCognitoIdentityProviderService.<Operation>`` req
 ``cognitoEndpoint`` of ``/config.json``); most go to moto unchanged. What is added, so the local
 pool behaves like the deployed one:
 
+- Only the operations a client may call are served (``CLIENT_OPERATIONS``: those Cognito takes
+  without AWS credentials, signed by nothing or by the user's own token). Everything else
+  (``ListUsers``, ``AdminSetUserPassword``, every ``Admin*``...) needs IAM credentials on AWS and
+  is refused here with a 400 in Cognito's shape: any web page open in the developer's browser
+  may call this endpoint (CORS is open). Admin work goes to moto's own endpoint.
+- The app client's ``PreventUserExistenceErrors``: signing in as an unknown user answers the
+  same ``NotAuthorizedException`` as a wrong password; password recovery and confirmation codes
+  for an unknown user answer as if a code was sent, or that the code does not match.
 - CORS, so the web page (another origin: the WebSocket port) may call it, preflight included;
 - ``SignUp`` first runs the pre-sign-up trigger (the real handler, with a ``PreSignUp_SignUp``
   event); if it raises, the sign-up is refused with Cognito's ``UserLambdaValidationException``.
@@ -36,6 +44,35 @@ CORS_HEADERS = {
     "Access-Control-Expose-Headers": "x-amzn-ErrorType, x-amzn-RequestId, x-amzn-ErrorMessage",
     "Access-Control-Max-Age": "600",
 }
+# The operations Cognito serves without AWS credentials (botocore's model marks them noAuth; a
+# test checks), as far as this pool uses them: self-service sign-up, sign-in, tokens, the
+# signed-in user's own account.
+CLIENT_OPERATIONS = frozenset(
+    {
+        "SignUp",
+        "ConfirmSignUp",
+        "ResendConfirmationCode",
+        "InitiateAuth",
+        "RespondToAuthChallenge",
+        "GetTokensFromRefreshToken",
+        "RevokeToken",
+        "GlobalSignOut",
+        "GetUser",
+        "UpdateUserAttributes",
+        "ChangePassword",
+        "ForgotPassword",
+        "ConfirmForgotPassword",
+        "DeleteUser",
+    }
+)
+SIGN_IN_OPERATIONS = frozenset({"InitiateAuth", "RespondToAuthChallenge"})
+CODE_SENDING_OPERATIONS = frozenset({"ForgotPassword", "ResendConfirmationCode"})
+CODE_CHECKING_OPERATIONS = frozenset({"ConfirmForgotPassword", "ConfirmSignUp"})
+INCORRECT_SIGN_IN = "Incorrect username or password."
+# What Cognito answers, for an unknown user, where a code would have gone.
+SIMULATED_DELIVERY = {
+    "CodeDeliveryDetails": {"Destination": "u***@e***", "DeliveryMedium": "EMAIL", "AttributeName": "email"}
+}
 # Headers of moto's answer worth passing on (the rest describe moto's own HTTP server).
 FORWARDED_RESPONSE_HEADERS = ("Content-Type", "x-amzn-ErrorType", "x-amzn-RequestId", "x-amzn-ErrorMessage")
 
@@ -59,12 +96,14 @@ class CognitoProxy:
         moto_endpoint: str,
         user_pool_id: str,
         runtime: LambdaRuntime,
+        user_pool_client_id: str = "",
         presignup: Function,
         admin: Callable[[], Any],
         region: str,
     ) -> None:
         self._moto = moto_endpoint.rstrip("/") + "/"
         self._pool_id = user_pool_id
+        self._client_id = user_pool_client_id
         self._runtime = runtime
         self._presignup = presignup
         self._admin = admin  # a boto3 cognito-idp client on moto, for AdminConfirmSignUp
@@ -91,9 +130,19 @@ class CognitoProxy:
         if not isinstance(body, dict):
             return cognito_error(400, "SerializationException", "The request body is not a JSON object")
         operation = target.removeprefix(TARGET_PREFIX)
+        if operation not in CLIENT_OPERATIONS:
+            return cognito_error(
+                400,
+                "MissingAuthenticationTokenException",
+                f"{operation} needs AWS credentials; this endpoint serves only what a client may call",
+            )
         if operation == "SignUp":
             return await self._sign_up(target, body)
         status, payload, headers = await self._forward(target, lower_case_usernames(body))
+        if status == 400 and self._says_no_such_user(operation, body, _error_code(payload, headers)):
+            return _without_user_existence(operation, status, payload, headers)
+        if operation in SIGN_IN_OPERATIONS and _error_code(payload, headers) == "NotAuthorizedException":
+            return cognito_error(400, "NotAuthorizedException", INCORRECT_SIGN_IN)
         return _answer(status, payload, headers)
 
     async def _sign_up(self, target: str, body: dict[str, Any]) -> web.Response:
@@ -117,6 +166,16 @@ class CognitoProxy:
             payload = json.dumps(answer).encode()
         return _answer(status, payload, headers)
 
+    def _says_no_such_user(self, operation: str, body: dict[str, Any], code: str) -> bool:
+        if code == "UserNotFoundException":
+            return True
+        # moto's ConfirmForgotPassword says ResourceNotFound for an unknown user of a known client.
+        return (
+            code == "ResourceNotFoundException"
+            and operation in CODE_CHECKING_OPERATIONS
+            and body.get("ClientId") == self._client_id
+        )
+
     def _confirm(self, username: str, verify_email: bool) -> None:
         admin = self._admin()
         admin.admin_confirm_sign_up(UserPoolId=self._pool_id, Username=username)
@@ -139,6 +198,34 @@ class CognitoProxy:
     async def _close(self, app: web.Application) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _without_user_existence(
+    operation: str, status: int, payload: bytes, headers: dict[str, str]
+) -> web.Response:
+    """The answer for an unknown user that does not say the user is unknown (the app client's
+    ``PreventUserExistenceErrors: ENABLED``)."""
+    if operation in SIGN_IN_OPERATIONS:
+        return cognito_error(400, "NotAuthorizedException", INCORRECT_SIGN_IN)
+    if operation in CODE_SENDING_OPERATIONS:
+        return web.json_response(SIMULATED_DELIVERY, content_type=JSON_CONTENT_TYPE, headers=CORS_HEADERS)
+    if operation in CODE_CHECKING_OPERATIONS:
+        return cognito_error(
+            400, "CodeMismatchException", "Invalid verification code provided, please try again."
+        )
+    return _answer(status, payload, headers)  # token-authorized calls: the token names the user
+
+
+def _error_code(payload: bytes, headers: dict[str, str]) -> str:
+    """The error's code, from ``x-amzn-ErrorType`` or ``__type`` (either may carry a namespace)."""
+    code = headers.get("x-amzn-ErrorType", "")
+    if not code:
+        try:
+            answer = json.loads(payload or b"{}")
+        except ValueError:
+            return ""
+        code = str(answer.get("__type", "")) if isinstance(answer, dict) else ""
+    return code.split("#")[-1].split(":")[0]
 
 
 def presignup_event(body: dict[str, Any], user_pool_id: str, region: str) -> dict[str, Any]:

@@ -27,11 +27,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from local_stack.instances import WarmFirstExecutor
 
 # The sizes infra/functions.py gives the functions (that module needs aws_cdk to import).
 DEFAULT_MEMORY_MB = 256
@@ -142,7 +143,7 @@ class LambdaRuntime:
         self._region = region
         self._account_id = account_id
         self._stack_name = stack_name
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lambda")
+        self._pool = WarmFirstExecutor(max_workers=max_workers, thread_name_prefix="lambda")
         self._handlers: dict[str, Handler] = {}
         # Every handler path asked for, in order: a reload imports them all (a broken one too).
         self._wanted: list[str] = []

@@ -11,6 +11,7 @@ as a warm Lambda does: so one process runs one local stack.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,13 @@ from local_stack.lambdas import (
     LambdaRuntime,
 )
 from local_stack.management import Faults, ManagementApi
+from local_stack.moto_process import MotoProcess
 from local_stack.queues import EventSourceMapping
 from local_stack.reload import CodeWatcher
 from local_stack.site import StaticSite
 
 HOST = "127.0.0.1"
+MANAGEMENT_BACKLOG = 2048
 WEB_ROOT = REPO_ROOT / "clients" / "web"
 FUNCTIONS_ROOT = REPO_ROOT / constants.FUNCTIONS_DIR
 COGNITO_PATH = "/cognito"
@@ -67,6 +70,10 @@ class StackOptions:
     functions_dir: Path = FUNCTIONS_ROOT
     reload: bool = True
     quiet: bool = False
+    # Where DynamoDB and Cognito persist across restarts (None: in memory only, gone at stop).
+    data_dir: Path | None = None
+    # Start empty: whatever ``data_dir`` holds is deleted first.
+    fresh: bool = False
     presence_grace_s: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS
 
 
@@ -92,7 +99,7 @@ class LocalStack:
         self.event_log = events.EventLog(keep_events=self.options.record_events)
         self.urls: Urls | None = None
         self.resources: aws.Resources | None = None
-        self._moto: Any = None
+        self._moto: MotoProcess | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: WebSocketGateway | None = None
         self._management: ManagementApi | None = None
@@ -109,10 +116,10 @@ class LocalStack:
             await self.stop()
 
     async def start(self) -> Urls:
-        self._moto, moto_endpoint = aws.start_moto(HOST)
-        self.resources = await asyncio.to_thread(
-            aws.create_resources, moto_endpoint, name_suffix=self.api.api_id
+        self._moto = await asyncio.to_thread(
+            MotoProcess, HOST, data_dir=self.options.data_dir, fresh=self.options.fresh
         )
+        self.resources = await asyncio.to_thread(self._open_resources, self._moto.url)
         self._runtime = LambdaRuntime(
             region=aws.REGION,
             account_id=aws.ACCOUNT_ID,
@@ -178,7 +185,11 @@ class LocalStack:
     def describe_resources(self) -> dict[str, Any]:
         """Where moto serves and what was created in it (for tests that look inside)."""
         assert self.resources is not None
-        return {"awsEndpoint": self.resources.endpoint, "tableNames": self.resources.table_names}
+        return {
+            "awsEndpoint": self.resources.endpoint,
+            "tableNames": self.resources.table_names,
+            "motoPid": self._moto.pid if self._moto is not None else None,
+        }
 
     @property
     def gateway(self) -> WebSocketGateway:
@@ -191,6 +202,20 @@ class LocalStack:
         return self._management
 
     # -- the pieces
+
+    def _open_resources(self, moto_endpoint: str) -> aws.Resources:
+        """The tables and user pool: those of the data directory, or new ones."""
+        restored = self._moto is not None and self._moto.started.restored
+        found = aws.find_resources(moto_endpoint) if restored else None
+        if found is None:
+            return aws.create_resources(moto_endpoint, name_suffix=self.api.api_id)
+        # The same API id as before, so ARNs and names in events stay those of the first run.
+        self.api = dataclasses.replace(self.api, api_id=aws.name_suffix(found))
+        gone = aws.forget_connections(found)
+        self.console.note(
+            f"state restored from {self.options.data_dir} ({gone} records of old connections removed)"
+        )
+        return found
 
     def _functions(self) -> dict[str, Function]:
         assert self._runtime is not None
@@ -258,7 +283,9 @@ class LocalStack:
             app.router.add_get(EVENTS_PATH, self._recorded_events)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, self._management_port()).start()
+        # Each fan-out opens up to FANOUT_WORKERS (200) connections at once: aiohttp's default
+        # backlog of 128 refused the rest, and the posts failed as network errors.
+        await web.TCPSite(self._runner, HOST, self._management_port(), backlog=MANAGEMENT_BACKLOG).start()
         return int(self._runner.addresses[0][1])
 
     def _cognito_proxy(self) -> CognitoProxy:
@@ -267,6 +294,7 @@ class LocalStack:
         return CognitoProxy(
             moto_endpoint=moto_endpoint,
             user_pool_id=self.resources.user_pool_id,
+            user_pool_client_id=self.resources.user_pool_client_id,
             runtime=self._runtime,
             presignup=self._runtime.function(
                 "PreSignUp", constants.PRESIGNUP_HANDLER, timeout_s=TRIGGER_TIMEOUT_S

@@ -13,11 +13,15 @@
 ``stack.recorded_events()`` returns every event built), ``log_level`` (the handlers'), ``breaks``
 (names of deliberate faults, ``local_stack/breaks.py``), ``presence_grace`` (seconds before a user
 whose last connection closed is announced offline), ``functions_dir`` (run the handlers from a
-copy of ``functions/``, to edit it while it runs), ``reload=False`` (no hot reload).
+copy of ``functions/``, to edit it while it runs), ``reload=False`` (no hot reload), ``data_dir``
+(default: a new empty folder, removed afterwards, so tests never share state; pass one to start a
+stack on the state of another) and ``fresh``, ``port`` and ``management_port`` (default: free ones).
 
 ``stack.stop()`` and ``stack.start()`` (or ``stack.restart()``) stop the stack as Ctrl-C does and
-start it again on the same ports, for clients that must ride a restart; ``config`` and the other
-fields then describe the new process. ``stack.kill()`` stops it as a crash would.
+start it again on the same ports and the same data directory, for clients that must ride a
+restart; ``config`` and the other fields then describe the new process. ``stack.kill()`` stops it
+as a crash would (``kill -9`` of its process and of moto's); ``stack.resident_memory_kib()`` is what
+the two hold in memory.
 
 The stack runs in a child process (``python -m local_stack``; its output is in ``stack.log()``):
 the handlers cache their settings and clients per process, as a warm Lambda does, and moto keeps
@@ -28,13 +32,15 @@ process's environment.
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
 ``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
-``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``.
+``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``, ``moto_pid``, ``data_dir``,
+``resident_memory_kib``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -82,6 +88,9 @@ class RunningStack:
     table_names: dict[str, str] = field(default_factory=dict)
     region: str = aws.REGION
     log_path: Path | None = None
+    # moto's own process, and the folder the stack's state persists in.
+    moto_pid: int = 0
+    data_dir: Path | None = None
     _events_url: str = field(default="", repr=False)
     _process: _StackProcess | None = field(default=None, repr=False)
 
@@ -96,20 +105,29 @@ class RunningStack:
         return self._process.pid
 
     def kill(self) -> None:
-        """``kill -9`` the stack, as a crash would: no ``$disconnect``; ``start()`` brings it back."""
+        """``kill -9`` the stack and moto's process, as a crash would: no ``$disconnect``, no last
+        save; ``start()`` brings it back."""
         assert self._process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.moto_pid, signal.SIGKILL)
         self._process.kill()
+
+    def resident_memory_kib(self) -> int:
+        """What the stack's process and moto's hold in memory (``VmRSS``), in KiB."""
+        return _resident_kib(self.pid) + _resident_kib(self.moto_pid)
 
     def stop(self) -> None:
         """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
         assert self._process is not None
         self._process.stop()
 
-    def start(self) -> None:
-        """Start the stopped stack again, on the same ports; the fields follow the new process."""
+    def start(self, *, fresh: bool = False) -> None:
+        """Start the stopped stack again, on the same ports and data directory (emptied first with
+        ``fresh``, as ``--fresh`` does); the fields follow the new process."""
         assert self._process is not None
-        ready = self._process.start()
+        ready = self._process.start(["--fresh"] if fresh else [])
         self.config = ready["config"]
+        self.moto_pid = ready["resources"]["motoPid"]
         self.aws_endpoint = ready["resources"]["awsEndpoint"]
         self.table_names = ready["resources"]["tableNames"]
 
@@ -196,10 +214,13 @@ def running_stack(**options: Any) -> Iterator[RunningStack]:
 @contextlib.contextmanager
 def _in_child_process(options: dict[str, Any]) -> Iterator[RunningStack]:
     with tempfile.TemporaryDirectory(prefix="local-stack-") as folder:
-        process = _StackProcess(Path(folder), _flags(options))
+        data_dir = Path(options.get("data_dir") or Path(folder) / "data")
+        ports = ["--port", str(options.get("port", 0)), "--data-dir", str(data_dir)]
+        process = _StackProcess(Path(folder), [*ports, *_flags(options)])
         try:
             ready = process.start()
             stack = _running_stack(ready, process.log_path, options)
+            stack.data_dir = data_dir
             stack._process = process
             yield stack
         finally:
@@ -213,25 +234,28 @@ class _StackProcess:
         self.ready_file = folder / "ready.json"
         self.log_path = folder / "stack.log"
         self._flags = flags
-        self._ports = ["--port", "0"]
+        self._ports: list[str] = []  # after the first start: the ports it got, kept for restarts
         self._child: subprocess.Popen[bytes] | None = None
 
     @property
     def running(self) -> bool:
         return self._child is not None and self._child.poll() is None
 
-    def start(self) -> dict[str, Any]:
+    def start(self, extra_flags: list[str] | None = None) -> dict[str, Any]:
         assert not self.running, "the stack is running"
         self.ready_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "local_stack", *self._ports, "--ready-file", str(self.ready_file)]
+        command = [sys.executable, "-m", "local_stack", *self._flags, *self._ports, *(extra_flags or [])]
+        command += ["--ready-file", str(self.ready_file)]
         with self.log_path.open("ab") as log:
             self._child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [*command, *self._flags], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
             )
         ready = _wait_until_ready(self._child, self.ready_file, self.log_path)
         web_port = urlsplit(ready["urls"]["web"]).port
         management_port = urlsplit(ready["urls"]["management"]).port
         self._ports = ["--port", str(web_port), "--management-port", str(management_port)]
+        # A restart keeps the state: only the first start may empty the data directory.
+        self._flags = [flag for flag in self._flags if flag != "--fresh"]
         return ready
 
     @property
@@ -260,8 +284,9 @@ def _flags(options: dict[str, Any]) -> list[str]:
         "log_level": "--log-level",
         "functions_dir": "--functions-dir",
         "presence_grace": "--presence-grace",
+        "management_port": "--management-port",
     }
-    unknown = set(options) - set(flags) - {"record_events", "reload", "breaks"}
+    unknown = set(options) - set(flags) - {"record_events", "reload", "breaks", "fresh", "data_dir", "port"}
     if unknown:
         raise TypeError(f"unknown local stack options: {', '.join(sorted(unknown))}")
     command = [part for name, flag in flags.items() if name in options for part in (flag, str(options[name]))]
@@ -269,6 +294,8 @@ def _flags(options: dict[str, Any]) -> list[str]:
         command.append("--record-events")
     if options.get("reload") is False:
         command.append("--no-reload")
+    if options.get("fresh"):
+        command.append("--fresh")
     for name in options.get("breaks", ()):
         command += ["--break", name]
     return command
@@ -311,5 +338,13 @@ def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[s
         aws_endpoint=ready["resources"]["awsEndpoint"],
         table_names=ready["resources"]["tableNames"],
         log_path=log_path,
+        moto_pid=ready["resources"]["motoPid"],
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
+
+
+def _resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")

@@ -17,8 +17,8 @@ from clients.cli.config import ChatConfig
 
 # Refresh this long before the access token expires, so a reconnect never presents a stale one.
 REFRESH_MARGIN_SECONDS = 5 * 60
-# Cognito's answers to USER_PASSWORD_AUTH for an unknown user: UserNotFoundException, or
-# NotAuthorizedException when the pool hides whether a user exists.
+# Cognito's answers to USER_PASSWORD_AUTH for an unknown user: UserNotFoundException, or (the
+# deployed and the local pool) NotAuthorizedException, the same as for a wrong password.
 MAYBE_UNKNOWN_USER = ("UserNotFoundException", "NotAuthorizedException")
 # A refresh or sign-in answered so, after signing in once, means the account is gone: its pool or
 # app client no longer exists (ResourceNotFoundException), or the pool does not know the user.
@@ -148,8 +148,13 @@ class CognitoAuth:
         try:
             return self._password_auth()
         except AuthError as exc:
-            if exc.code not in MAYBE_UNKNOWN_USER or not self._sign_up():
+            if exc.code not in MAYBE_UNKNOWN_USER:
                 raise
+            # The pool does not say whether the name exists: signing it up tells.
+            if not self._sign_up():
+                raise AuthError(
+                    exc.code, f"wrong password for {self.username!r}, or that name is taken by someone else"
+                ) from exc
         return self._password_auth()
 
     def refresh(self) -> str:

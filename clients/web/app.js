@@ -60,8 +60,8 @@ class CognitoError extends Error {
   }
 }
 
-// Cognito's answers for an unknown user: UserNotFoundException, or NotAuthorizedException when
-// the pool hides whether a user exists.
+// Cognito's answers for an unknown user: UserNotFoundException, or (the deployed and the local
+// pool) NotAuthorizedException, the same as for a wrong password.
 const MAYBE_UNKNOWN_USER = ["UserNotFoundException", "NotAuthorizedException"];
 // A refresh answered so means the account (or the whole user pool and app client) is gone, or
 // the session was revoked: signing in again is the only way on. Anything else is worth a retry.
@@ -145,7 +145,11 @@ async function signInOrUp(config, username, password) {
   try {
     return tokensFrom(await initiateAuth(config, "USER_PASSWORD_AUTH", parameters));
   } catch (error) {
-    if (!MAYBE_UNKNOWN_USER.includes(error.code) || !(await signUp(config, username, password))) throw error;
+    if (!MAYBE_UNKNOWN_USER.includes(error.code)) throw error;
+    // The pool does not say whether the name exists: signing it up tells.
+    if (!(await signUp(config, username, password))) {
+      throw new CognitoError(error.code, `Wrong password for ${username}, or that name is taken by someone else.`);
+    }
   }
   return tokensFrom(await initiateAuth(config, "USER_PASSWORD_AUTH", parameters));
 }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from local_stack.testing import RunningStack
 
 # A client backs off up to 30 s between attempts while the stack is down.
@@ -22,13 +20,13 @@ def started_afresh(stack: RunningStack) -> None:
     before = ids(stack)
     if stack.running:
         stack.stop()
-    stack.start()
-    if ids(stack) == before:
-        pytest.skip("this stack keeps its accounts across a restart")
+    stack.start(fresh=True)
+    assert ids(stack) != before, "a fresh start made a new user pool"
 
 
 def start_keeping_accounts(stack: RunningStack) -> bool:
     """Start the stopped stack; True when it kept its user pool and app client."""
     before = ids(stack)
     stack.start()
-    return ids(stack) == before
+    assert ids(stack) == before, "the data directory kept the user pool and app client"
+    return True

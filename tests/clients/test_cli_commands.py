@@ -101,7 +101,7 @@ def test_a_wrong_password_exits_before_connecting(stack, new_username) -> None:
         check=False,
     )
     assert result.returncode == 3
-    assert "NotAuthorized" in result.stderr
+    assert "NotAuthorized" in result.stderr and "or that name is taken" in result.stderr
 
 
 def test_history_prints_recent_messages(stack, new_username) -> None:

@@ -109,6 +109,7 @@ def test_a_wrong_password_for_a_taken_name_is_refused() -> None:
     with pytest.raises(AuthError) as refused:
         auth.access_token()
     assert refused.value.code == "NotAuthorizedException"
+    assert "wrong password for 'alice', or that name is taken" in refused.value.message
 
 
 def test_tokens_are_refreshed_before_they_expire_and_after_a_refusal() -> None:
