@@ -13,11 +13,10 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from chat import config
 from constructs import Construct
 
-from infra import constants, presence
+from infra import constants, presence, queues
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -155,14 +154,7 @@ class FanoutFailures(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=FANOUT_FAILURE_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.queue = queues.private_queue(self, "Queue", retention=FANOUT_FAILURE_RETENTION)
         self.alarm = cloudwatch.Alarm(
             self,
             "Alarm",

@@ -9,11 +9,13 @@ failing moves to the dead-letter queue after ``MAX_RECEIVES`` attempts and is ke
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from infra.queues import private_queue
 
 # A worker invocation reads one item, may ask API Gateway about one connection and tells everyone
 # (handing large audiences to fan-out workers): a minute is ample.
@@ -32,23 +34,13 @@ class PresenceQueue(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DEAD_LETTER_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.queue = sqs.Queue(
+        self.dead_letters = private_queue(self, "DeadLetters", retention=DEAD_LETTER_RETENTION)
+        self.queue = private_queue(
             self,
             "Checks",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            retention=RETENTION,
             visibility_timeout=VISIBILITY_TIMEOUT,
-            retention_period=RETENTION,
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVES, queue=self.dead_letters),
-            removal_policy=RemovalPolicy.DESTROY,
         )
 
     def trigger(self, worker: lambda_.IFunction) -> None:
