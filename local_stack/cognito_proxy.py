@@ -17,6 +17,8 @@ pool behaves like the deployed one:
   event); if it raises, the sign-up is refused with Cognito's ``UserLambdaValidationException``.
   When the trigger answers ``autoConfirmUser`` (``autoVerifyEmail``), the new user is confirmed
   (the e-mail marked verified) and the answer says ``UserConfirmed: true``. moto runs no triggers.
+- ``DeleteUser`` (a user deleting their own account with their access token), which moto does not
+  implement: the token's user is found with ``GetUser`` and deleted with the admin client.
 - Usernames are lower-cased on the way in: the pool compares them case-insensitively on AWS,
   moto's pools do not.
 """
@@ -138,6 +140,8 @@ class CognitoProxy:
             )
         if operation == "SignUp":
             return await self._sign_up(target, body)
+        if operation == "DeleteUser":
+            return await self._delete_user(body)
         status, payload, headers = await self._forward(target, lower_case_usernames(body))
         if status == 400 and self._says_no_such_user(operation, body, _error_code(payload, headers)):
             return _without_user_existence(operation, status, payload, headers)
@@ -165,6 +169,16 @@ class CognitoProxy:
             answer["UserConfirmed"] = True
             payload = json.dumps(answer).encode()
         return _answer(status, payload, headers)
+
+    async def _delete_user(self, body: dict[str, Any]) -> web.Response:
+        """The token's own user, deleted: GetUser proves the token (moto checks it) and names the user."""
+        token = {"AccessToken": body.get("AccessToken")}
+        status, payload, headers = await self._forward(TARGET_PREFIX + "GetUser", token)
+        if status != 200:
+            return _answer(status, payload, headers)
+        username = json.loads(payload)["Username"]
+        await asyncio.to_thread(self._admin().admin_delete_user, UserPoolId=self._pool_id, Username=username)
+        return _answer(200, b"{}", headers)
 
     def _says_no_such_user(self, operation: str, body: dict[str, Any], code: str) -> bool:
         if code == "UserNotFoundException":

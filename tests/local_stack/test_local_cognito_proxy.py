@@ -130,3 +130,16 @@ def test_client_operations_still_work(stack: RunningStack, henry: User) -> None:
         AuthParameters={"REFRESH_TOKEN": henry.refresh_token},
     )
     assert refreshed["AuthenticationResult"]["AccessToken"]
+
+
+def test_a_user_deletes_their_own_account_with_their_access_token(stack: RunningStack) -> None:
+    """DeleteUser with the user's access token removes that user, and only that one; a bad token nothing."""
+    leaving, staying = stack.create_user("leaving"), stack.create_user("staying")
+    status, _, answer = post(stack, "DeleteUser", {"AccessToken": "not-a-token"})
+    assert status == 400, answer
+    status, _, answer = post(stack, "DeleteUser", {"AccessToken": leaving.access_token})
+    assert status == 200, answer
+    admin = stack.aws_client("cognito-idp")
+    names = {user["Username"] for user in admin.list_users(UserPoolId=stack.config["userPoolId"])["Users"]}
+    assert leaving.username not in names
+    assert staying.username in names
