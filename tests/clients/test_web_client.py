@@ -249,6 +249,8 @@ def test_a_stale_offline_after_online_is_ignored(open_context, stack, new_userna
     def shown(user: str) -> Locator:
         return by_id(page, "online-user").filter(has_text=user)
 
+    # The answer to the page's opening `who` replaces the whole list: wait for it (it lists alice).
+    expect(shown(alice)).to_have_count(1, timeout=WAIT_MS)
     deliver(ghost, True, "2026-11-27T09:30:02.000Z")
     expect(shown(ghost)).to_have_count(1, timeout=WAIT_MS)
     deliver(ghost, False, "2026-11-27T09:30:01.000Z")  # stale: from a worker that ran late or twice
