@@ -17,7 +17,8 @@ from chat.errors import InvalidJson, InvalidMessage, TextTooLong, UnknownAction
 from chat.usernames import normalize_username
 
 ACTIONS = ("sendmessage", "sync", "who", "ping")
-FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error")
+# "messages" (version 1.1) is the replay of a `sync` with `batch: true`.
+FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error", "messages")
 ERROR_CODES = (
     "invalid_json",
     "unknown_action",
@@ -30,6 +31,8 @@ ERROR_CODES = (
 TEXT_LIMIT = 4000
 SYNC_DEFAULT_LIMIT = 100
 SYNC_MAX_LIMIT = 500
+# A `messages` frame is at most one API Gateway billing unit (32 KB) as sent: UTF-8 bytes.
+MESSAGES_FRAME_BYTES = 32 * 1024
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)
 # C0 controls other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates
@@ -48,10 +51,12 @@ class SendRequest:
 
 @dataclass(frozen=True)
 class SyncRequest:
-    """A valid ``sync``: ``since`` is None for "the latest ``limit`` messages"."""
+    """A valid ``sync``: ``since`` is None for "the latest ``limit`` messages"; ``batch`` packs
+    the replay into ``messages`` frames (version 1.1)."""
 
     since: Cursor | None
     limit: int
+    batch: bool = False
 
 
 # ---- client → server -------------------------------------------------------------------------
@@ -152,7 +157,10 @@ def parse_sync(body: dict[str, Any]) -> SyncRequest:
         since = Cursor.decode(since_raw) if isinstance(since_raw, str) else None
         if since is None:
             raise InvalidMessage("'since' is not a cursor this server issued")
-    return SyncRequest(since=since, limit=limit)
+    batch = body.get("batch", False)
+    if not isinstance(batch, bool):
+        raise InvalidMessage("'batch' must be true or false")
+    return SyncRequest(since=since, limit=limit, batch=batch)
 
 
 # ---- server → client -------------------------------------------------------------------------
@@ -175,6 +183,30 @@ def message_frame(
 ) -> dict[str, Any]:
     return {
         "type": "message",
+        **message_object(
+            message_id=message_id,
+            cursor=cursor,
+            sender=sender,
+            to=to,
+            text=text,
+            sent_at=sent_at,
+            client_msg_id=client_msg_id,
+        ),
+    }
+
+
+def message_object(
+    *,
+    message_id: str,
+    cursor: Cursor,
+    sender: str,
+    to: str | None,
+    text: str,
+    sent_at: str,
+    client_msg_id: str | None,
+) -> dict[str, Any]:
+    """A message as a ``messages`` frame lists it: a ``message`` frame's fields without ``type``."""
+    return {
         "id": message_id,
         "cursor": cursor.encode(),
         "from": sender,
@@ -183,6 +215,49 @@ def message_frame(
         "sentAt": sent_at,
         "clientMsgId": client_msg_id,
     }
+
+
+def messages_frame(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "messages", "messages": messages}
+
+
+# A messages frame is this head, the encoded message objects joined by commas, and this tail:
+# exactly what encode() makes of messages_frame(), so its size is known without encoding it again.
+_MESSAGES_HEAD = '{"type":"messages","messages":['
+_MESSAGES_TAIL = "]}"
+
+
+def pack_messages(
+    messages: list[dict[str, Any]], max_bytes: int = MESSAGES_FRAME_BYTES
+) -> list[tuple[str, int]]:
+    """``messages`` (message objects, in order) as encoded ``messages`` frames, each holding as
+    many as fit in ``max_bytes`` UTF-8 bytes and at least one; with each frame, how many it holds."""
+    frames: list[tuple[str, int]] = []
+    part: list[str] = []
+    size = 0
+    for message in messages:
+        encoded = encode(message)
+        length = len(encoded.encode())
+        if part and size + 1 + length > max_bytes:  # a comma, then the message
+            frames.append((_joined(part), len(part)))
+            part = []
+        size = size + 1 + length if part else len(_MESSAGES_HEAD) + length + len(_MESSAGES_TAIL)
+        part.append(encoded)
+    if part:
+        frames.append((_joined(part), len(part)))
+    return frames
+
+
+def _joined(encoded_messages: list[str]) -> str:
+    return _MESSAGES_HEAD + ",".join(encoded_messages) + _MESSAGES_TAIL
+
+
+def replay_frames(messages: list[dict[str, Any]], *, batch: bool) -> list[tuple[str, int]]:
+    """What a ``sync`` posts for ``messages`` (message objects, in order), encoded, each with how
+    many messages it holds: packed ``messages`` frames with ``batch``, else one ``message`` each."""
+    if batch:
+        return pack_messages(messages)
+    return [(encode({"type": "message", **message}), 1) for message in messages]
 
 
 def ack_frame(

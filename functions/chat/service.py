@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chat import limits, protocol
+from chat import cursor, limits, protocol
 from chat.closer import ConnectionCloser
 from chat.config import Settings
-from chat.cursor import Cursor, IdGenerator, id_time_ms, lowest_id_at
+from chat.cursor import Cursor, IdGenerator, id_time_ms
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, DependencyError, InvalidMessage, RateLimited, UnknownUser
@@ -27,8 +27,6 @@ from chat.observability import MetricUnit, logger, metrics
 from chat.probe import ConnectionProbe
 from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
 
-# A cursor stamped further ahead than this is not one this server issued.
-_FUTURE_TOLERANCE_MS = 60_000
 # A resent message whose first fan-out never completed is delivered again only once the first
 # invocation is surely over (a route Lambda runs 30 s at most): a crash, not a slow fan-out.
 _REDELIVER_AFTER_MS = 60_000
@@ -247,43 +245,46 @@ class ChatService:
         self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
 
     def sync(self, caller: Caller, body: dict[str, Any]) -> None:
-        """Replay, oldest first, what this user may have missed; then say where that left them."""
+        """Replay, oldest first, what this user may have missed; then say where that left them.
+
+        Version 1 gets one ``message`` frame per message; ``batch: true`` gets them packed into
+        ``messages`` frames of up to 32 KB. Either way each message carries its own cursor."""
         request = protocol.parse_sync(body)
         now = self.clock()
         now_ms = int(now * 1000)
-        settled_ms = now_ms - self.overlap_ms  # every write stamped before this has landed
+        settled = cursor.settled_ms(now_ms, self.overlap_ms)
         feeds = [PUBLIC_FEED, user_feed(caller.username)]
         since = request.since
         if since is None:
             messages = self.store.latest(feeds, limit=request.limit, now=now)
-            # The client asked for recent history only: it holds "everything" before the first one.
-            first_ms = id_time_ms(messages[0].id) if messages else settled_ms
-            held, more, complete = Cursor(after=lowest_id_at(first_ms), floor_ms=first_ms), False, True
+            held = cursor.held_before_latest(messages[0].id if messages else None, settled)
+            more, complete = False, True
         else:
-            if max(since.floor_ms, id_time_ms(since.after)) > now_ms + _FUTURE_TOLERANCE_MS:
+            if cursor.is_from_future(since, now_ms):
                 raise InvalidMessage("'since' is a cursor from the future")
             page = self.store.read_since(
                 feeds, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
             )
             messages, held, more = page.messages, since, page.more
-            complete = since.floor_ms >= now_ms - self.settings.retention_days * 86400 * 1000
-        for message in messages:
-            # Each frame's cursor is safe to resume from if the socket drops mid-replay.
-            cursor = _advance(held, message.id, settled_ms)
-            outcome = self.notifier.send(
-                caller.connection_id, protocol.encode(self._message_frame(message, cursor))
-            )
+            complete = cursor.is_complete(since, now_ms, self.settings.retention_days)
+        positions = cursor.replay_positions(held, [m.id for m in messages], settled)
+        objects = [self._message_object(m, at) for m, at in zip(messages, positions, strict=True)]
+        sent = 0
+        for frame, count in protocol.replay_frames(objects, batch=request.batch):
+            outcome = self.notifier.send(caller.connection_id, frame)
             if outcome is Delivery.GONE:
                 self._prune([Connection(caller.connection_id, caller.username)])
                 return
             if outcome is Delivery.FAILED:
                 # Stop here and say so: the client syncs again from what it did receive.
-                self._reply(caller, protocol.synced_frame(held, more=True, complete=complete))
+                resume = positions[sent - 1] if sent else held
+                self._reply(caller, protocol.synced_frame(resume, more=True, complete=complete))
                 return
-            held = cursor
+            sent += count
+        if positions:
+            held = positions[-1]
         if not more:
-            # Nothing else exists up to the settled time: the next sync need not look before it.
-            held = _advance(held, max(held.after, lowest_id_at(settled_ms)), settled_ms)
+            held = cursor.settle(held, settled)
         self._reply(caller, protocol.synced_frame(held, more=more, complete=complete))
 
     def who(self, caller: Caller) -> None:
@@ -311,6 +312,17 @@ class ChatService:
             raise InvalidMessage("a private message needs another user", client_msg_id=request.client_msg_id)
         if not self.directory.exists(request.to):
             raise UnknownUser(f"there is no user {request.to!r}", client_msg_id=request.client_msg_id)
+
+    def _message_object(self, message: StoredMessage, position: Cursor) -> dict[str, Any]:
+        return protocol.message_object(
+            message_id=message.id,
+            cursor=position,
+            sender=message.sender,
+            to=message.to,
+            text=message.text,
+            sent_at=message.sent_at,
+            client_msg_id=message.client_msg_id,
+        )
 
     def _message_frame(self, message: StoredMessage, cursor: Cursor) -> dict[str, Any]:
         return protocol.message_frame(
@@ -381,15 +393,6 @@ class ChatService:
                     report = self.notifier.send_many([c.connection_id for c in page], frame)
                     gone = set(report.gone)
                     stale += [c for c in page if c.connection_id in gone]
-
-
-def _advance(held: Cursor, message_id: str, settled_ms: int) -> Cursor:
-    """The cursor of a client holding ``held`` and then ``message_id`` (delivered in storage order):
-    the floor rises to that id's time, but never past what has surely landed."""
-    return Cursor(
-        after=max(held.after, message_id),
-        floor_ms=max(held.floor_ms, min(id_time_ms(message_id), settled_ms)),
-    )
 
 
 def _iso(epoch_seconds: float) -> str:

@@ -155,3 +155,96 @@ def test_steps_from_near_the_largest_draw_keep_the_order(
 def test_two_generators_starting_at_time_zero_draw_different_ids() -> None:
     """The first id is always drawn at random, even at the clock's first millisecond."""
     assert len({IdGenerator().new_id(0) for _ in range(20)}) == 20
+
+
+# ---- the arithmetic of sync ----------------------------------------------------------------------
+
+OVERLAP = 30_000
+NOW = T + 3_600_000
+
+
+def test_the_settled_time_is_the_overlap_before_now() -> None:
+    """Writes stamped before now minus the overlap have landed; nothing is assumed about later ones."""
+    assert cursor.settled_ms(NOW, OVERLAP) == NOW - OVERLAP
+    assert cursor.settled_ms(NOW, 0) == NOW
+
+
+def test_advancing_past_a_message_raises_the_floor_to_its_time() -> None:
+    """A message stamped before the settled time moves the floor to its own millisecond."""
+    held = Cursor(after=lowest_id_at(T), floor_ms=T)
+    message_id = IdGenerator().new_id(T + 500)
+    assert cursor.advance(held, message_id, settled=T + 1000) == Cursor(after=message_id, floor_ms=T + 500)
+
+
+def test_the_floor_never_rises_past_the_settled_time() -> None:
+    """A message newer than the settled time moves the position to it but the floor only to the
+    settled time: a write stamped just before it may still be landing."""
+    held = Cursor(after=lowest_id_at(T), floor_ms=T)
+    message_id = IdGenerator().new_id(T + 5_000)
+    moved = cursor.advance(held, message_id, settled=T + 2_000)
+    assert moved == Cursor(after=message_id, floor_ms=T + 2_000)
+
+
+def test_advancing_never_moves_a_cursor_back() -> None:
+    """A repeat (an id at or before the position) leaves the position and a higher floor alone."""
+    ids = IdGenerator()
+    early, late = ids.new_id(T), ids.new_id(T + 10_000)
+    held = Cursor(after=late, floor_ms=T + 8_000)
+    assert cursor.advance(held, early, settled=NOW) == held
+
+
+def test_replay_positions_are_the_running_advance() -> None:
+    """Each replayed message's cursor is the one before it advanced past that message."""
+    ids = IdGenerator()
+    replayed = [ids.new_id(T + n * 1_000) for n in range(1, 5)]
+    held = Cursor(after=lowest_id_at(T), floor_ms=T)
+    settled = T + 2_500
+    positions = cursor.replay_positions(held, replayed, settled)
+    assert [p.after for p in positions] == replayed
+    assert [p.floor_ms for p in positions] == [T + 1_000, T + 2_000, settled, settled]
+    assert cursor.replay_positions(held, [], settled) == []
+
+
+def test_a_finished_sync_moves_the_floor_up_to_the_settled_time() -> None:
+    """After a sync that found nothing more, floor and position both stand at the settled time at least."""
+    message_id = IdGenerator().new_id(T)
+    held = Cursor(after=message_id, floor_ms=T - OVERLAP)
+    settled = T + 60_000
+    assert cursor.settle(held, settled) == Cursor(after=lowest_id_at(settled), floor_ms=settled)
+
+
+def test_a_finished_sync_keeps_a_position_past_the_settled_time() -> None:
+    """When the client already holds a message newer than the settled time, its position stays."""
+    message_id = IdGenerator().new_id(T + 10_000)
+    held = Cursor(after=message_id, floor_ms=T)
+    assert cursor.settle(held, T + 5_000) == Cursor(after=message_id, floor_ms=T + 5_000)
+
+
+def test_recent_history_holds_everything_before_its_first_message() -> None:
+    """Without `since`, the client holds all stamped before the first replayed message, or before
+    the settled time when there is none."""
+    first = IdGenerator().new_id(T)
+    assert cursor.held_before_latest(first, settled=NOW) == Cursor(after=lowest_id_at(T), floor_ms=T)
+    assert cursor.held_before_latest(None, settled=NOW) == Cursor(after=lowest_id_at(NOW), floor_ms=NOW)
+
+
+def test_a_cursor_more_than_a_minute_ahead_is_from_the_future() -> None:
+    """Up to 60 s of clock skew is tolerated, in the position or the floor; one millisecond more is not."""
+    at_edge = Cursor(after=lowest_id_at(NOW + 60_000), floor_ms=0)
+    past_edge = Cursor(after=lowest_id_at(NOW + 60_001), floor_ms=0)
+    assert cursor.FUTURE_TOLERANCE_MS == 60_000
+    assert not cursor.is_from_future(at_edge, NOW)
+    assert cursor.is_from_future(past_edge, NOW)
+    assert cursor.is_from_future(Cursor(after=lowest_id_at(0), floor_ms=NOW + 60_001), NOW)
+    assert not cursor.is_from_future(Cursor(after=lowest_id_at(NOW), floor_ms=NOW), NOW, tolerance_ms=0)
+
+
+def test_a_floor_within_retention_is_complete_and_one_before_it_is_not() -> None:
+    """Retention counts whole days of milliseconds: 7 days ago is complete, a millisecond earlier not."""
+    week_ms = 7 * 86_400_000
+    at_retention = Cursor(after=lowest_id_at(NOW), floor_ms=NOW - week_ms)
+    past_retention = Cursor(after=lowest_id_at(NOW), floor_ms=NOW - week_ms - 1)
+    assert cursor.is_complete(at_retention, NOW, retention_days=7)
+    assert not cursor.is_complete(past_retention, NOW, retention_days=7)
+    ten_minutes_ago = Cursor(after=lowest_id_at(NOW), floor_ms=NOW - 11 * 60_000)
+    assert cursor.is_complete(ten_minutes_ago, NOW, retention_days=1)

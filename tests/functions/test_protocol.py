@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -172,3 +173,119 @@ def test_parsed_requests_are_values() -> None:
     for request in (protocol.parse_send({"text": "hi"}), protocol.parse_sync({})):
         with pytest.raises(AttributeError):
             request.limit = 1  # type: ignore[union-attr]
+
+
+# ---- batched replay (version 1.1) ----------------------------------------------------------------
+
+
+def test_sync_batch_is_off_unless_true() -> None:
+    """Without `batch` a sync replays as in version 1; `true` and `false` are taken as given."""
+    assert protocol.parse_sync({}).batch is False
+    assert protocol.parse_sync({"batch": True}).batch is True
+    assert protocol.parse_sync({"batch": False}).batch is False
+
+
+@pytest.mark.parametrize("batch", [None, 1, 0, "true", [], {}])
+def test_sync_batch_that_is_not_a_boolean_is_invalid(batch: object) -> None:
+    """null, numbers, strings and containers as `batch` are invalid_message."""
+    assert isinstance(rejection(protocol.parse_sync, {"batch": batch}), InvalidMessage)
+
+
+def message_objects(texts: list[str]) -> list[dict[str, Any]]:
+    ids = IdGenerator()
+    return [
+        protocol.message_object(
+            message_id=(message_id := ids.new_id(1_780_000_000_000 + n)),
+            cursor=Cursor.for_live(message_id, 30_000),
+            sender="alice",
+            to=None if n % 2 else "bob",
+            text=text,
+            sent_at="2026-11-27T09:30:00.123Z",
+            client_msg_id=None if n % 3 else f"c-{n}",
+        )
+        for n, text in enumerate(texts)
+    ]
+
+
+def test_a_message_object_is_a_message_frame_without_its_type() -> None:
+    """The objects of a messages frame carry exactly the fields of a message frame but `type`."""
+    [item] = message_objects(["hi"])
+    frame = protocol.message_frame(
+        message_id=item["id"],
+        cursor=CURSOR,
+        sender="alice",
+        to="bob",
+        text="hi",
+        sent_at=item["sentAt"],
+        client_msg_id=item["clientMsgId"],
+    )
+    assert frame == {"type": "message", **item, "cursor": CURSOR.encode()}
+    assert list(frame) == ["type", *item]
+
+
+def test_packed_frames_are_the_encoded_messages_frames_in_order() -> None:
+    """Each packed frame is exactly encode(messages_frame(part)), and the parts in turn are the input."""
+    items = message_objects([f"message {n} " + "é" * (n * 37 % 400) for n in range(300)])
+    packed = protocol.pack_messages(items)
+    assert len(packed) > 1
+    again: list[dict[str, Any]] = []
+    for text, count in packed:
+        part = json.loads(text)["messages"]
+        assert text == protocol.encode(protocol.messages_frame(part))
+        assert len(part) == count
+        again += part
+    assert again == items
+
+
+@pytest.mark.parametrize("max_bytes", [300, 301, 302, 333, 700, 1024, 4096, protocol.MESSAGES_FRAME_BYTES])
+def test_each_packed_frame_holds_as_many_messages_as_fit_in_its_bytes(max_bytes: int) -> None:
+    """No frame is over the limit in UTF-8 bytes, and none could have taken the next message too."""
+    items = message_objects([f"{n} " + "ü€😀"[n % 3] * (n * 53 % 90) + '"\n' * (n % 4) for n in range(120)])
+    packed = protocol.pack_messages(items, max_bytes=max_bytes)
+    start = 0
+    for text, count in packed:
+        assert len(text.encode()) <= max_bytes or count == 1
+        if start + count < len(items):
+            with_next = protocol.encode(protocol.messages_frame(items[start : start + count + 1]))
+            assert len(with_next.encode()) > max_bytes
+        start += count
+    assert start == len(items)
+
+
+def test_a_frame_exactly_at_the_limit_is_kept_whole() -> None:
+    """Messages that fill the limit to the byte share one frame; one byte less splits them."""
+    items = message_objects(["a", "b", "c"])
+    exact = len(protocol.encode(protocol.messages_frame(items)).encode())
+    assert [count for _, count in protocol.pack_messages(items, max_bytes=exact)] == [3]
+    assert [count for _, count in protocol.pack_messages(items, max_bytes=exact - 1)] == [2, 1]
+
+
+def test_a_message_larger_than_the_limit_still_goes_alone() -> None:
+    """Every frame holds at least one message, even one that alone is past the limit."""
+    items = message_objects(["x" * 500, "y", "z" * 500])
+    assert [count for _, count in protocol.pack_messages(items, max_bytes=100)] == [1, 1, 1]
+    assert protocol.pack_messages([], max_bytes=100) == []
+
+
+def test_the_largest_message_fits_a_32_kb_frame() -> None:
+    """4,000 characters of the widest JSON (escaped quotes, or 4-byte emoji) fit one 32 KB frame."""
+    assert protocol.MESSAGES_FRAME_BYTES == 32 * 1024
+    for char in ('"', "😀", "\n"):
+        items = message_objects([char * protocol.TEXT_LIMIT] * 3)
+        packed = protocol.pack_messages(items)
+        assert all(len(text.encode()) <= protocol.MESSAGES_FRAME_BYTES for text, _ in packed)
+
+
+def test_replay_frames_without_batch_are_one_message_frame_each() -> None:
+    """A version 1 sync posts one `message` frame per message, each the message object with its type."""
+    items = message_objects(["one", "two"])
+    frames = protocol.replay_frames(items, batch=False)
+    assert [json.loads(text) for text, _ in frames] == [{"type": "message", **item} for item in items]
+    assert [count for _, count in frames] == [1, 1]
+    assert protocol.replay_frames(items, batch=True) == protocol.pack_messages(items)
+
+
+def test_messages_is_a_frame_type_of_the_protocol() -> None:
+    """The batched replay's frame is listed with the other server frames."""
+    assert "messages" in protocol.FRAME_TYPES
+    assert protocol.messages_frame([]) == {"type": "messages", "messages": []}
