@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+from chat import protocol
 from chat.cursor import Cursor
-from chat.notifier import RetryPolicy
+from chat.notifier import Delivery, RetryPolicy
 from chat.store import ChatStore, SaveResult, StoredMessage
 
 from tests.support.world import ChatWorld
@@ -114,36 +117,94 @@ def test_a_cursor_older_than_retention_reports_incomplete(world: ChatWorld) -> N
     assert world.frames(b1, "message")[seen:] == []  # expired, so not replayed
 
 
-class _SlowStore(ChatStore):
-    """A store whose writes of messages starting with "slow" land late, after later-stamped ones."""
+class _HeldStore(ChatStore):
+    """A store that holds each write of a message starting with "late" until ``release`` is set,
+    telling ``stamped`` once that message has its id: it lands after messages stamped later."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stamped, self.release = threading.Event(), threading.Event()
 
     def save_message(self, message: StoredMessage, **kwargs: Any) -> SaveResult:
-        if message.text.startswith("slow"):
-            time.sleep(0.3)
+        if message.text.startswith("late"):
+            self.stamped.set()
+            assert self.release.wait(timeout=30), "the late write was never released"
         return super().save_message(message, **kwargs)
+
+
+def _hold_late_writes(world: ChatWorld) -> _HeldStore:
+    store = world.service.store
+    held = _HeldStore(
+        connections_table=store.connections_table,
+        presence_table=store.presence_table,
+        messages_table=store.messages_table,
+        client=store.client,
+    )
+    world.service.store = held
+    return held
+
+
+def _a_late_write(world: ChatWorld, store: _HeldStore, sender: str) -> threading.Thread:
+    """Start a send stamped now whose write is held; move the clock 2 s on once it is stamped, so
+    the messages after it are stamped a whole 2 s later (a slow write, not a same-millisecond tie)."""
+    late = threading.Thread(target=world.say, args=(sender, "alice", "late, stamped first"))
+    late.start()
+    assert store.stamped.wait(timeout=30)
+    world.later(seconds=2)
+    return late
 
 
 def test_a_write_landing_after_a_later_one_is_still_replayed(world: ChatWorld) -> None:
     """A message stamped first but stored last is replayed from the cursor of the one stored first."""
-    service = world.service
-    service.store = _SlowStore(
-        connections_table=service.store.connections_table,
-        presence_table=service.store.presence_table,
-        messages_table=service.store.messages_table,
-        client=service.store.client,
-    )
+    store = _hold_late_writes(world)
     a1, c1, b1 = world.connect("alice"), world.connect("carol"), world.connect("bob")
-    slow = threading.Thread(target=world.say, args=(a1, "alice", "slow and early"))
-    slow.start()
-    time.sleep(0.05)
-    world.say(c1, "carol", "fast and late")  # stamped later, stored and delivered first
+    late = _a_late_write(world, store, a1)
+    world.say(c1, "carol", "fast and later")  # stamped later, stored and delivered first
     [fast] = world.frames(b1, "message")
-    assert fast["text"] == "fast and late"
-    world.management.gone.add(b1)  # bob drops before the slow one is delivered
-    slow.join()
+    assert fast["text"] == "fast and later"
+    world.management.gone.add(b1)  # bob drops before the late one is delivered
+    store.release.set()
+    late.join()
     b2 = world.connect("bob")
     world.send(b2, "bob", {"action": "sync", "since": fast["cursor"]})
-    assert "slow and early" in [f["text"] for f in world.frames(b2, "message")]
+    assert "late, stamped first" in [f["text"] for f in world.frames(b2, "message")]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_resuming_from_a_replay_still_gets_a_write_that_lands_later(world: ChatWorld, batch: bool) -> None:
+    """A sync that ran while a write stamped earlier was still landing: resuming from the cursor of
+    its replayed message or of its synced frame replays that write (the floor stays at the settled
+    time, the overlap window before now, never at the newest message's time or at now)."""
+    store = _hold_late_writes(world)
+    b1 = world.connect("bob")
+    world.say(b1, "bob", "before")
+    since = world.frames(b1, "ack")[-1]["cursor"]
+    a1, c1 = world.connect("alice"), world.connect("carol")
+    late = _a_late_write(world, store, a1)
+    world.say(c1, "carol", "fast and later")
+    b2 = world.connect("bob")
+    world.send(b2, "bob", {"action": "sync", "since": since, "batch": batch})
+    replayed = _replayed(world, b2)
+    assert [m["text"] for m in replayed] == ["before", "fast and later"]
+    synced = world.frames(b2, "synced")[-1]
+    assert synced["more"] is False
+    store.release.set()
+    late.join()
+    for resume_from in (replayed[-1]["cursor"], synced["cursor"]):
+        b3 = world.connect("bob")
+        world.send(b3, "bob", {"action": "sync", "since": resume_from, "batch": batch})
+        assert "late, stamped first" in [m["text"] for m in _replayed(world, b3)], resume_from
+
+
+def _replayed(world: ChatWorld, connection_id: str) -> list[dict[str, Any]]:
+    """The messages a sync replayed, from `message` frames or unpacked from `messages` frames."""
+    found: list[dict[str, Any]] = []
+    for frame in world.frames(connection_id):
+        if frame["type"] == "message":
+            found.append(frame)
+        elif frame["type"] == "messages":
+            found += frame["messages"]
+    return found
 
 
 def test_concurrent_senders_then_resume_from_the_last_frame_seen(world: ChatWorld) -> None:
@@ -225,3 +286,158 @@ def test_a_replay_post_that_fails_ends_the_sync_with_more(world: ChatWorld) -> N
     world.send(b1, "bob", {"action": "sync", "since": synced["cursor"], "limit": 10})
     assert [f["text"] for f in world.frames(b1, "message")] == ["m0", "m1", "m2", "m3"]
     assert world.frames(b1, "synced")[-1]["more"] is False
+
+
+def test_a_finished_sync_moves_the_floor_so_the_next_replays_nothing_old(world: ChatWorld) -> None:
+    """Once a sync says `more: false`, its cursor's floor stands at the settled time (the overlap
+    before now): syncing again from it repeats none of the messages older than that."""
+    a1 = world.connect("alice")
+    for n in range(3):
+        world.say(a1, "alice", f"m{n}")
+    world.later(seconds=60)
+    b1 = world.connect("bob")
+    world.send(b1, "bob", {"action": "sync"})
+    assert len(world.frames(b1, "message")) == 3
+    world.later(seconds=60)
+    before_ms = int(world.service.clock() * 1000)
+    world.send(b1, "bob", {"action": "sync", "since": world.frames(b1, "synced")[-1]["cursor"]})
+    after_ms = int(world.service.clock() * 1000)
+    assert len(world.frames(b1, "message")) == 3  # the second sync replayed nothing
+    held = Cursor.decode(world.frames(b1, "synced")[-1]["cursor"])
+    assert held is not None and before_ms - 30_000 <= held.floor_ms <= after_ms - 30_000
+
+
+def test_a_cursor_an_hour_old_is_still_complete(world: ChatWorld) -> None:
+    """Retention is days: a cursor from an hour ago replays everything and says `complete: true`."""
+    b1 = world.connect("bob")
+    world.say(b1, "bob", "an hour ago")
+    cursor = world.frames(b1, "ack")[-1]["cursor"]
+    world.later(seconds=3600)
+    world.send(b1, "bob", {"action": "sync", "since": cursor})
+    assert world.frames(b1, "synced")[-1]["complete"] is True
+
+
+def test_read_since_returns_the_limit_of_newer_messages_and_says_more(world: ChatWorld) -> None:
+    """The store reads past `after` exactly `limit` messages (plus the repeats up to it) and says more."""
+    a1 = world.connect("alice")
+    for n in range(7):
+        world.say(a1, "alice", f"m{n}")
+    acks = world.frames(a1, "ack")
+    since = Cursor.decode(acks[1]["cursor"])
+    assert since is not None
+    page = world.service.store.read_since(
+        ["public"], floor_ms=since.floor_ms, after=since.after, limit=3, now=world.service.clock()
+    )
+    assert [m.text for m in page.messages] == ["m0", "m1", "m2", "m3", "m4"] and page.more is True
+    page = world.service.store.read_since(
+        ["public"], floor_ms=since.floor_ms, after=since.after, limit=5, now=world.service.clock()
+    )
+    assert [m.text for m in page.messages] == [f"m{n}" for n in range(7)] and page.more is False
+
+
+# ---- batched replay (protocol version 1.1) -------------------------------------------------------
+
+
+def test_a_batched_sync_replays_in_messages_frames_then_synced(world: ChatWorld) -> None:
+    """With `batch: true` the same messages as a version 1 sync come packed, in storage order, each
+    with its own cursor, and no `message` frame is sent; `synced` ends it as before."""
+    a1 = world.connect("alice")
+    world.add_user("bob")
+    for n in range(6):
+        world.say(a1, "alice", f"m{n}", **({"to": "bob"} if n % 2 else {}))
+    b1, b2 = world.connect("bob"), world.connect("bob")
+    world.send(b1, "bob", {"action": "sync", "limit": 6})
+    world.send(b2, "bob", {"action": "sync", "limit": 6, "batch": True})
+    v1 = world.frames(b1, "message")
+    [packed] = world.frames(b2, "messages")
+    assert world.frames(b2, "message") == []
+    assert packed["messages"] == [{k: v for k, v in f.items() if k != "type"} for f in v1]
+    assert [m["text"] for m in packed["messages"]] == [f"m{n}" for n in range(6)]
+    assert [f["type"] for f in world.frames(b2)][-2:] == ["messages", "synced"]
+    [(v1_synced, v11_synced)] = zip(world.frames(b1, "synced"), world.frames(b2, "synced"), strict=True)
+    assert (v11_synced["more"], v11_synced["complete"]) == (v1_synced["more"], v1_synced["complete"])
+
+
+def test_batched_frames_stay_within_32_kb_and_page_with_more(world: ChatWorld) -> None:
+    """Long messages split over several frames of at most 32 KB (UTF-8 bytes), none that could have
+    held the next one; paging with `more` and resuming from a packed cursor lose nothing."""
+    b0 = world.connect("bob")
+    world.say(b0, "bob", "before")
+    since = world.frames(b0, "ack")[-1]["cursor"]
+    a1 = world.connect("alice")
+    texts = ["before"] + [f"{n:02d} " + "é😀"[n % 2] * 3_000 for n in range(24)]
+    for text in texts[1:]:
+        world.say(a1, "alice", text)
+    b1 = world.connect("bob")
+    synced = _sync_all_batched(world, b1, since, limit=15)
+    assert [s["more"] for s in synced] == [True, False]
+    frames = world.frames(b1, "messages")
+    sizes = [len(protocol.encode(f).encode()) for f in frames]
+    assert max(sizes) <= protocol.MESSAGES_FRAME_BYTES
+    assert len(frames) >= math.ceil(sum(sizes) / protocol.MESSAGES_FRAME_BYTES)
+    replayed = [m["text"] for f in frames for m in f["messages"]]
+    assert list(dict.fromkeys(replayed)) == texts
+    middle = frames[1]["messages"][-1]
+    b2 = world.connect("bob")
+    world.send(b2, "bob", {"action": "sync", "since": middle["cursor"], "batch": True, "limit": 100})
+    resumed = [m["text"] for m in _replayed(world, b2)]
+    assert resumed[resumed.index(middle["text"]) + 1 :] == texts[texts.index(middle["text"]) + 1 :]
+
+
+def _sync_all_batched(
+    world: ChatWorld, connection_id: str, since: str, *, limit: int
+) -> list[dict[str, Any]]:
+    """Batched syncs from ``since`` until `more` is false; every synced frame along the way."""
+    synced: list[dict[str, Any]] = []
+    body: dict[str, Any] = {"action": "sync", "batch": True, "limit": limit, "since": since}
+    while not synced or synced[-1]["more"]:
+        world.send(connection_id, "bob", body)
+        synced.append(world.frames(connection_id, "synced")[-1])
+        body["since"] = synced[-1]["cursor"]
+    return synced
+
+
+def test_a_batched_frame_that_fails_ends_the_sync_at_the_frame_before(world: ChatWorld) -> None:
+    """When the second packed frame cannot be posted, `synced` says `more: true` with the cursor of
+    the last message of the first frame, and syncing from it replays the rest."""
+    a1 = world.connect("alice")
+    texts = [f"{n} " + "x" * 3_900 for n in range(12)]
+    for text in texts:
+        world.say(a1, "alice", text)
+    b1 = world.connect("bob")
+    notifier = world.service.notifier
+    post, posts = notifier.send, []
+
+    def second_post_fails(connection_id: str, frame: str) -> Delivery:
+        posts.append(frame)
+        return Delivery.FAILED if len(posts) == 2 else post(connection_id, frame)
+
+    notifier.send = second_post_fails  # type: ignore[method-assign]
+    world.send(b1, "bob", {"action": "sync", "batch": True, "limit": 100})
+    notifier.send = post  # type: ignore[method-assign]
+    [first] = world.frames(b1, "messages")
+    [synced] = world.frames(b1, "synced")
+    assert synced["more"] is True and synced["cursor"] == first["messages"][-1]["cursor"]
+    assert len(posts) == 3  # the first frame, the failed one, then synced
+    world.send(b1, "bob", {"action": "sync", "batch": True, "since": synced["cursor"]})
+    assert list(dict.fromkeys(m["text"] for m in _replayed(world, b1))) == texts
+
+
+def test_a_batched_sync_to_a_gone_socket_prunes_it(world: ChatWorld) -> None:
+    """A 410 on a packed frame prunes the connection and posts nothing more, as a version 1 sync does."""
+    a1 = world.connect("alice")
+    world.say(a1, "alice", "hello")
+    b1 = world.connect("bob")
+    world.later(seconds=60)  # past the handshake grace, in which a 410 prunes nothing
+    world.management.gone.add(b1)
+    world.send(b1, "bob", {"action": "sync", "batch": True})
+    assert world.service.store.connections_of("bob") == []
+
+
+@pytest.mark.parametrize("batch", [None, "true", 1])
+def test_a_batch_that_is_not_a_boolean_is_refused(world: ChatWorld, batch: object) -> None:
+    """`batch` of any other type gets invalid_message and replays nothing."""
+    b1 = world.connect("bob")
+    world.send(b1, "bob", {"action": "sync", "batch": batch})
+    assert [f["type"] for f in world.frames(b1)] == ["error"]
+    assert world.frames(b1, "error")[0]["code"] == "invalid_message"
