@@ -33,6 +33,8 @@ FRAGMENT = 16 * KB
 UNDER_MESSAGE_LIMIT = 40 * KB
 OVER_MESSAGE_LIMIT = 160 * KB
 MESSAGE_TOO_BIG = 1009
+# A messages frame (version 1.1) holds as many messages as fit in one frame of 32 KB as sent.
+FRAME_BYTES = 32 * KB
 
 
 @dataclass(frozen=True)
@@ -306,17 +308,68 @@ def sync_after_drop(run: Run) -> None:
     expect(synced["complete"] is True, "synced says complete: false for a cursor seconds old")
 
 
-def _sync_all(run: Run, session: Session, cursor: str, pages: int = 20) -> tuple[list[Frame], Frame]:
-    """Every message replayed from ``cursor`` (following ``more``), and the last ``synced``."""
+def sync_batched(run: Run) -> None:
+    """As sync-after-drop with `batch: true` (version 1.1): the replay comes only as `messages`
+    frames of at most 32 KB, each message with its own cursor, and resuming from one works."""
+    a1, b1 = run.session("a1"), run.session("b1")
+    b = run.username("b")
+    before = run.send(a1, text=run.text("before the batched drop"), label="before")
+    held = b1.wait_for(
+        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
+    )
+    run.close_user("b")
+    long_text = run.text("missed, long ") + "ü" * 3_000  # 6 KB of UTF-8: five fit in 32 KB
+    missed = [run.send(a1, text=long_text, label="missed") for _ in range(2)]
+    missed.append(run.send(a1, text=run.text("missed private"), to=b, label="missed"))
+    missed += [run.send(a1, text=long_text, label="missed") for _ in range(3)]
+    b3 = run.open_session("b3")
+    asked = time.monotonic()
+    replayed, synced = _sync_all(run, b3, held["cursor"], batch=True)
+    expect(
+        not b3.frames(lambda f: f.get("type") == "message", since=asked), "a batched sync sent message frames"
+    )
+    sizes = [len(_raw_bytes(r.raw)) for r in b3.received if r.at >= asked and _is_messages(r.frame)]
+    expect(bool(sizes), "a batched sync sent no messages frame")
+    expect(max(sizes) <= FRAME_BYTES, f"a messages frame of {max(sizes):,} bytes is over 32 KB")
+    expect(len(sizes) > 1, f"over 32 KB of messages came in {len(sizes)} messages frame")
+    order = [frame["id"] for frame in replayed]
+    for ack in missed:
+        expect(ack["id"] in order, "the batched sync did not replay a missed message")
+    positions = [order.index(ack["id"]) for ack in missed]
+    expect(positions == sorted(positions), "the batched sync replayed the missed messages out of order")
+    for frame in replayed:
+        visible = frame["to"] is None or b in (frame["from"], frame["to"])
+        expect(visible, f"sync replayed a private message between {frame['from']} and {frame['to']}")
+    expect(synced["complete"] is True, "synced says complete: false for a cursor seconds old")
+    middle = replayed[order.index(missed[2]["id"])]
+    again, _ = _sync_all(run, run.open_session("b3"), middle["cursor"], batch=True)
+    rest = [ack["id"] for ack in missed[3:]]
+    expect(all(i in [f["id"] for f in again] for i in rest), "resuming from a packed cursor lost messages")
+
+
+def _is_messages(frame: Frame | None) -> bool:
+    return frame is not None and frame.get("type") == "messages"
+
+
+def _raw_bytes(raw: str | bytes) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def _sync_all(
+    run: Run, session: Session, cursor: str, pages: int = 20, *, batch: bool = False
+) -> tuple[list[Frame], Frame]:
+    """Every message replayed from ``cursor`` (following ``more``), and the last ``synced``; with
+    ``batch``, the messages unpacked from ``messages`` frames."""
     replayed: list[Frame] = []
+    request: Frame = {"action": "sync", "limit": 100, **({"batch": True} if batch else {})}
     for _ in range(pages):
         asked = time.monotonic()
-        session.send({"action": "sync", "since": cursor, "limit": 100})
+        session.send({**request, "since": cursor})
         synced = session.wait_for(
             lambda f: f.get("type") == "synced", "synced", run.timing.timeout_s, since=asked
         )
-        for frame in session.frames(lambda f: f.get("type") == "message", since=asked):
-            replayed.append(frame)
+        for frame in session.frames(lambda f: f.get("type") in ("message", "messages"), since=asked):
+            replayed += frame["messages"] if frame["type"] == "messages" else [frame]
         if not synced.get("more"):
             return replayed, synced
         cursor = synced["cursor"]
@@ -483,6 +536,7 @@ CHECKS = (
     Check("sender-from-token", sender_from_token),
     Check("idempotent-resend", idempotent_resend),
     Check("sync-after-drop", sync_after_drop),
+    Check("sync-batched", sync_batched),
     Check("error-invalid-json", invalid_json),
     Check("error-unknown-action", unknown_action),
     Check("error-invalid-message", invalid_message),

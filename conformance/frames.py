@@ -1,8 +1,9 @@
 """The server's frames as the protocol defines them: exact field sets and value types (pure code).
 
 ``problems(frame)`` lists what is wrong with one frame, or nothing. Version 1 fixes each frame
-type's fields; version 1.1 adds ``at`` to ``presence`` (accepted, never required) and frame types a
-client only gets for actions this suite never sends.
+type's fields; version 1.1 adds ``at`` to ``presence`` (accepted, never required), ``messages`` (the
+batched replay, checked message by message) and frame types a client only gets for actions this
+suite never sends.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ FIELDS: dict[str, frozenset[str]] = {
     "presence": frozenset({"type", "user", "online"}),
     "who": frozenset({"type", "users"}),
     "synced": frozenset({"type", "cursor", "more", "complete"}),
+    "messages": frozenset({"type", "messages"}),
     "pong": frozenset({"type"}),
     "error": frozenset({"type", "code", "message", "clientMsgId"}),
 }
 OPTIONAL_FIELDS: dict[str, frozenset[str]] = {"presence": frozenset({"at"})}
 # Version 1.1 frames: answers to actions this suite never sends, or sent to a user by another one.
-LATER_TYPES = frozenset({"messages", "history", "typing", "read", "inbox"})
+LATER_TYPES = frozenset({"history", "typing", "read", "inbox"})
 ERROR_CODES = frozenset(
     {
         "invalid_json",
@@ -106,6 +108,17 @@ def _sorted_usernames(value: Any) -> str | None:
     return None if value == sorted(value) else "is not sorted"
 
 
+def _message_objects(value: Any) -> str | None:
+    """A non-empty list of message frames' contents, each without `type` (version 1.1)."""
+    if not isinstance(value, list) or not value:
+        return f"is not a non-empty list: {value!r:.60}"
+    for item in value:
+        as_frame = {"type": "message", **item} if isinstance(item, dict) and "type" not in item else item
+        if issues := problems(as_frame):
+            return f"holds a malformed message: {issues[0]}"
+    return None
+
+
 _VALUES = {
     "message": {
         "id": _text,
@@ -120,5 +133,6 @@ _VALUES = {
     "presence": {"user": _username, "online": _boolean, "at": _utc_timestamp},
     "who": {"users": _sorted_usernames},
     "synced": {"cursor": _text, "more": _boolean, "complete": _boolean},
+    "messages": {"messages": _message_objects},
     "error": {"code": _error_code, "message": _string, "clientMsgId": _optional_text},
 }

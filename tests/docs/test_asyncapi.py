@@ -6,6 +6,7 @@ parsers' verdicts, so neither can change without the other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,23 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
                 client_msg_id="c-1",
             ),
         ],
+        "messages": [
+            json.loads(text)
+            for text, _ in protocol.pack_messages(
+                [
+                    protocol.message_object(
+                        message_id=message_id,
+                        cursor=cursor,
+                        sender="alice",
+                        to=to,
+                        text=text,
+                        sent_at="2026-11-27T09:30:00.123Z",
+                        client_msg_id=client_msg_id,
+                    )
+                    for to, text, client_msg_id in ((None, "hello", None), ("bob", "x" * 3000, "c-1"))
+                ]
+            )
+        ],
         "ack": [
             protocol.ack_frame(message_id=message_id, cursor=cursor, client_msg_id=dup_id, duplicate=dup)
             for dup_id, dup in ((None, False), ("c-1", True))
@@ -276,6 +294,9 @@ def test_document_and_runtime_refuse_the_same_sends(doc: dict[str, Any], body: d
         {"action": "sync", "limit": 1.5},
         {"action": "sync", "since": ""},
         {"action": "sync", "since": 7},
+        {"action": "sync", "batch": "true"},
+        {"action": "sync", "batch": 1},
+        {"action": "sync", "batch": None},
     ],
 )
 def test_document_and_runtime_refuse_the_same_syncs(doc: dict[str, Any], body: dict[str, Any]) -> None:
