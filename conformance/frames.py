@@ -113,8 +113,9 @@ def _message_objects(value: Any) -> str | None:
     if not isinstance(value, list) or not value:
         return f"is not a non-empty list: {value!r:.60}"
     for item in value:
-        as_frame = {"type": "message", **item} if isinstance(item, dict) and "type" not in item else item
-        if issues := problems(as_frame):
+        if isinstance(item, dict) and "type" in item:
+            return "holds a message with a `type` field"
+        if issues := problems({"type": "message", **item} if isinstance(item, dict) else item):
             return f"holds a malformed message: {issues[0]}"
     return None
 

@@ -17,8 +17,7 @@ from chat.errors import InvalidJson, InvalidMessage, TextTooLong, UnknownAction
 from chat.usernames import normalize_username
 
 ACTIONS = ("sendmessage", "sync", "who", "ping")
-# "messages" (version 1.1) is the replay of a `sync` with `batch: true`.
-FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error", "messages")
+FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error")
 ERROR_CODES = (
     "invalid_json",
     "unknown_action",
@@ -31,7 +30,9 @@ ERROR_CODES = (
 TEXT_LIMIT = 4000
 SYNC_DEFAULT_LIMIT = 100
 SYNC_MAX_LIMIT = 500
-# A `messages` frame is at most one API Gateway billing unit (32 KB) as sent: UTF-8 bytes.
+# Version 1.1: a `sync` with `batch: true` replays in `messages` frames, each at most one API
+# Gateway billing unit (32 KB) as sent, in UTF-8 bytes.
+BATCHED_FRAME_TYPES = ("messages",)
 MESSAGES_FRAME_BYTES = 32 * 1024
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)

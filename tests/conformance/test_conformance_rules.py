@@ -50,6 +50,19 @@ def test_values_of_the_wrong_type_are_problems() -> None:
     assert problems(error) == ["error.code is not an error code of the protocol: 'oops'"]
 
 
+def test_a_messages_frame_is_checked_message_by_message() -> None:
+    """A batched replay's frame holds at least one message, each a message frame's fields but `type`."""
+    item = {k: v for k, v in MESSAGE.items() if k != "type"}
+    assert problems({"type": "messages", "messages": [item, item]}) == []
+    assert problems({"type": "messages", "messages": []}) == ["messages.messages is not a non-empty list: []"]
+    assert problems({"type": "messages", "messages": [{**item, "from": "No Name"}]}) == [
+        "messages.messages holds a malformed message: message.from is not a username: 'No Name'"
+    ]
+    assert problems({"type": "messages", "messages": [MESSAGE]}) == [
+        "messages.messages holds a message with a `type` field"
+    ]
+
+
 def test_frames_that_are_not_protocol_frames_are_problems() -> None:
     """API Gateway's own error body and plain text are not frames of the protocol."""
     assert problems({"message": "Internal server error", "connectionId": "x"}) == ["unknown frame type None"]

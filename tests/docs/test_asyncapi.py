@@ -160,9 +160,9 @@ def test_bare_text_ping_is_described(doc: dict[str, Any]) -> None:
 
 
 def test_server_frame_types_are_the_protocols(doc: dict[str, Any]) -> None:
-    """The server frames are exactly chat.protocol.FRAME_TYPES."""
+    """The server frames are exactly chat.protocol's, version 1 and the batched replay's."""
     types = [const_of(doc, m, "type") for m in channel_messages(doc).values()]
-    assert sorted(t for t in types if t) == sorted(protocol.FRAME_TYPES)
+    assert sorted(t for t in types if t) == sorted(protocol.FRAME_TYPES + protocol.BATCHED_FRAME_TYPES)
 
 
 def test_error_codes_are_the_protocols(doc: dict[str, Any]) -> None:

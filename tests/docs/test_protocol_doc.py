@@ -52,3 +52,10 @@ def test_every_error_code_the_runtime_can_send_is_explained() -> None:
     """Each code of chat.errors' exception tree has a row in the error-code table, and no other."""
     codes = {cls.code for cls in vars(errors).values() if isinstance(cls, type) and hasattr(cls, "code")}
     assert set(first_column(VERSION_1, "code")) == codes
+
+
+def test_version_1_1_lists_the_batched_replay_frame() -> None:
+    """The new frames of version 1.1 include chat.protocol.BATCHED_FRAME_TYPES, and its size limit."""
+    new_frames = section("New frames")
+    assert set(protocol.BATCHED_FRAME_TYPES) <= set(first_column(new_frames, "type"))
+    assert protocol.MESSAGES_FRAME_BYTES == 32 * 1024 and "32 KB" in new_frames
