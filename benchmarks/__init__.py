@@ -4,7 +4,7 @@ their tables and charts under ``docs/benchmarks/``.
 - ``fanout``: one public message by the real sendmessage code to 1,000 and 10,000 connections,
   against AWS's own sequential posting loop;
 - ``end_to_end``: 200 WebSocket clients on the local stack against a plain ``websockets`` broadcast;
-- ``resume``: ``sync`` replaying 1,000 missed messages;
+- ``resume``: ``sync`` replaying 1,000 missed messages, version 1 and batched;
 - ``cost``: AWS requests per route, turned into dollars;
 - ``presence``: posts caused by 1,000 users recycling their connections, with and without the
   presence grace, and by users coming online at once;

@@ -61,9 +61,13 @@ def test_end_to_end_delivers_every_message_to_every_listener(output: Path) -> No
 
 
 def test_resume_replays_every_missed_message(output: Path) -> None:
-    """At least every missed message comes back (a few may repeat), over more than one page."""
+    """Both replays bring back every missed message in order (a few may repeat) over more than one
+    page, and the batched one in fewer posts."""
     data = record(output, "resume")["data"]
-    assert data["distinct"] >= data["missed"] and data["calls"] >= 2
+    for replay in ("v1", "batched"):
+        assert data[replay]["problems"] == []
+        assert data[replay]["distinct"] >= data["missed"] and data[replay]["calls"] >= 2
+    assert data["batched"]["posts"] < data["v1"]["posts"]
 
 
 def test_cost_counts_the_posts_of_a_public_message(output: Path) -> None:
