@@ -237,6 +237,7 @@ def test_a_cursor_more_than_a_minute_ahead_is_from_the_future() -> None:
     assert cursor.is_from_future(past_edge, NOW)
     assert cursor.is_from_future(Cursor(after=lowest_id_at(0), floor_ms=NOW + 60_001), NOW)
     assert not cursor.is_from_future(Cursor(after=lowest_id_at(NOW), floor_ms=NOW), NOW, tolerance_ms=0)
+    assert not cursor.is_from_future(Cursor(after=lowest_id_at(T), floor_ms=T - OVERLAP), NOW)
 
 
 def test_a_floor_within_retention_is_complete_and_one_before_it_is_not() -> None:
