@@ -248,25 +248,12 @@ class ChatService:
         """Replay, oldest first, what this user may have missed; then say where that left them.
 
         Version 1 gets one ``message`` frame per message; ``batch: true`` gets them packed into
-        ``messages`` frames of up to 32 KB. Either way each message carries its own cursor."""
+        ``messages`` frames of up to 32 KB. Either way each message carries its own cursor, safe to
+        resume from if the socket drops mid-replay."""
         request = protocol.parse_sync(body)
         now = self.clock()
-        now_ms = int(now * 1000)
-        settled = cursor.settled_ms(now_ms, self.overlap_ms)
-        feeds = [PUBLIC_FEED, user_feed(caller.username)]
-        since = request.since
-        if since is None:
-            messages = self.store.latest(feeds, limit=request.limit, now=now)
-            held = cursor.held_before_latest(messages[0].id if messages else None, settled)
-            more, complete = False, True
-        else:
-            if cursor.is_from_future(since, now_ms):
-                raise InvalidMessage("'since' is a cursor from the future")
-            page = self.store.read_since(
-                feeds, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
-            )
-            messages, held, more = page.messages, since, page.more
-            complete = cursor.is_complete(since, now_ms, self.settings.retention_days)
+        settled = cursor.settled_ms(int(now * 1000), self.overlap_ms)
+        messages, held, more, complete = self._replay_page(caller, request, now)
         positions = cursor.replay_positions(held, [m.id for m in messages], settled)
         objects = [self._message_object(m, at) for m, at in zip(messages, positions, strict=True)]
         sent = 0
@@ -286,6 +273,35 @@ class ChatService:
         if not more:
             held = cursor.settle(held, settled)
         self._reply(caller, protocol.synced_frame(held, more=more, complete=complete))
+
+    def _replay_page(
+        self, caller: Caller, request: protocol.SyncRequest, now: float
+    ) -> tuple[list[StoredMessage], Cursor, bool, bool]:
+        """The messages a sync replays, the cursor the client holds before them, and the synced
+        frame's ``more`` and ``complete``."""
+        feeds = [PUBLIC_FEED, user_feed(caller.username)]
+        now_ms = int(now * 1000)
+        since = request.since
+        if since is None:
+            messages = self.store.latest(feeds, limit=request.limit, now=now)
+            settled = cursor.settled_ms(now_ms, self.overlap_ms)
+            return (
+                messages,
+                cursor.held_before_latest(messages[0].id if messages else None, settled),
+                False,
+                True,
+            )
+        if cursor.is_from_future(since, now_ms):
+            raise InvalidMessage("'since' is a cursor from the future")
+        page = self.store.read_since(
+            feeds, floor_ms=since.floor_ms, after=since.after, limit=request.limit, now=now
+        )
+        return (
+            page.messages,
+            since,
+            page.more,
+            cursor.is_complete(since, now_ms, self.settings.retention_days),
+        )
 
     def who(self, caller: Caller) -> None:
         self._reply(caller, protocol.who_frame(self.store.online_users(now=self.clock())))

@@ -212,6 +212,34 @@ def test_sync_with_last_cursor_after_dropped_connection(stack: RunningStack, ope
     assert first not in texts[len(texts) - len(later) :]
 
 
+def test_batched_sync_over_the_gateway_packs_the_replay(stack: RunningStack, open_client: OpenClient) -> None:
+    """`batch: true` over real sockets: only messages frames, each within the gateway's 32 KB frame,
+    the missed messages in order, then synced; the same sync without it still sends message frames."""
+    alice, bob = stack.create_user("alice"), stack.create_user("bob")
+    alice_1, bob_1 = open_client(alice), open_client(bob)
+    first = f"first {text_id()}"
+    send_message(bob_1, first)
+    cursor = alice_1.wait_for(is_message(first))["cursor"]
+    alice_1.socket.close_socket()
+    later = [f"later {i} {text_id()} " + "ß" * 3_000 for i in range(8)]  # 6 KB each: two frames
+    for text in later:
+        send_message(bob_1, text)
+    alice_2 = open_client(alice)
+    alice_2.send({"action": "sync", "since": cursor, "batch": True})
+    alice_2.wait_type("synced")
+    packed = [f for f in alice_2.frames if f.get("type") == "messages"]
+    assert len(packed) >= 2 and not [f for f in alice_2.frames if f.get("type") == "message"]
+    assert all(
+        len(json.dumps(f, ensure_ascii=False, separators=(",", ":")).encode()) <= 32 * 1024 for f in packed
+    )
+    texts = [m["text"] for f in packed for m in f["messages"]]
+    assert [t for t in texts if t in later] == later
+    alice_3 = open_client(alice)
+    alice_3.send({"action": "sync", "since": cursor})
+    alice_3.wait_type("synced")
+    assert [f["text"] for f in alice_3.frames if f.get("type") == "message" and f["text"] in later] == later
+
+
 def test_sync_without_cursor_returns_latest_visible(stack: RunningStack, open_client: OpenClient) -> None:
     """Without ``since``, sync replays the latest ``limit`` messages the user may see."""
     alice, bob, carol = stack.create_user("alice"), stack.create_user("bob"), stack.create_user("carol")
@@ -256,6 +284,7 @@ def test_resend_with_same_client_msg_id_is_idempotent(stack: RunningStack, open_
         ('{"action":"sendmessage","text":"hi","clientMsgId":"has space"}', "invalid_message"),
         ('{"action":"sync","limit":501}', "invalid_message"),
         ('{"action":"sync","since":"not-a-cursor"}', "invalid_message"),
+        ('{"action":"sync","batch":"yes"}', "invalid_message"),
         (json.dumps({"action": "sendmessage", "text": "x" * 4001}), "text_too_long"),
         ('{"action":"sendmessage","text":"hi","to":"nobody-here-0000"}', "unknown_user"),
     ],
