@@ -52,7 +52,12 @@ plausible_sends = st.fixed_dictionaries(
     },
 )
 plausible_syncs = st.fixed_dictionaries(
-    {"action": st.just("sync")}, optional={"limit": st.integers(-1, 501), "since": interesting_strings}
+    {"action": st.just("sync")},
+    optional={
+        "limit": st.integers(-1, 501),
+        "since": interesting_strings,
+        "batch": st.one_of(st.booleans(), st.none(), st.integers(0, 1), st.just("true")),
+    },
 )
 raw_frames = st.one_of(
     plausible_sends.map(json.dumps),
@@ -95,10 +100,11 @@ def test_any_send_body_is_a_valid_request_or_rejected(body: dict[str, Any]) -> N
 
 @given(protocol_dicts)
 def test_any_sync_body_is_a_valid_request_or_rejected(body: dict[str, Any]) -> None:
-    """parse_sync returns a limit within 1..500, or raises RejectedFrame."""
+    """parse_sync returns a limit within 1..500 and a boolean batch, or raises RejectedFrame."""
     request = rejected_or_returned(protocol.parse_sync, body)
     if isinstance(request, protocol.SyncRequest):
         assert 1 <= request.limit <= protocol.SYNC_MAX_LIMIT
+        assert request.batch is body.get("batch", False)
 
 
 # -- the real handlers, in this process, over moto and the management-API double
