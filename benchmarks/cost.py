@@ -26,6 +26,7 @@ from benchmarks.fanout import EVENTS, connection_id, lambda_context, register
 from benchmarks.lambda_pool import LambdaPool
 from benchmarks.management_double import ManagementDoubleProcess
 from benchmarks.report import OUTPUT, Report, Table
+from infra import sizing
 
 # Prices assumed (us-east-1, on-demand, as published on AWS's pricing pages; assumptions as of
 # 2025, after DynamoDB's November 2024 cut). Check the pages before relying on the dollars.
@@ -39,7 +40,6 @@ PRICES = {
     "AppSync Events operation": 1.00 / 1e6,
     "AppSync Events connection-minute": 0.08 / 1e6,
 }
-MEMORY_MB = {"route": 256, "SendMessage": 1024, "FanoutWorker": 1769}
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
 _READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 
@@ -166,7 +166,7 @@ class CostBench:
         seconds = time.monotonic() - started
         runs = self.pool.collect(self.pool.take_invocations(), timeout=120)
         gb_s = memory_mb / 1024 * seconds + sum(
-            MEMORY_MB["FanoutWorker"] / 1024 * (r.finished - r.started) for r in runs
+            sizing.FANOUT_WORKER_MEMORY_MB / 1024 * (r.finished - r.started) for r in runs
         )
         posts = self.double.stats()["posts"]
         return RouteCost(
@@ -188,7 +188,7 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
         for user in ("alice", "bob", "carol"):
             bench.add_user(user)
         register(bench.moto, 1, small)  # everyone else, straight into the table
-        route = MEMORY_MB["route"]
+        route = sizing.DEFAULT_MEMORY_MB
         costs = [
             bench.measure(
                 "$connect", connect.handler, bench.event("connect", "alice", "alice-1="), memory_mb=route
@@ -198,7 +198,7 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
         connect.handler(bench.event("connect", "bob", "bob-2="), lambda_context())
         connect.handler(bench.event("connect", "alice", "alice-2="), lambda_context())
         say = {"action": "sendmessage", "text": "hello, everyone"}
-        send_mb = MEMORY_MB["SendMessage"]
+        send_mb = sizing.route_memory_mb("SendMessage")
         costs.append(
             bench.measure(
                 "public message",

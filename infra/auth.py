@@ -9,13 +9,11 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
+from chat import config
 from constructs import Construct
 
 from infra import constants, identity
 from infra.functions import chat_function
-
-# The trigger's own switch (read by chat.handlers.presignup).
-AUTO_CONFIRM_ENV = "AUTO_CONFIRM"
 
 
 class ChatIdentity(Construct):
@@ -43,7 +41,7 @@ class ChatIdentity(Construct):
             code=code,
             handler=constants.PRESIGNUP_HANDLER,
             environment={
-                AUTO_CONFIRM_ENV: "true" if auto_confirm else "false",
+                config.AUTO_CONFIRM: "true" if auto_confirm else "false",
                 "POWERTOOLS_SERVICE_NAME": "chat-signup",
             },
         )

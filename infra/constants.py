@@ -56,8 +56,8 @@ API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
 # expectedUsers: the audience the stage's throttle is sized for (infra/websocket_api.py, default 5000).
 EXPECTED_USERS_CONTEXT_KEY = "expectedUsers"
 # presenceGraceSeconds: how long a user's last connection must stay closed before they are
-# announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
+# announced offline (0 to 900; default chat.config.DEFAULT_PRESENCE_GRACE_SECONDS). A reconnect
+# within it costs no presence frame.
 PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"
-DEFAULT_PRESENCE_GRACE_SECONDS = 15
 # webClient: host the web client (S3 + CloudFront) with this stack's config.json (default true).
 WEB_CLIENT_CONTEXT_KEY = "webClient"

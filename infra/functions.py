@@ -16,31 +16,17 @@ from aws_cdk import aws_logs as logs
 from chat import config
 from constructs import Construct
 
-from infra import constants, presence, queues
+from infra import constants, presence, queues, sizing
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-DEFAULT_MEMORY_MB = 256
-# Fan-out is CPU-bound (signing and sending one request per connection), and Lambda's CPU share
-# grows with memory: 1,769 MB is one full vCPU.
-MEMORY_MB = {"SendMessage": 1024}
-# A fan-out worker signs and posts up to a chunk of frames: a full vCPU (1,769 MB) for it.
-FANOUT_WORKER_MEMORY_MB = 1769
-FANOUT_WORKER_TIMEOUT = Duration.seconds(120)
-# Lambda runs a failed worker event again twice (about 1 and 3 minutes after the first attempt):
-# a passing fault gets another go, a poison event costs three attempts. Set explicitly, not left to
-# Lambda's defaults. Each retry may post the chunk's frame again: safe (see chat.dispatch).
-FANOUT_WORKER_RETRY_ATTEMPTS = 2
-# Past 15 minutes a live frame is more confusing than useful (throttled events wait in Lambda's
-# queue up to 6 hours by default); the message is in the history for `sync` meanwhile.
-FANOUT_WORKER_MAX_EVENT_AGE = Duration.minutes(15)
+# Sizes and retries are plain data in infra/sizing.py, shared with the local stack.
+FANOUT_WORKER_TIMEOUT = Duration.seconds(sizing.FANOUT_WORKER_TIMEOUT_S)
+FANOUT_WORKER_MAX_EVENT_AGE = Duration.seconds(sizing.FANOUT_WORKER_MAX_EVENT_AGE_S)
 # What the on-failure queue keeps: SQS's longest, time to look at what went wrong.
 FANOUT_FAILURE_RETENTION = Duration.days(14)
-# API Gateway stops waiting for a route's answer after 29 s; a second more lets the function log
-# why it ran long instead of being cut off at the same instant.
-ROUTE_TIMEOUT = Duration.seconds(30)
-# The authorizer verifies one token (a JWKS fetch at most): anything slower is a fault.
-AUTHORIZER_TIMEOUT = Duration.seconds(10)
+ROUTE_TIMEOUT = Duration.seconds(sizing.ROUTE_TIMEOUT_S)
+AUTHORIZER_TIMEOUT = Duration.seconds(sizing.AUTHORIZER_TIMEOUT_S)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -52,7 +38,7 @@ def chat_function(
     handler: str,
     environment: Mapping[str, str],
     timeout: Duration = ROUTE_TIMEOUT,
-    memory_mb: int = DEFAULT_MEMORY_MB,
+    memory_mb: int = sizing.DEFAULT_MEMORY_MB,
 ) -> lambda_.Function:
     """One function of the chat: arm64, Python 3.13, X-Ray tracing, its own log group."""
     # An explicit log group (rather than Lambda's implicit one) gets a retention period and is
@@ -99,11 +85,11 @@ class ChatFunctions(Construct):
             handler=constants.FANOUT_WORKER_HANDLER,
             environment=environment,
             timeout=FANOUT_WORKER_TIMEOUT,
-            memory_mb=FANOUT_WORKER_MEMORY_MB,
+            memory_mb=sizing.FANOUT_WORKER_MEMORY_MB,
         )
         self.fanout_failures = FanoutFailures(self, "FanoutFailures")
         self.fanout_worker.configure_async_invoke(
-            retry_attempts=FANOUT_WORKER_RETRY_ATTEMPTS,
+            retry_attempts=sizing.FANOUT_WORKER_RETRY_ATTEMPTS,
             max_event_age=FANOUT_WORKER_MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.fanout_failures.queue),
         )
@@ -125,7 +111,7 @@ class ChatFunctions(Construct):
                 code=code,
                 handler=route.handler,
                 environment=route_environment,
-                memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
+                memory_mb=sizing.route_memory_mb(route.function_id),
             )
             for route in constants.ROUTES
         }

@@ -77,7 +77,7 @@ GRANTS: dict[str, FunctionGrants] = {
         },
         user_pool=("cognito-idp:AdminGetUser",),
     ),
-    # Replays history: Query per stream (public, and the user's private stream).
+    # Replays history: Query per feed (public, and the user's private feed).
     "Sync": FunctionGrants(
         tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}, budget_items=True
     ),

@@ -11,6 +11,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from chat import config
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from constructs import Construct
 
@@ -46,7 +47,7 @@ class ChatStack(Stack):
             retain_data=retain_data,
         )
         self.presence_grace_seconds = context_seconds(
-            self, constants.PRESENCE_GRACE_CONTEXT_KEY, default=constants.DEFAULT_PRESENCE_GRACE_SECONDS
+            self, constants.PRESENCE_GRACE_CONTEXT_KEY, default=config.DEFAULT_PRESENCE_GRACE_SECONDS
         )
         self.presence = PresenceQueue(self, "Presence")
         self.functions = ChatFunctions(self, "Functions", code=code, environment=self._function_environment())

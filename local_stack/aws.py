@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from chat import config
 
 from infra import constants, identity, schema
 from infra.environment import function_environment
@@ -165,7 +166,7 @@ def process_environment(
     *,
     management_endpoint: str,
     log_level: str = "INFO",
-    presence_grace_seconds: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS,
+    presence_grace_seconds: int = config.DEFAULT_PRESENCE_GRACE_SECONDS,
 ) -> dict[str, str]:
     """Every variable the handlers read: the deployed functions' own plus what points at moto."""
     env = function_environment(
@@ -195,7 +196,7 @@ def process_environment(
             # Lambda's logs go to CloudWatch; here they share the console, so the default is quieter.
             "POWERTOOLS_LOG_LEVEL": log_level,
             # The pre-sign-up trigger's own switch, as the stack sets it by default.
-            "AUTO_CONFIRM": "true",
+            config.AUTO_CONFIRM: "true",
         }
     )
     return env

@@ -40,6 +40,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from infra import constants
 from local_stack import answers, events, ids
 from local_stack.console import Console
 from local_stack.lambdas import Function, Invocation, LambdaRuntime
@@ -238,7 +239,7 @@ class WebSocketGateway:
             # API Gateway answers a stage it does not have with 403.
             return _json_response(403, answers.handshake_body(403))
         handshake = self._handshake(websocket, request)
-        if not any(name == "token" and value for name, value in handshake.query):
+        if not any(name == constants.TOKEN_QUERY_PARAMETER and value for name, value in handshake.query):
             # The authorizer's identity source is missing: API Gateway refuses without calling it.
             self._console.refused(handshake.connection_id, 401, "no token in the query string")
             return _json_response(401, answers.handshake_body(401))

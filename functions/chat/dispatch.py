@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat.boto_config import ONE_CALL
 from chat.observability import logger
 from chat.store import Connection
 
@@ -75,10 +75,7 @@ class FanoutDispatcher:
     @property
     def client(self) -> LambdaClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-            )
-            self._client = boto3.client("lambda", config=config)
+            self._client = boto3.client("lambda", config=ONE_CALL)
         return self._client
 
     def dispatch(self, endpoint: str, frame: str, connections: Sequence[Connection]) -> bool:

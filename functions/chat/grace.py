@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat.boto_config import bounded
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from chat.observability import logger
 
@@ -60,9 +60,7 @@ class PresenceScheduler:
     @property
     def client(self) -> SqsClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
-            )
+            config = bounded(connect_s=1, read_s=3, attempts=3)
             self._client = cast(SqsClient, boto3.client("sqs", config=config))
         return self._client
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat.boto_config import bounded
 from chat.errors import DependencyError
 
 if TYPE_CHECKING:
@@ -29,9 +29,7 @@ class ConnectionProbe:
     @property
     def client(self) -> ApiGatewayManagementApiClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
-            )
+            config = bounded(connect_s=2, read_s=3, attempts=3)
             self._client = boto3.client(
                 "apigatewaymanagementapi", endpoint_url=self.endpoint, region_name=self.region, config=config
             )

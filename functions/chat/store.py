@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat.boto_config import bounded
 from chat.cursor import lowest_id_at
 from chat.errors import DependencyError
 from chat.limits import Spent
@@ -30,12 +30,7 @@ if TYPE_CHECKING:
 PUBLIC_FEED = "public"
 
 # Bounded attempts keep a write's landing time well inside the cursor overlap window (chat.cursor).
-_CLIENT_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=3,
-    retries={"mode": "standard", "max_attempts": 3},
-    max_pool_connections=64,
-)
+_CLIENT_CONFIG = bounded(connect_s=1, read_s=3, attempts=3, pool=64)
 # BatchGetItem takes at most 100 keys; a few rounds for the keys it leaves unprocessed (throttling).
 _BATCH_GET_LIMIT = 100
 _UNPROCESSED_ROUNDS = 4

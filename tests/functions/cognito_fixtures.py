@@ -120,7 +120,7 @@ def cognito_fixture() -> Iterator[Cognito]:
 @pytest.fixture(name="verifier_env")
 def verifier_env_fixture(cognito: Cognito, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The authorizer's environment pointed at moto, and a fresh process-wide verifier."""
-    for name in (config.TOKEN_ISSUER, "AUTO_CONFIRM"):
+    for name in (config.TOKEN_ISSUER, config.AUTO_CONFIRM):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(config.USER_POOL_ID, cognito.pool.id)
     monkeypatch.setenv(config.USER_POOL_CLIENT_ID, cognito.pool.client_id)

@@ -25,6 +25,17 @@ def synthesize(**context: Any) -> ChatStack:
     return stack
 
 
+def all_functions(chat_stack: ChatStack) -> dict[str, Any]:
+    """Every function of the stack by its short name: the routes' function ids and the others."""
+    return {
+        **chat_stack.functions.routes,
+        "FanoutWorker": chat_stack.functions.fanout_worker,
+        "PresenceCheck": chat_stack.functions.presence_check,
+        "Authorizer": chat_stack.functions.authorizer,
+        "PreSignUp": chat_stack.identity.pre_sign_up,
+    }
+
+
 @pytest.fixture(scope="session")
 def chat_stack() -> ChatStack:
     return synthesize()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
+from chat import config
 
 from infra import constants, identity
 from infra.stack import ChatStack
@@ -69,7 +70,7 @@ def test_pre_sign_up_trigger_auto_confirms_by_default(chat_stack: ChatStack, tem
     assert {"Name": "email", "Required": False, "Mutable": True} in pool["Schema"]
     properties = template.to_json()["Resources"][logical_id(trigger)]["Properties"]
     assert properties["Handler"] == constants.PRESIGNUP_HANDLER
-    assert properties["Environment"]["Variables"]["AUTO_CONFIRM"] == "true"
+    assert properties["Environment"]["Variables"][config.AUTO_CONFIRM] == "true"
     template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -89,7 +90,7 @@ def test_without_auto_confirm_email_is_required(
     trigger = verify_email_template.to_json()["Resources"][
         logical_id(verify_email_stack.identity.pre_sign_up)
     ]
-    assert trigger["Properties"]["Environment"]["Variables"]["AUTO_CONFIRM"] == "false"
+    assert trigger["Properties"]["Environment"]["Variables"][config.AUTO_CONFIRM] == "false"
 
 
 def test_user_pool_is_retained_by_default(template: Template) -> None:

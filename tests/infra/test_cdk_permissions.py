@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.stack import ChatStack
-from tests.infra.conftest import logical_id, of_type
+from tests.infra.conftest import all_functions, logical_id, of_type
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 MANAGE_CONNECTIONS = (
@@ -80,16 +80,6 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
 }
 
 
-def _functions(chat_stack: ChatStack) -> dict[str, Any]:
-    return {
-        **chat_stack.functions.routes,
-        "FanoutWorker": chat_stack.functions.fanout_worker,
-        "PresenceCheck": chat_stack.functions.presence_check,
-        "Authorizer": chat_stack.functions.authorizer,
-        "PreSignUp": chat_stack.identity.pre_sign_up,
-    }
-
-
 def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
     """Logical id -> the short name used in EXPECTED."""
     names = {logical_id(table): name for name, table in chat_stack.tables.by_logical_id().items()}
@@ -139,7 +129,7 @@ def test_each_function_gets_exactly_its_actions(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """The function's role allows these actions on these resources, nothing more and nothing less."""
-    actual = _role_permissions(chat_stack, resources, _functions(chat_stack)[name])
+    actual = _role_permissions(chat_stack, resources, all_functions(chat_stack)[name])
     assert actual == {**EXPECTED[name], "*": XRAY}
 
 
@@ -148,7 +138,7 @@ def test_only_managed_policy_is_basic_execution(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """Besides its inline grants, a function role holds only AWSLambdaBasicExecutionRole (write logs)."""
-    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role_id = resources[logical_id(all_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
     managed = resources[role_id]["Properties"]["ManagedPolicyArns"]
     assert len(managed) == 1
     assert managed[0]["Fn::Join"][1][-1].endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
@@ -163,7 +153,7 @@ def test_budget_updates_reach_only_the_rate_limit_items(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """Sync, who, ping and $default may update only partition keys rate#*: never a stored message."""
-    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role_id = resources[logical_id(all_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
     names = _friendly_names(chat_stack)
     updates = [
         statement

@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.cognito_user_pool_event import PreSignUpTriggerEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chat.config import AUTO_CONFIRM
 from chat.observability import logger, tracer
 from chat.usernames import normalize_username
-
-AUTO_CONFIRM = "AUTO_CONFIRM"
 
 
 class InvalidUsername(Exception):
