@@ -1,7 +1,8 @@
-"""API Gateway's management API for one stage, over HTTP, as the handlers' boto3 client calls it.
+"""API Gateway's management API for one stage, over HTTP, as the handlers call it.
 
-``MANAGEMENT_ENDPOINT`` is ``http://127.0.0.1:<port>/<stage>``; boto3's ``apigatewaymanagementapi``
-client then sends:
+``MANAGEMENT_ENDPOINT`` is ``http://127.0.0.1:<port>/<stage>``; the notifier's own HTTP client
+(``chat.http1``, over h11, SigV4-signed) and, for GET and DELETE, boto3's
+``apigatewaymanagementapi`` client (``chat.probe``, ``chat.closer``) then send:
 
 - ``POST /<stage>/@connections/{id}`` with the data as the body: sent to the client, 200;
 - ``GET`` the same path: 200 with ``ConnectedAt``, ``Identity`` and ``LastActiveAt``;

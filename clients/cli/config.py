@@ -35,7 +35,11 @@ class ChatConfig:
     @classmethod
     def from_json(cls, values: Mapping[str, Any], source: str) -> ChatConfig:
         """The config from ``/config.json``'s keys; a missing one is an error that names it."""
-        missing = [key for key in (*STACK_OUTPUTS, "cognitoEndpoint") if not values.get(key)]
+        missing = [
+            key
+            for key in (*STACK_OUTPUTS, "cognitoEndpoint")
+            if not isinstance(values.get(key), str) or not values[key]
+        ]
         if missing:
             raise ConfigError(f"{source} has no {', '.join(missing)}")
         return cls(
@@ -69,10 +73,23 @@ def load_from_url(url: str = DEFAULT_URL, timeout: float = 10) -> ChatConfig:
 def load_from_stack(stack_name: str, region: str | None = None, cloudformation: Any = None) -> ChatConfig:
     """The config from a deployed stack's outputs (needs AWS credentials allowed to describe it)."""
     outputs = _stack_outputs(stack_name, region, cloudformation)
-    values = {key: outputs.get(output) for key, output in STACK_OUTPUTS.items()}
-    if values["region"]:
-        values["cognitoEndpoint"] = f"https://cognito-idp.{values['region']}.amazonaws.com/"
-    return ChatConfig.from_json(values, f"stack {stack_name}'s outputs")
+    return ChatConfig.from_json(config_from_outputs(outputs), f"stack {stack_name}'s outputs")
+
+
+def config_from_outputs(outputs: Mapping[str, str]) -> dict[str, Any]:
+    """A stack's outputs (by output key) as ``/config.json``'s keys, Cognito's endpoint built from
+    the region (the stack has no output for it)."""
+    values: dict[str, Any] = {key: outputs.get(output) for key, output in STACK_OUTPUTS.items()}
+    region = values["region"]
+    if isinstance(region, str) and region:
+        values["cognitoEndpoint"] = cognito_endpoint(region)
+    return values
+
+
+def cognito_endpoint(region: str) -> str:
+    """Cognito's public endpoint in ``region``: China's regions use the partition's own suffix."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://cognito-idp.{region}.{suffix}/"
 
 
 def _stack_outputs(stack_name: str, region: str | None, cloudformation: Any) -> dict[str, str]:

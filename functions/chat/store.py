@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 PUBLIC_FEED = "public"
+# What a write answers (botocore's response dict).
+Answer = TypeVar("Answer")
 
 # Bounded attempts keep a write's landing time well inside the cursor overlap window (chat.cursor).
 _CLIENT_CONFIG = bounded(connect_s=1, read_s=3, attempts=3, pool=64)
@@ -177,8 +179,9 @@ class ChatStore:
         old_conns = self._drop_connection(connection, None)
         if not old_conns or not old_conns <= {connection.connection_id}:
             return False
-        try:
-            self.client.update_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": connection.username}},
                 UpdateExpression="SET leftAt = :at, leftBy = :by, expiresAt = :hold",
@@ -190,14 +193,8 @@ class ChatStore:
                     ":by": {"S": connection.connection_id},
                     ":hold": {"N": str(int(hold_until))},
                 },
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
     def end_grace(self, username: str, *, left_by: str | None) -> bool:
         """Take the user offline if the grace that ``left_by``'s close started still holds: no
@@ -207,20 +204,15 @@ class ChatStore:
         condition = "attribute_not_exists(conns) AND " + (
             "attribute_not_exists(leftAt)" if left_by is None else "leftBy = :by"
         )
-        try:
-            self.client.delete_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 ConditionExpression=condition,
                 **_values({":by": {"S": left_by}} if left_by is not None else {}),
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
     def presence_of(self, username: str) -> Presence | None:
         """The user's presence item, read strongly consistently (a grace check decides from it)."""
@@ -240,55 +232,46 @@ class ChatStore:
     def _drop_connection(self, connection: Connection, connected_before: float | None) -> set[str] | None:
         """Delete the connection's row and take it out of the presence set; the set as it was before,
         or None when the row is too young to be removed (see ``remove_connection``)."""
-        try:
-            self.client.delete_item(
+        removed = _condition_held(
+            "remove the connection",
+            lambda: self.client.delete_item(
                 TableName=self.connections_table,
                 Key={"connectionId": {"S": connection.connection_id}},
                 **_recorded_before(connected_before),
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return None  # too young to be dead
-            raise DependencyError("could not remove the connection") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not remove the connection") from exc
+            ),
+        )
+        if not removed:
+            return None  # too young to be dead
         return self._forget_presence(connection.username, {connection.connection_id})
 
     def _forget_presence(self, username: str, connection_ids: set[str]) -> set[str]:
         """Remove ids from the user's presence set; returns the set as it was before."""
-        try:
-            old = self.client.update_item(
+        answer = _if_condition_holds(
+            "update presence",
+            lambda: self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 UpdateExpression="DELETE conns :conns",
                 ConditionExpression="attribute_exists(username)",
                 ExpressionAttributeValues={":conns": {"SS": sorted(connection_ids)}},
                 ReturnValues="UPDATED_OLD",
-            ).get("Attributes", {})
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return set()  # no presence item: nothing to forget
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return set(old.get("conns", {}).get("SS", []))
+            ),
+        )
+        if answer is None:
+            return set()  # no presence item: nothing to forget
+        return set(answer.get("Attributes", {}).get("conns", {}).get("SS", []))
 
     def _delete_presence_if_empty(self, username: str) -> bool:
         """Delete an emptied presence item; False when a connection arrived in between (the user
         stays online, and nobody is told otherwise)."""
-        try:
-            self.client.delete_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns)",
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
     def connections_of(self, *usernames: str) -> list[Connection]:
         """Every open connection of these users, from their presence items (one BatchGetItem).
@@ -630,6 +613,25 @@ def _first_condition_failed(exc: ClientError) -> bool:
     """A cancelled transaction whose first write (the dedup record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def _if_condition_holds(doing: str, write: Callable[[], Answer]) -> Answer | None:
+    """Make one conditional write: its answer, or None when its condition failed (the state it
+    guards against was found, which the caller decides about); any other failure is a
+    DependencyError naming what was being done."""
+    try:
+        return write()
+    except ClientError as exc:
+        if _error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise DependencyError(f"could not {doing}") from exc
+    except BotoCoreError as exc:
+        raise DependencyError(f"could not {doing}") from exc
+
+
+def _condition_held(doing: str, write: Callable[[], object]) -> bool:
+    """Make one conditional write; True when it was made, False when its condition failed."""
+    return _if_condition_holds(doing, write) is not None
 
 
 @contextmanager

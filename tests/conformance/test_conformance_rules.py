@@ -87,7 +87,7 @@ def test_a_stacks_outputs_say_where_it_is() -> None:
 
 def test_missing_outputs_are_named() -> None:
     """A stack without the outputs a client needs cannot be checked, and the error says which."""
-    with pytest.raises(TargetUnavailable, match="stack X lacks region, userPoolId, userPoolClientId"):
+    with pytest.raises(TargetUnavailable, match="stack X has no region, userPoolId, userPoolClientId"):
         Target.from_config(
             config_from_outputs([{"OutputKey": "WebSocketUrl", "OutputValue": "wss://x"}]), "stack X"
         )

@@ -1,7 +1,8 @@
 """A stand-in for API Gateway's management API over real HTTP, for the handler tests.
 
-moto's management API accepts every connection id and never answers 410, so the tests run the
-handlers' own boto3 client against this server instead: it records what each connection was sent,
+moto's management API accepts every connection id and never answers 410, so the tests point the
+handlers at this server instead (the notifier posts with its own HTTP client over h11; the
+presence probe's GET and the closer's DELETE use boto3's): it records what each connection was sent,
 answers 410 GoneException for ids marked gone, and 429 LimitExceededException a chosen number of
 times, in the wire shape botocore turns into its modeled exceptions. GET answers 410 for the
 same gone ids (and 200 otherwise), as API Gateway's GET @connections/{id} does. A DELETE closes
