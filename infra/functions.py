@@ -7,6 +7,7 @@ What each may touch is decided in ``infra/permissions.py``, not here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -77,13 +78,12 @@ class ChatFunctions(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._code = code
         # Created first: the route functions hand it large fan-outs by name.
-        self.fanout_worker = chat_function(
-            self,
-            "FanoutWorkerFunction",
-            code=code,
-            handler=constants.FANOUT_WORKER_HANDLER,
-            environment=environment,
+        self.fanout_worker = self._function(
+            "FanoutWorker",
+            constants.FANOUT_WORKER_HANDLER,
+            environment,
             timeout=FANOUT_WORKER_TIMEOUT,
             memory_mb=sizing.FANOUT_WORKER_MEMORY_MB,
         )
@@ -95,34 +95,33 @@ class ChatFunctions(Construct):
         )
         route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
         # Reads the presence grace's delayed checks from SQS (infra/presence.py).
-        self.presence_check = chat_function(
-            self,
-            "PresenceCheckFunction",
-            code=code,
-            handler=constants.PRESENCE_CHECK_HANDLER,
-            environment=route_environment,
+        self.presence_check = self._function(
+            "PresenceCheck",
+            constants.PRESENCE_CHECK_HANDLER,
+            route_environment,
             timeout=presence.WORKER_TIMEOUT,
         )
         self.routes: dict[str, lambda_.Function] = {
-            route.function_id: chat_function(
-                self,
-                # "Default" alone would make CDK treat it as this construct's default child.
-                f"{route.function_id}Function",
-                code=code,
-                handler=route.handler,
-                environment=route_environment,
+            route.function_id: self._function(
+                route.function_id,
+                route.handler,
+                route_environment,
                 memory_mb=sizing.route_memory_mb(route.function_id),
             )
             for route in constants.ROUTES
         }
         # Same environment as the routes: it reads the pool id, client id and token issuer.
-        self.authorizer = chat_function(
-            self,
-            "AuthorizerFunction",
-            code=code,
-            handler=constants.AUTHORIZER_HANDLER,
-            environment=environment,
-            timeout=AUTHORIZER_TIMEOUT,
+        self.authorizer = self._function(
+            "Authorizer", constants.AUTHORIZER_HANDLER, environment, timeout=AUTHORIZER_TIMEOUT
+        )
+
+    def _function(
+        self, name: str, handler: str, environment: Mapping[str, str], **sizes: Any
+    ) -> lambda_.Function:
+        """One of the chat's functions in this construct, with the shared code asset."""
+        # "<name>Function": "Default" alone would make CDK treat it as this construct's default child.
+        return chat_function(
+            self, f"{name}Function", code=self._code, handler=handler, environment=environment, **sizes
         )
 
     def for_route(self, route_key: str) -> lambda_.Function:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from infra.web_policy import content_security_policy
 from tests.clients.peers import PASSWORD
@@ -122,14 +122,6 @@ def page_server(stack: Any, *, app_js: str | None = None, csp: str | None = None
     return RecordingServer(answer, {"Content-Security-Policy": csp} if csp else None)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def attacker() -> Iterator[RecordingServer]:
     with attacker_server() as server:
@@ -137,10 +129,9 @@ def attacker() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    opened = browser.new_context()
-    yield opened
-    opened.close()
+def context(open_context: Callable[..., BrowserContext]) -> BrowserContext:
+    """One browser context (the conftest's browser), closed after the test."""
+    return open_context()
 
 
 def origin(url: str) -> str:
