@@ -188,7 +188,11 @@ class Terminal:
         return ANSI_ESCAPE.sub("", self.output)
 
     def type(self, line: str) -> None:
-        os.write(self.fd, line.encode() + b"\r")
+        self.write(line + "\r")
+
+    def write(self, keys: str) -> None:
+        """Keys typed without Enter."""
+        os.write(self.fd, keys.encode())
 
     def wait_for(self, needle: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
