@@ -20,6 +20,7 @@ from clients.cli.protocol import (
     Help,
     History,
     Invalid,
+    Pager,
     Quit,
     Say,
     Who,
@@ -63,6 +64,8 @@ async def send_lines(session: ChatSession, stream: TextIO, timeout: float, out: 
     ``/who``, ``/history [USER]`` and ``/help`` print their answer on ``out`` as they come, in order.
     """
     status = EXIT_OK
+    # Nothing received is shown here, so /history starts from the latest page of a conversation.
+    pager = Pager(session.state.username)
     while line := await asyncio.to_thread(stream.readline):
         command = parse_input(line)
         if isinstance(command, Quit):
@@ -77,12 +80,14 @@ async def send_lines(session: ChatSession, stream: TextIO, timeout: float, out: 
         elif isinstance(command, Who):
             status = await _ask(session, WHO_FRAME, "who", timeout, out) or status
         elif isinstance(command, History):
-            page = session.state.history_request(command.partner)
-            status = await _ask(session, page, "history", timeout, out) or status
+            page = pager.request(command.partner)
+            status = await _ask(session, page, "history", timeout, out, pager) or status
     return status
 
 
-async def _ask(session: ChatSession, frame: Frame, answer: str, timeout: float, out: TextIO) -> int:
+async def _ask(
+    session: ChatSession, frame: Frame, answer: str, timeout: float, out: TextIO, pager: Pager | None = None
+) -> int:
     """Send a request, print its answer as the terminal would show it."""
     try:
         event = await asyncio.wait_for(session.request(frame, answer), timeout)
@@ -91,6 +96,8 @@ async def _ask(session: ChatSession, frame: Frame, answer: str, timeout: float, 
     except TimeoutError:
         print(f"chat: no answer to {frame['action']} within {timeout:g}s", file=sys.stderr)
         return EXIT_TIMEOUT
+    if pager is not None:
+        pager.note_page(event)  # the next /history goes on from here
     line = format_event(event, session.state.username)
     if line is not None:
         print(line, file=out, flush=True)

@@ -31,6 +31,7 @@ from clients.cli.protocol import (
     Help,
     History,
     Invalid,
+    Pager,
     Quit,
     ReadMarks,
     Say,
@@ -97,6 +98,7 @@ class Screen:
         # A yes/no question waiting for the next line typed.
         self.question: asyncio.Future[bool] | None = None
         self.marks = ReadMarks(me)
+        self.pager = Pager(me)
         self.reads: ReadReporter | None = None
         self.clock = clock
         # One "is typing" line per sender for as long as the protocol says to show it.
@@ -129,8 +131,12 @@ class Screen:
         line = self._typing_line(event) if event.get("type") == "typing" else format_event(event, self.me)
         if line is not None:
             print(line, flush=True)
-        if event.get("type") == "message" and self.reads is not None:
-            self.reads.shown(event)  # it is on screen now: read, once the reporter says so
+        if event.get("type") == "message":
+            self.pager.note_shown(event)
+            if self.reads is not None:
+                self.reads.shown(event)  # it is on screen now: read, once the reporter says so
+        elif event.get("type") == "history":
+            self.pager.note_page(event)
         if self.prompt is not None and self.prompt.app.is_running:
             self.prompt.app.invalidate()  # redraw the toolbar
 
@@ -206,11 +212,11 @@ async def _read_commands(
             return
         if screen.answer(line):
             continue
-        if not _perform(parse_input(line), session, tasks):
+        if not _perform(parse_input(line), session, screen, tasks):
             return
 
 
-def _perform(command: object, session: ChatSession, tasks: Tasks) -> bool:
+def _perform(command: object, session: ChatSession, screen: Screen, tasks: Tasks) -> bool:
     """Carry out one command; False to quit."""
     if isinstance(command, Quit):
         return False
@@ -221,7 +227,7 @@ def _perform(command: object, session: ChatSession, tasks: Tasks) -> bool:
         _spawn(session.who(), tasks)
     elif isinstance(command, History):
         # The answer prints as a ``history`` event; an error (unknown user…) as an error frame.
-        _spawn(session.send_frame(session.state.history_request(command.partner)), tasks)
+        _spawn(session.send_frame(screen.pager.request(command.partner)), tasks)
     elif isinstance(command, Help):
         print(f"* {USAGE}")
     elif isinstance(command, Invalid):

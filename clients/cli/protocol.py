@@ -254,6 +254,34 @@ class Reaction:
     retry_sync_in: float | None = None
 
 
+class Pager:
+    """Where ``/history`` goes on from: per conversation, the oldest message the user has seen of
+    it, live, replayed or from an earlier page (nothing seen: the latest page)."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+        self.oldest: dict[str | None, str] = {}
+
+    def request(self, partner: str | None, limit: int = HISTORY_PAGE) -> Frame:
+        return history_frame(partner, self.oldest.get(partner), limit)
+
+    def note_shown(self, message: Frame) -> None:
+        self._note(conversation_of(message, self.me), message.get("id"))
+
+    def note_page(self, page: Frame) -> None:
+        partner = page.get("with")
+        if partner is None or isinstance(partner, str):
+            for message in page.get("messages") or []:
+                self._note(partner, message.get("id"))
+
+    def _note(self, conversation: str | None, message_id: object) -> None:
+        if not isinstance(message_id, str):
+            return
+        known = self.oldest.get(conversation)
+        if known is None or message_id < known:  # ids are time-ordered strings
+            self.oldest[conversation] = message_id
+
+
 class ReadMarks:
     """Per conversation, the newest message shown and the read position already recorded, so that
     ``read`` goes out only when something newer was shown (and only from a throttled caller)."""
@@ -317,8 +345,6 @@ class ChatState:
         self.sync_backoff = Backoff(base=1.0, cap=30.0)
         # The ``at`` of the last presence frame applied per user: an older one is stale.
         self.presence_at: dict[str, datetime] = {}
-        # Per conversation (None: public), the oldest message id known: where /history goes on from.
-        self.oldest: dict[str | None, str] = {}
 
     def compose(self, text: str, to: str | None = None) -> OutgoingMessage:
         """A new message, held in the outbox until its ack arrives."""
@@ -340,10 +366,6 @@ class ChatState:
     def sync_retry(self) -> Frame | None:
         """The sync to send again after a refusal, or None when a replay has finished meanwhile."""
         return self._sync_request() if self.syncing else None
-
-    def history_request(self, partner: str | None, limit: int = HISTORY_PAGE) -> Frame:
-        """The ``history`` frame for the page before the oldest message known of that conversation."""
-        return history_frame(partner, self.oldest.get(partner), limit)
 
     def _sync_request(self) -> Frame:
         # Resume from the cursor; on a first connection ask for recent history instead, and at
@@ -375,7 +397,6 @@ class ChatState:
             del self.outbox[frame["clientMsgId"]]
         if not self.seen.add(str(frame.get("id"))):
             return Reaction()
-        self._note_oldest(conversation_of(frame, self.username), frame.get("id"))
         return Reaction(events=[frame])
 
     def _on_messages(self, frame: Frame) -> Reaction:
@@ -389,19 +410,9 @@ class ChatState:
     def _on_history(self, frame: Frame) -> Reaction:
         """An older page of a conversation: shown as a whole, even messages seen before."""
         messages = [m for m in frame.get("messages") or [] if isinstance(m, dict)]
-        partner = frame.get("with")
         for message in messages:
             self.seen.add(str(message.get("id")))  # a later replay of one is not shown again
-            if partner is None or isinstance(partner, str):
-                self._note_oldest(partner, message.get("id"))
         return Reaction(events=[{**frame, "messages": messages}])
-
-    def _note_oldest(self, conversation: str | None, message_id: object) -> None:
-        if not isinstance(message_id, str):
-            return
-        known = self.oldest.get(conversation)
-        if known is None or message_id < known:  # ids are time-ordered strings
-            self.oldest[conversation] = message_id
 
     def _on_ack(self, frame: Frame) -> Reaction:
         self._advance_cursor(frame)

@@ -57,9 +57,11 @@ def test_a_terminal_shows_unread_pages_back_and_reports_what_it_showed(
         assert terminal.process.wait(20) == 0
     finally:
         terminal.close()
-    piped = run_chat(stack, me, stdin=f"/history {other}\n")
+    # From a pipe nothing is shown first: the first page is the latest, the second finds no more.
+    piped = run_chat(stack, me, stdin=f"/history {other}\n/history {other}\n")
     assert piped.returncode == 0, piped.stderr
-    assert f"* earlier with {other}:" in piped.stdout and f"[from {other}] dm 6" in piped.stdout
+    assert f"* earlier with {other}:" in piped.stdout and piped.stdout.count(f"[from {other}] dm 6") == 1
+    assert piped.stdout.count(f"* no older messages with {other}") == 2, piped.stdout
 
 
 def test_typing_shows_on_the_terminal_and_a_private_line_being_typed_tells_its_recipient(

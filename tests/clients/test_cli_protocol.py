@@ -13,6 +13,7 @@ from clients.cli.protocol import (
     Help,
     History,
     Invalid,
+    Pager,
     Quit,
     ReadMarks,
     Say,
@@ -256,19 +257,26 @@ def test_a_messages_frame_is_each_of_its_messages_once() -> None:
     assert state.cursor == "c3"
 
 
-def test_history_pages_back_from_the_oldest_message_known() -> None:
+def test_history_pages_back_from_the_oldest_message_shown() -> None:
     """/history asks for messages before the oldest one shown of that conversation, page after page."""
+    pager = Pager("alice")
+    assert pager.request(None) == {"action": "history", "with": None, "limit": 20}
+    pager.note_shown(message("01B", "c2"))
+    pager.note_shown(message("01C", "c3", to="alice"))
+    pager.note_shown(message("01A", "c1", sender="alice", to="bob"))
+    assert pager.request(None)["before"] == "01B"
+    assert pager.request("bob")["before"] == "01A"
+    pager.note_page({"type": "history", "with": "bob", "messages": [message("019", "c0", to="alice")]})
+    assert pager.request("bob") == {"action": "history", "with": "bob", "limit": 20, "before": "019"}
+
+
+def test_a_history_page_is_shown_whole_and_its_messages_not_again() -> None:
+    """A page's messages are shown even if seen before; a later replay of one of them is dropped."""
     state = ChatState("alice")
-    assert state.history_request(None) == {"action": "history", "with": None, "limit": 20}
     state.receive(message("01B", "c2"))
-    state.receive(message("01C", "c3", sender="bob", to="alice"))
-    state.receive(message("01A", "c1", sender="alice", to="bob"))
-    assert state.history_request(None)["before"] == "01B"
-    assert state.history_request("bob")["before"] == "01A"
-    page = {"type": "history", "with": "bob", "messages": [message("019", "c0", to="alice")], "more": False}
-    assert state.receive(page).events[0]["messages"][0]["id"] == "019"
-    assert state.history_request("bob")["before"] == "019"
-    assert not state.receive(message("019", "c0", to="alice")).events  # replayed later: not shown twice
+    page = {"type": "history", "with": None, "messages": [message("01A", "c1"), message("01B", "c2")]}
+    assert [m["id"] for m in state.receive({**page, "more": False}).events[0]["messages"]] == ["01A", "01B"]
+    assert not state.receive(message("01A", "c1")).events
 
 
 def test_inbox_is_asked_for_on_the_first_connection_only() -> None:
