@@ -157,18 +157,18 @@ async def run_mode(args: argparse.Namespace, config: ChatConfig, auth: CognitoAu
         return ChatSession(config, auth, state, on_event, reload_config=lambda: load_config(args))
 
     if args.command == "send":
-        sender = session(ChatState(me), batch.print_errors)
+        sender = session(ChatState(me, batch=True), batch.print_errors)
         work = batch.send_one(sender, " ".join(args.text), args.to, args.timeout)
         return await batch.while_connected(sender, work)
     if args.command == "history":
         printer = batch.HistoryPrinter(me)
-        reader = session(ChatState(me, history=args.limit), printer.on_event)
+        reader = session(ChatState(me, history=args.limit, batch=True), printer.on_event)
         return await batch.while_connected(reader, batch.print_history(printer, args.timeout))
     if not sys.stdin.isatty():
-        lines = session(ChatState(me), batch.print_errors)
+        lines = session(ChatState(me, batch=True), batch.print_errors)
         return await batch.while_connected(lines, batch.send_lines(lines, sys.stdin, args.timeout))
     screen = Screen(me)
-    state = ChatState(me, history=args.history, inbox=True)
+    state = ChatState(me, history=args.history, batch=True, inbox=True)
     return await run_interactive(session(state, screen.on_event), screen)
 
 
