@@ -3,6 +3,8 @@
 ``ChatState`` holds what survives a reconnect — the cursor, the ids already seen, the sends not yet
 acknowledged — and turns each incoming frame into events for the UI plus the frames to answer with.
 ``session.ChatSession`` is the asyncio adapter that moves the frames; tests drive this class alone.
+``Pager`` (where ``/history`` goes on from) and ``ReadMarks`` (what to report with ``read``) follow
+what a UI has shown, so the UIs own them.
 """
 
 from __future__ import annotations

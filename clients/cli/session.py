@@ -3,7 +3,10 @@
 It signs in, connects with the access token, resumes with ``sync`` from the cursor, resends what was
 not acknowledged, sends ``ping`` before the idle timeout, and reconnects with backoff when the
 socket drops — until ``stop()``. Everything the UI needs arrives through ``on_event``: server frames
-(deduplicated) and ``{"type": "connection", "state": ...}`` events of its own.
+(deduplicated, a batched replay's ``messages`` frames as one ``message`` event each) and events of
+its own: ``{"type": "connection", "state": ...}``, and ``{"type": "sync-retry", ...}`` when a
+``sync`` was refused for now (``rate_limited``, ``internal_error``) and is asked again later on the
+same connection. ``request()`` sends a frame and waits for its answer (``who``, ``history``…).
 
 After a lost or failed connection it reads the configuration again (``reload_config``), since a
 restarted stack may have new ids. When the account is gone (a stack started afresh) it asks
@@ -15,6 +18,7 @@ A script of a few lines::
     session = ChatSession(config, CognitoAuth(config, "alice", password), ChatState("alice"), print)
     runner = asyncio.create_task(session.run())
     await session.send("hello")  # returns the ack; raises SendFailed on an error frame
+    page = await session.request({"action": "history", "with": "bob"}, "history")
     await session.stop()
 """
 
