@@ -4,23 +4,21 @@ through its API Gateway emulator, the very handlers and moto's DynamoDB and Cogn
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
-from local_stack_client import Client, Frame
+from local_stack_client import Frame
 
-from local_stack.testing import RunningStack, User
-
-OpenClient = Callable[[User], Client]
+from local_stack.testing import RunningStack
+from tests.support.chat_client import ChatClient, OpenClient
 
 
-def send(client: Client, text: str, **fields: object) -> Frame:
+def send(client: ChatClient, text: str, **fields: object) -> Frame:
     """Send a message and return its ack."""
     client_msg_id = f"m-{uuid.uuid4().hex[:12]}"
     client.send({"action": "sendmessage", "text": text, "clientMsgId": client_msg_id, **fields})
     return client.wait_type("ack", clientMsgId=client_msg_id)
 
 
-def ask(client: Client, frame: Frame, answer: str) -> Frame:
+def ask(client: ChatClient, frame: Frame, answer: str) -> Frame:
     """Send ``frame`` and return the first ``answer`` frame received after it."""
     seen = len(client.frames)
     client.send(frame)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 
-from local_stack_client import PRESENCE_GRACE, Client, Frame
+from local_stack_client import PRESENCE_GRACE, Frame
 
-from local_stack.testing import RunningStack, User
-
-OpenClient = Callable[[User], Client]
+from local_stack.testing import RunningStack
+from tests.support.chat_client import ChatClient
 
 # Version 1's frames and their fields, as docs/protocol.md's version 1 table gives them.
 VERSION_1_FIELDS = {
@@ -26,7 +24,7 @@ VERSION_1_FIELDS = {
 VERSION_1_ACTIONS = {"sendmessage", "sync", "who", "ping"}
 
 
-class Version1Client(Client):
+class Version1Client(ChatClient):
     """A client that only knows version 1: it refuses to send anything else."""
 
     def send(self, frame: Frame | str) -> None:
@@ -50,7 +48,7 @@ def test_a_version_1_client_sees_only_what_it_knows(stack: RunningStack) -> None
     """Public and private sends, /msg, a resend, sync with and without a cursor, who, both pings,
     presence of a third user coming and going: every frame is version 1's, and all of them arrive."""
     alice, bob, carol = stack.create_user("alice"), stack.create_user("bob"), stack.create_user("carol")
-    alice_1, bob_1 = Version1Client(stack, alice), Version1Client(stack, bob)
+    alice_1, bob_1 = Version1Client.connect(stack, alice), Version1Client.connect(stack, bob)
     try:
         tag = uuid.uuid4().hex[:8]
         alice_1.send({"action": "sendmessage", "text": f"hello {tag}", "clientMsgId": f"p-{tag}"})
@@ -82,7 +80,7 @@ def test_a_version_1_client_sees_only_what_it_knows(stack: RunningStack) -> None
         bob_1.wait_for(lambda f: f.get("type") == "pong" and bob_1.frames.count({"type": "pong"}) == 2)
         bob_1.send({"action": "sendmessage", "text": "   "})
         assert bob_1.wait_type("error")["code"] == "invalid_message"
-        carol_1 = Client(stack, carol)
+        carol_1 = ChatClient.connect(stack, carol)
         alice_1.wait_for(lambda f: f.get("type") == "presence" and f.get("user") == carol.username)
         carol_1.close()
         alice_1.wait_for(
