@@ -20,13 +20,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat import auth
-from chat.observability import logger, tracer
+from chat.observability import logger
 
 DENIED_PRINCIPAL = "anonymous"
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     query = event.get("queryStringParameters")
     token = query.get("token") if isinstance(query, dict) else None
