@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.observability import logger
 from chat.store import Connection
 
@@ -78,7 +78,7 @@ class FanoutDispatcher:
             config = Config(
                 connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
             )
-            self._client = boto3.client("lambda", config=config)
+            self._client = aws_clients.client("lambda", config=config)
         return self._client
 
     def dispatch(self, endpoint: str, frame: str, connections: Sequence[Connection]) -> bool:

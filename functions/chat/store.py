@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.cursor import lowest_id_at
 from chat.errors import DependencyError
 from chat.limits import Spent
@@ -118,7 +118,7 @@ class ChatStore:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+            self._client = cast("DynamoDBClient", aws_clients.client("dynamodb", config=_CLIENT_CONFIG))
         return self._client
 
     # ---- connections and presence --------------------------------------------------------------
