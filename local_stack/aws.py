@@ -189,8 +189,7 @@ def process_environment(
             "AWS_ENDPOINT_URL_DYNAMODB": resources.endpoint,
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": resources.endpoint,
             "AWS_ENDPOINT_URL_SQS": resources.endpoint,
-            # No X-Ray daemon here, and EMF metrics on stdout would drown the console.
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            # EMF metrics on stdout would drown the console.
             "POWERTOOLS_METRICS_DISABLED": "true",
             # Lambda's logs go to CloudWatch; here they share the console, so the default is quieter.
             "POWERTOOLS_LOG_LEVEL": log_level,
