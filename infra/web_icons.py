@@ -2,7 +2,7 @@
 
 The PNGs are the same picture as ``clients/web/icon.svg``: a white speech bubble on the page's
 accent blue, filling the whole square so that a launcher may cut it to any shape ("maskable").
-Each pixel is the share of its 4×4 sub-samples inside the bubble, so the edges are smooth.
+Each pixel is the share of its 4 by 4 sub-samples inside the bubble, so the edges are smooth.
 ``--check`` fails when the committed files differ from what this draws.
 """
 

@@ -51,7 +51,7 @@ def with_some_messages(page: Page, partner: str) -> None:
 def test_axe_finds_nothing_serious_on_sign_in_chat_dark_and_phone_views(
     open_context, stack, new_username, peer
 ) -> None:
-    """axe-core reports no serious or critical violation on the sign-in form, the chat, dark mode and a phone."""
+    """axe-core finds nothing serious or critical on the sign-in form, the chat, dark mode and a phone."""
     bob = new_username("bob")
     peer(bob)
     sign_in_page = open_context().new_page()
@@ -74,8 +74,10 @@ def no_sideways_scroll(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
 
 
-def test_a_phone_shows_the_list_and_the_thread_as_two_screens(open_context, stack, new_username, peer) -> None:
-    """At 390×844 both screens are reachable, who you are stays visible, and nothing overflows sideways."""
+def test_a_phone_shows_the_list_and_the_thread_as_two_screens(
+    open_context, stack, new_username, peer
+) -> None:
+    """At 390 by 844 both screens are reachable, who you are stays visible, nothing overflows sideways."""
     bob = new_username("bob")
     peer(bob)
     me = new_username("phone")
@@ -120,14 +122,20 @@ def test_a_right_to_left_override_inside_a_message_stays_inside_it(open_context,
     first, last = after.evaluate(
         """e => {
           const range = document.createRange(), node = e.firstChild;
-          const box = (i) => { range.setStart(node, i); range.setEnd(node, i + 1); return range.getBoundingClientRect().left; };
+          const box = (i) => {
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            return range.getBoundingClientRect().left;
+          };
           return [box(0), box(node.length - 1)];
         }"""
     )
     assert first < last
 
 
-def test_message_text_is_never_html_and_links_are_only_web_addresses(open_context, stack, new_username) -> None:
+def test_message_text_is_never_html_and_links_are_only_web_addresses(
+    open_context, stack, new_username
+) -> None:
     """Markup in a message is shown as text; http(s) addresses become links, javascript: does not."""
     page = signed_in(open_context(), stack, new_username("links"))
     line = '<img src=x onerror="window.pwned=1"> see https://example.com/a?b=1. or javascript:alert(1)'
@@ -142,14 +150,18 @@ def test_message_text_is_never_html_and_links_are_only_web_addresses(open_contex
     expect(links).to_have_attribute("rel", "noopener noreferrer nofollow")
 
 
-def test_a_refused_message_says_why_in_words_and_retry_sends_it(open_context, stack, new_username, peer) -> None:
-    """A message to a name nobody has yet fails in words with Retry; once the account exists, Retry delivers it."""
+def test_a_refused_message_says_why_in_words_and_retry_sends_it(
+    open_context, stack, new_username, peer
+) -> None:
+    """A message to a name nobody has yet fails in words with Retry; once the name exists, Retry sends it."""
     late = new_username("late")
     page = signed_in(open_context(), stack, new_username("eager"))
     type_line(page, f"/msg {late} are you there yet?")
     open_conversation(page, late)
     failed = message(page, "are you there yet?")
-    expect(failed.get_by_test_id("failure")).to_contain_text(f"There is nobody called {late} here", timeout=WAIT_MS)
+    expect(failed.get_by_test_id("failure")).to_contain_text(
+        f"There is nobody called {late} here", timeout=WAIT_MS
+    )
     expect(failed).not_to_contain_text("unknown_user")
     late_user = peer(late)  # the account exists now
     failed.get_by_test_id("retry").click()
@@ -207,7 +219,8 @@ def test_the_page_is_an_installable_app_with_a_worker_that_caches_only_the_shell
         """async () => {
           const urls = [];
           for (const name of await caches.keys()) {
-            for (const request of await (await caches.open(name)).keys()) urls.push(new URL(request.url).pathname);
+            const cache = await caches.open(name);
+            for (const request of await cache.keys()) urls.push(new URL(request.url).pathname);
           }
           return urls.sort();
         }"""
@@ -220,7 +233,7 @@ def test_the_page_is_an_installable_app_with_a_worker_that_caches_only_the_shell
 
 
 def test_offline_the_online_list_is_greyed_and_says_why(open_context, stack, new_username, peer) -> None:
-    """Offline, the online list is marked stale and the page says in words what is wrong; back online it is fresh."""
+    """Offline, the online list is marked stale and the page says why in words; back online it is fresh."""
     bob = new_username("bob")
     peer(bob)
     context = open_context()
@@ -240,7 +253,7 @@ def test_offline_the_online_list_is_greyed_and_says_why(open_context, stack, new
 
 
 def test_a_new_conversation_says_what_to_do(open_context, stack, new_username, peer) -> None:
-    """An empty private thread tells the user it is private and to write below; the Everyone entry is listed."""
+    """An empty private thread tells the user it is private and to write below; Everyone is listed."""
     bob = new_username("bob")
     peer(bob)
     page = signed_in(open_context(), stack, new_username("new"))

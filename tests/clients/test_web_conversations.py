@@ -23,12 +23,12 @@ from tests.clients.web_pages import (
 pytestmark = pytest.mark.browser
 
 
-def badge(page: Page, partner: str | None):  # noqa: ANN201 - a Playwright locator
+def badge(page: Page, partner: str | None):
     return conversation(page, partner).get_by_test_id("unread-badge")
 
 
 def test_badges_clear_on_every_device_seen_and_typing(open_context, stack, new_username) -> None:
-    """Bob's DM badges both of Alice's devices; reading on one clears both and Bob sees "Seen"; typing shows."""
+    """Bob's DM badges both of Alice's devices; reading on one clears both, Bob sees "Seen"; typing shows."""
     alice, bob = new_username("alice"), new_username("bob")
     alice_phone = signed_in(open_context(), stack, alice)
     alice_laptop = signed_in(open_context(), stack, alice)
@@ -71,7 +71,9 @@ def test_unread_counts_come_from_inbox_on_sign_in(open_context, stack, new_usern
     peer(carol).close()  # carol's account exists
     sender = peer(dave)
     for n in range(3):
-        sender.send({"action": "sendmessage", "to": carol, "text": f"while away {n}", "clientMsgId": f"away-{n}"})
+        sender.send(
+            {"action": "sendmessage", "to": carol, "text": f"while away {n}", "clientMsgId": f"away-{n}"}
+        )
         sender.wait_for(lambda f, n=n: f.get("type") == "ack" and f.get("clientMsgId") == f"away-{n}")
     page = signed_in(open_context(), stack, carol)
     expect(badge(page, dave)).to_have_text("3", timeout=WAIT_MS)
@@ -85,13 +87,15 @@ def send_all(sender: Peer, lines: list[dict]) -> None:
     for frame in lines:
         sender.send(frame)
     for frame in lines:
-        sender.wait_for(lambda f, id=frame["clientMsgId"]: f.get("type") == "ack" and f.get("clientMsgId") == id)
+        sender.wait_for(
+            lambda f, id=frame["clientMsgId"]: f.get("type") == "ack" and f.get("clientMsgId") == id
+        )
 
 
 def test_scrolling_up_loads_older_messages_keeps_the_place_and_stops_at_the_start(
     open_context, stack, new_username, peer
 ) -> None:
-    """56 private messages older than the opening sync: the thread pages them in with `history` as it scrolls."""
+    """56 private messages older than the opening sync: the thread pages them in with `history`."""
     erin, frank = new_username("erin"), new_username("frank")
     sides = {erin: peer(erin), frank: peer(frank)}
     total = 56
@@ -106,7 +110,10 @@ def test_scrolling_up_loads_older_messages_keeps_the_place_and_stops_at_the_star
     # Enough public traffic after them that the opening sync (the latest 100) holds none of them.
     for n in range(5):
         crowd = peer(new_username("crowd"))
-        send_all(crowd, [{"action": "sendmessage", "text": f"crowd {n}.{k}", "clientMsgId": f"c{k}"} for k in range(22)])
+        send_all(
+            crowd,
+            [{"action": "sendmessage", "text": f"crowd {n}.{k}", "clientMsgId": f"c{k}"} for k in range(22)],
+        )
 
     page = signed_in(open_context(viewport={"width": 1000, "height": 700}), stack, erin)
     history_frames: list[dict] = []
@@ -114,9 +121,9 @@ def test_scrolling_up_loads_older_messages_keeps_the_place_and_stops_at_the_star
         "websocket",
         lambda socket: socket.on(
             "framesent",
-            lambda payload: history_frames.append(json.loads(payload))
-            if '"history"' in str(payload)
-            else None,
+            lambda payload: (
+                history_frames.append(json.loads(payload)) if '"history"' in str(payload) else None
+            ),
         ),
     )
     page.reload()
@@ -136,7 +143,9 @@ def test_scrolling_up_loads_older_messages_keeps_the_place_and_stops_at_the_star
 
     # `more` was false: scrolling to the top again asks for nothing.
     asked = len(history_frames)
-    by_id(page, "message-list").evaluate("list => { list.scrollTop = 0; list.dispatchEvent(new Event('scroll')); }")
+    by_id(page, "message-list").evaluate(
+        "list => { list.scrollTop = 0; list.dispatchEvent(new Event('scroll')); }"
+    )
     page.wait_for_timeout(1000)
     assert len(history_frames) == asked
     assert all(frame.get("with") in (frank, None) for frame in history_frames)

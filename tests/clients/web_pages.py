@@ -52,7 +52,10 @@ def conversation(page: Page, partner: str | None) -> Locator:
 
 def open_conversation(page: Page, partner: str | None) -> None:
     """Picks ``partner``'s conversation (None: everyone) and waits for its thread."""
-    if by_id(page, "chat-view").get_attribute("data-screen") == "thread" and by_id(page, "back-button").is_visible():
+    if (
+        by_id(page, "chat-view").get_attribute("data-screen") == "thread"
+        and by_id(page, "back-button").is_visible()
+    ):
         by_id(page, "back-button").click()
     conversation(page, partner).click()
     expect(by_id(page, "thread-title")).to_have_text(partner or "Everyone")
