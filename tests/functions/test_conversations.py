@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from chat import config, wiring
 from chat.cursor import IdGenerator
-from chat.handlers import history, inbox, read, typing
+from chat.handlers import history, inbox, read
+from chat.handlers import typing as typing_route
 from chat.store import PUBLIC_FEED, StoredMessage, _message_item, dm_feed
 
 from tests.support import world as world_module
@@ -18,7 +19,7 @@ from tests.support.world import ChatWorld
 
 NEW_ROUTES = {
     "history": history.handler,
-    "typing": typing.handler,
+    "typing": typing_route.handler,
     "read": read.handler,
     "inbox": inbox.handler,
 }
