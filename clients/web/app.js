@@ -427,8 +427,11 @@ class Connection {
     if (this.socket === socket) this.socket = null;
   }
 
+  // True when the frame went out (false with no open socket: the caller may try again later).
   send(frame) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(frame));
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
   }
 
   async connect() {
@@ -943,10 +946,10 @@ class ChatPage {
     thread.unread = 0;
     if (hadUnread) this.showConversations();
     if (!newest || (thread.readUpTo && newest.id <= thread.readUpTo)) return;
-    thread.readUpTo = newest.id;
     const frame = { action: "read", upTo: newest.id };
     if (thread.with) frame.with = thread.with;
-    this.connection.send(frame);
+    if (!this.connection.send(frame)) return; // offline: sent when back (on `inbox`)
+    thread.readUpTo = newest.id;
     this.persist();
   }
 
