@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.clients.browser import WAIT_MS
 from tests.clients.peers import Peer
+from tests.clients.test_web_client import connection_of
 from tests.clients.web_pages import (
     by_id,
     conversation,
@@ -149,3 +150,36 @@ def test_scrolling_up_loads_older_messages_keeps_the_place_and_stops_at_the_star
     page.wait_for_timeout(1000)
     assert len(history_frames) == asked
     assert all(frame.get("with") in (frank, None) for frame in history_frames)
+
+
+def test_a_batched_replay_frame_shows_each_message_once(open_context, stack, new_username, peer) -> None:
+    """A `messages` frame (sync with batch: true) puts each of its messages in its thread, in order, once."""
+    gina, hal = new_username("gina"), new_username("hal")
+    page = signed_in(open_context(), stack, gina)
+    sender = peer(hal)
+    sender.send({"action": "sendmessage", "to": gina, "text": "a real one", "clientMsgId": "real-1"})
+    ack = sender.wait_for(lambda f: f.get("type") == "ack")
+    open_conversation(page, hal)
+    expect_message(page, "a real one", kind="private", label=f"from {hal}")
+
+    def batched(n: int) -> dict:
+        # Ids of the server's form, just after the real one; the real cursor (the page keeps it).
+        return {
+            "id": f"{ack['id'][:-2]}Z{n}",
+            "cursor": ack["cursor"],
+            "from": hal,
+            "to": gina,
+            "text": f"batched {n}",
+            "sentAt": "2026-12-01T12:00:00.000Z",
+            "clientMsgId": None,
+        }
+
+    frame = json.dumps({"type": "messages", "messages": [batched(1), batched(2)]}).encode()
+    management = stack.management_client()
+    connection = connection_of(stack, gina)
+    for _ in range(2):  # the second delivery repeats both: nothing new is shown
+        management.post_to_connection(ConnectionId=connection, Data=frame)
+    shown = by_id(page, "message").filter(has_text="batched")
+    expect(shown).to_have_count(2, timeout=WAIT_MS)
+    page.wait_for_timeout(500)
+    assert shown.get_by_test_id("message-text").all_inner_texts() == ["batched 1", "batched 2"]
