@@ -923,6 +923,7 @@ class ChatPage {
       ? `Message ${thread.with} privately`
       : "Message everyone · /msg user text · /who";
     this.showTyping(null);
+    $("notices").replaceChildren(); // they were about the conversation left
     this.renderThread({ toBottom: true });
     this.showConversations();
     if (screen) this.showScreen(screen);
