@@ -14,6 +14,7 @@ const PAGE_SIZE = 50; // messages asked for per `history` page
 const TYPING_EVERY_MS = 3000; // the server forwards at most one `typing` per 3 s anyway
 const TYPING_SHOWN_MS = 5000; // how long "… is typing" stays without a new `typing`
 const GROUP_WITHIN_MS = 5 * 60 * 1000; // consecutive messages of one sender this close share a header
+const READ_SETTLE_MS = 500; // a thread on screen is marked read this long after its last new message
 
 // ---------------------------------------------------------------- storage (per tab) ----------
 // sessionStorage, not localStorage: each tab holds its own session and cursor, so several tabs
@@ -797,6 +798,7 @@ class ChatPage {
   close() {
     for (const undo of this.unlisten) undo();
     clearTimeout(this.typingTimer);
+    clearTimeout(this.readTimer);
     clearInterval(this.countdown);
     this.connection.stop();
     this.auth.stop();
@@ -979,7 +981,11 @@ class ChatPage {
     const thread = this.thread(key);
     if (!thread.add([message])) return;
     if (message.from !== this.me) {
-      if (key === this.current && this.reading()) setTimeout(() => this.markRead());
+      // Read once a busy thread settles for a moment, not once per message (`read` has a budget).
+      if (key === this.current && this.reading()) {
+        clearTimeout(this.readTimer);
+        this.readTimer = setTimeout(() => this.markRead(), READ_SETTLE_MS);
+      }
       else if (!thread.readUpTo || message.id > thread.readUpTo) thread.unread += 1;
       if (key === this.current) this.showTyping(null);
     }
@@ -1085,11 +1091,11 @@ class ChatPage {
       this.failed.set(sent.clientMsgId, { ...sent, error: describeChatError(event.code, sent) });
       if (conversationOf({ ...sent, from: this.me }, this.me) === this.current) this.renderThread();
       this.showNotice(describeChatError(event.code, sent), "error");
-    } else if (["rate_limited", "internal_error"].includes(event.code)) {
+    } else if (event.code === "internal_error") {
       this.showNotice(describeChatError(event.code), "error");
     }
-    // The rest answer the page's own background requests (a server without `history`, say):
-    // nothing the user can act on.
+    // The rest answer the page's own background requests (`read`, `typing`, `history`; a server
+    // without them; a budget spent): nothing the user can act on.
     this.persist();
   }
 
