@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.boto_config import ONE_CALL
 from chat.errors import DependencyError
 
@@ -27,7 +27,7 @@ class UserDirectory:
     @property
     def client(self) -> CognitoIdentityProviderClient:
         if self._client is None:
-            self._client = boto3.client("cognito-idp", config=ONE_CALL)
+            self._client = aws_clients.client("cognito-idp", config=ONE_CALL)
         return self._client
 
     def remember(self, username: str) -> None:

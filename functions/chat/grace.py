@@ -13,9 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.boto_config import bounded
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from chat.observability import logger
@@ -61,7 +61,7 @@ class PresenceScheduler:
     def client(self) -> SqsClient:
         if self._client is None:
             config = bounded(connect_s=1, read_s=3, attempts=3)
-            self._client = cast(SqsClient, boto3.client("sqs", config=config))
+            self._client = cast(SqsClient, aws_clients.client("sqs", config=config))
         return self._client
 
     def schedule(self, check: PresenceCheck, *, delay_seconds: float) -> bool:

@@ -1,6 +1,6 @@
 """Asks API Gateway whether a connection still exists: GET @connections/{id} (410 when it is gone).
 
-Used for the few connections a presence check suspects, never on a hot path, so plain boto3 is
+Used for the few connections a presence check suspects, never on a hot path, so a plain SDK client is
 enough here; the notifier (``chat.notifier``) is the fast path for posting frames.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.boto_config import bounded
 from chat.errors import DependencyError
 
@@ -30,7 +30,7 @@ class ConnectionProbe:
     def client(self) -> ApiGatewayManagementApiClient:
         if self._client is None:
             config = bounded(connect_s=2, read_s=3, attempts=3)
-            self._client = boto3.client(
+            self._client = aws_clients.client(
                 "apigatewaymanagementapi", endpoint_url=self.endpoint, region_name=self.region, config=config
             )
         return self._client

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.cognito_user_pool_event import
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chat.config import AUTO_CONFIRM
-from chat.observability import logger, tracer
+from chat.observability import logger
 from chat.usernames import normalize_username
 
 
@@ -26,7 +26,6 @@ class InvalidUsername(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @event_source(data_class=PreSignUpTriggerEvent)
 def handler(event: PreSignUpTriggerEvent, context: LambdaContext) -> dict[str, Any]:
     if normalize_username(event.user_name) is None:
