@@ -30,6 +30,7 @@ EXCLUDED_OPERATORS = ["core/ReplaceBinaryOperator_BitOr_.*"]
 MODULE_TESTS = {
     "functions/chat/cursor.py": ["tests/functions/test_cursor.py"],
     "functions/chat/protocol.py": ["tests/functions/test_protocol.py"],
+    "functions/chat/service.py": ["tests/functions/test_service.py"],
 }
 
 
