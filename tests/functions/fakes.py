@@ -27,8 +27,9 @@ T0 = 1_780_000_000.0  # a second in 2026, whole so that stored integer times are
 
 def settings(**overrides: Any) -> Settings:
     """Settings as the stack sets them, with ``overrides``."""
-    names = {"connections_table": "c", "presence_table": "p", "messages_table": "m", "user_pool_id": "pool"}
-    return Settings(**names, **overrides)
+    return Settings(
+        connections_table="c", presence_table="p", messages_table="m", user_pool_id="pool", **overrides
+    )
 
 
 class Clock:

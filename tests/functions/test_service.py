@@ -8,13 +8,13 @@ moto and real sockets, by the other tests in this folder.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from chat import service as service_module
 from chat.cursor import Cursor, id_time_ms, lowest_id_at
 from chat.errors import DependencyError, InvalidJson, InvalidMessage, UnknownAction, UnknownUser
 from chat.grace import PresenceCheck
@@ -920,7 +920,7 @@ def test_a_fan_out_s_duration_is_counted_in_milliseconds(monkeypatch: pytest.Mon
     core = Core()
     b1 = core.connect("bob")
     readings = iter([100.0, 100.25])
-    monkeypatch.setattr(service_module.time, "perf_counter", lambda: next(readings))
+    monkeypatch.setattr(time, "perf_counter", lambda: next(readings))
     metrics.clear_metrics()
     core.service.deliver([Connection(b1.connection_id, "bob")], json.dumps({"type": "pong"}))
     assert _counted("FanoutDuration") == [250.0]
