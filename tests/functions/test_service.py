@@ -155,6 +155,8 @@ def test_a_private_message_reaches_every_connection_of_to_and_the_senders_other_
     assert (frame["from"], frame["to"], frame["clientMsgId"]) == ("alice", "bob", "m-1")
     [stored] = core.store.stored(user_feed("bob"))
     assert core.store.stored(user_feed("alice")) == [stored] and core.store.stored() == []
+    core.say(a2, "from the other tab", to="bob")
+    assert core.texts(a1) == ["from the other tab"] and core.texts(a2) == ["psst"]
 
 
 def test_a_private_message_to_an_unknown_user_is_refused_storing_and_posting_nothing() -> None:
@@ -457,11 +459,12 @@ def test_the_new_connection_is_left_out_of_the_chunks_announcing_it() -> None:
     assert json.loads(frame)["user"] == "alice" and a1.connection_id not in frame
 
 
-def test_a_page_no_larger_than_a_chunk_is_posted_here() -> None:
-    """A page of exactly fanout_chunk_size connections needs no worker."""
+@pytest.mark.parametrize("audience", [2, 3])
+def test_a_page_no_larger_than_a_chunk_is_posted_here(audience: int) -> None:
+    """A page of up to fanout_chunk_size connections needs no worker."""
     workers = FakeDispatcher()
     core = Core(settings={"fanout_chunk_size": 3}, dispatcher=workers)
-    callers = [core.connect("bob") for _ in range(3)]
+    callers = [core.connect("bob") for _ in range(audience)]
     core.say(callers[0], "small")
     assert workers.jobs == [] and all(core.texts(c) == ["small"] for c in callers)
 
@@ -567,7 +570,8 @@ def test_a_check_delivered_early_looks_again_when_the_grace_is_due() -> None:
     core.service.disconnect(a1)
     core.clock.advance(5)
     [(check, _)] = scheduler.checks
-    core.service.check_presence(PresenceCheck(check.endpoint, "alice", "another="))
+    for other in ("a=", "z="):  # connection ids sorting before and after hers
+        core.service.check_presence(PresenceCheck(check.endpoint, "alice", other))
     assert len(scheduler.checks) == 1
     core.service.check_presence(check)
     assert scheduler.checks[1] == (check, 10)
