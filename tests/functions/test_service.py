@@ -157,6 +157,8 @@ def test_a_private_message_reaches_every_connection_of_to_and_the_senders_other_
     assert core.store.stored(user_feed("alice")) == [stored] and core.store.stored() == []
     core.say(a2, "from the other tab", to="bob")
     assert core.texts(a1) == ["from the other tab"] and core.texts(a2) == ["psst"]
+    core.say(b1, "back to you", to="alice")  # a recipient whose name sorts before the sender's
+    assert core.texts(a1)[-1] == "back to you" and core.texts(b2)[-1] == "back to you"
 
 
 def test_a_private_message_to_an_unknown_user_is_refused_storing_and_posting_nothing() -> None:
@@ -576,6 +578,23 @@ def test_a_check_delivered_early_looks_again_when_the_grace_is_due() -> None:
     core.service.check_presence(check)
     assert scheduler.checks[1] == (check, 10)
     assert core.presence(b1) == [("alice", True)]
+
+
+def test_the_grace_counts_from_the_millisecond_of_the_close() -> None:
+    """A close half a second into a second: a check 0.2 s before its grace ends looks again 0.2 s
+    later, and the offline it then announces carries the close's time to the millisecond."""
+    scheduler = FakeScheduler()
+    core = Core(settings={"presence_grace_seconds": 15}, scheduler=scheduler)
+    b1, a1 = core.connect("bob"), core.connect("alice")
+    core.clock.advance(0.5)
+    core.service.disconnect(a1)
+    [(check, _)] = scheduler.checks
+    core.clock.advance(14.8)
+    core.service.check_presence(check)
+    assert scheduler.checks[1][1] == pytest.approx(0.2) and core.presence(b1) == [("alice", True)]
+    core.clock.advance(0.2)
+    core.service.check_presence(check)
+    assert core.notifier.frames(b1.connection_id, "presence")[-1]["at"] == iso(T0 + 0.5)
 
 
 def test_with_a_zero_grace_a_healing_check_is_still_scheduled_ten_seconds_on() -> None:
