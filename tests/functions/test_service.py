@@ -147,7 +147,8 @@ def test_a_private_message_reaches_every_connection_of_to_and_the_senders_other_
     a1, a2 = core.connect("alice"), core.connect("alice")
     b1, b2 = core.connect("bob"), core.connect("bob")
     c1 = core.connect("carol")
-    core.say(a1, "psst", to="bob", clientMsgId="m-1")
+    from_the_event = Caller(*json.loads(json.dumps([a1.connection_id, "alice"])))  # equal, not identical
+    core.say(from_the_event, "psst", to="bob", clientMsgId="m-1")
     for caller in (b1, b2, a2):
         assert core.texts(caller) == ["psst"], caller
     assert core.texts(a1) == [] and core.texts(c1) == []
@@ -305,6 +306,24 @@ def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on(
     assert core.texts(b1) == ["survivor"]
     assert [a["duplicate"] for a in core.notifier.frames(a1.connection_id, "ack")] == [True, True, True]
     assert len(core.store.stored()) == 1
+
+
+def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_long_after() -> None:
+    """A resend well past the minute delivers the message its first invocation stored and lost."""
+    core = Core()
+    a1, b1 = core.connect("alice"), core.connect("bob")
+
+    def die_on_the_first_copy(connection_id: str, frame: dict[str, Any]) -> None:
+        if frame["type"] == "message":
+            raise RuntimeError("the invocation died here")
+
+    core.notifier.on_post = die_on_the_first_copy
+    with pytest.raises(RuntimeError):
+        core.say(a1, "late", clientMsgId="c-2")
+    core.notifier.on_post = None
+    core.clock.advance(90)
+    core.say(a1, "late", clientMsgId="c-2")
+    assert core.texts(b1) == ["late"]
 
 
 # ---- gone connections --------------------------------------------------------------------------------
@@ -571,7 +590,7 @@ def test_a_check_delivered_early_looks_again_when_the_grace_is_due() -> None:
     b1, a1 = core.connect("bob"), core.connect("alice")
     core.service.disconnect(a1)
     core.clock.advance(5)
-    [(check, _)] = scheduler.checks
+    check = PresenceCheck.from_body(scheduler.checks[0][0].to_body())  # as the queue delivers it
     for other in ("a=", "z="):  # connection ids sorting before and after hers
         core.service.check_presence(PresenceCheck(check.endpoint, "alice", other))
     assert len(scheduler.checks) == 1
@@ -595,6 +614,18 @@ def test_the_grace_counts_from_the_millisecond_of_the_close() -> None:
     core.clock.advance(0.2)
     core.service.check_presence(check)
     assert core.notifier.frames(b1.connection_id, "presence")[-1]["at"] == iso(T0 + 0.5)
+
+
+def test_a_check_delivered_late_announces_offline() -> None:
+    """A check that arrives well after the grace has ended announces offline, at the close's time."""
+    scheduler = FakeScheduler()
+    core = Core(settings={"presence_grace_seconds": 15}, scheduler=scheduler)
+    b1, a1 = core.connect("bob"), core.connect("alice")
+    core.service.disconnect(a1)
+    core.clock.advance(40)
+    core.service.check_presence(scheduler.checks[0][0])
+    assert len(scheduler.checks) == 1
+    assert core.notifier.frames(b1.connection_id, "presence")[-1]["at"] == iso(T0)
 
 
 def test_with_a_zero_grace_a_healing_check_is_still_scheduled_ten_seconds_on() -> None:
@@ -770,7 +801,7 @@ def test_complete_is_false_only_for_a_cursor_older_than_the_retention() -> None:
     core = Core(settings={"retention_days": 2})
     b1 = core.connect("bob")
     oldest = ms(T0) - 2 * 86400 * 1000
-    for floor, complete in ((oldest, True), (oldest - 1, False)):
+    for floor, complete in ((oldest + 1, True), (oldest, True), (oldest - 1, False)):
         core.sync(b1, since=Cursor(after=lowest_id_at(floor), floor_ms=floor).encode())
         assert core.notifier.frames(b1.connection_id, "synced")[-1]["complete"] is complete
 
@@ -942,11 +973,11 @@ def test_a_fan_out_s_duration_is_counted_in_milliseconds(monkeypatch: pytest.Mon
     """FanoutDuration is the wall time the posts of one delivery took, in milliseconds."""
     core = Core()
     b1 = core.connect("bob")
-    readings = iter([100.0, 100.25])
+    readings = iter([100.0, 250.25])
     monkeypatch.setattr(time, "perf_counter", lambda: next(readings))
     metrics.clear_metrics()
     core.service.deliver([Connection(b1.connection_id, "bob")], json.dumps({"type": "pong"}))
-    assert _counted("FanoutDuration") == [250.0]
+    assert _counted("FanoutDuration") == [150_250.0]
 
 
 def test_failed_posts_are_logged_and_a_clean_fan_out_is_not(caplog: pytest.LogCaptureFixture) -> None:
