@@ -18,7 +18,9 @@ from typing import Any
 
 import boto3
 from chat import config
-from chat.handlers import connect, disconnect, sendmessage, sync
+from chat.cursor import IdGenerator
+from chat.handlers import connect, disconnect, history, inbox, read, sendmessage, sync
+from chat.handlers import typing as typing_route
 
 from benchmarks import machine
 from benchmarks.aws import MotoProcess, apply_environment, handler_environment
@@ -216,6 +218,23 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
                 memory_mb=send_mb,
             )
         )
+        # The conversation actions of version 1.1, in alice and bob's conversation (bob has 2 connections).
+        read_up_to = IdGenerator().new_id(int(time.time() * 1000) - 1000)
+        for label, handler, body in (
+            ("history of a conversation", history.handler, {"action": "history", "with": "bob"}),
+            (
+                "read (1 + 2 connections told)",
+                read.handler,
+                {"action": "read", "with": "bob", "upTo": read_up_to},
+            ),
+            ("typing (2 connections)", typing_route.handler, {"action": "typing", "to": "bob"}),
+            ("inbox (2 conversations)", inbox.handler, {"action": "inbox"}),
+        ):
+            costs.append(
+                bench.measure(
+                    label, handler, bench.event("message", "alice", "alice-1=", body), memory_mb=route
+                )
+            )
         for n in range(sync_size):
             sendmessage.handler(
                 bench.event("message", "carol", "carol-0=", {"action": "sendmessage", "text": f"m{n}"}),

@@ -30,6 +30,10 @@ ROUTES = (
     Route("sync", "Sync", "chat.handlers.sync.handler"),
     Route("who", "Who", "chat.handlers.who.handler"),
     Route("ping", "Ping", "chat.handlers.ping.handler"),
+    Route("history", "History", "chat.handlers.history.handler"),
+    Route("typing", "Typing", "chat.handlers.typing.handler"),
+    Route("read", "Read", "chat.handlers.read.handler"),
+    Route("inbox", "Inbox", "chat.handlers.inbox.handler"),
     Route("$default", "Default", "chat.handlers.default.handler"),
 )
 ROUTE_BY_KEY = {route.key: route for route in ROUTES}

@@ -43,7 +43,10 @@ EXCLUDED_OPERATORS = [
 # Each module of the pure core and the tests that state its rules.
 MODULE_TESTS = {
     "functions/chat/cursor.py": ["tests/functions/test_cursor.py"],
-    "functions/chat/protocol.py": ["tests/functions/test_protocol.py"],
+    "functions/chat/protocol.py": [
+        "tests/functions/test_protocol.py",
+        "tests/functions/test_protocol_conversations.py",
+    ],
     "functions/chat/service.py": ["tests/functions/test_service.py"],
 }
 # The tests need no plugin: loading none but pytest-timeout halves the cost of a mutant.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8080/config.json"
+# The commercial partition's, for a region no partition claims (botocore's data is older than it).
+DEFAULT_DNS_SUFFIX = "amazonaws.com"
 
 # /config.json key -> CloudFormation output key (the stack's outputs carry the same values).
 STACK_OUTPUTS = {
@@ -71,8 +74,25 @@ def load_from_stack(stack_name: str, region: str | None = None, cloudformation: 
     outputs = _stack_outputs(stack_name, region, cloudformation)
     values = {key: outputs.get(output) for key, output in STACK_OUTPUTS.items()}
     if values["region"]:
-        values["cognitoEndpoint"] = f"https://cognito-idp.{values['region']}.amazonaws.com/"
+        region = values["region"]
+        values["cognitoEndpoint"] = f"https://cognito-idp.{region}.{partition_dns_suffix(region)}/"
     return ChatConfig.from_json(values, f"stack {stack_name}'s outputs")
+
+
+def partition_dns_suffix(region: str) -> str:
+    """The DNS suffix of AWS endpoints in ``region``'s partition: ``amazonaws.com.cn`` for China's
+    regions, ``amazonaws.com`` for the commercial ones; from botocore's own partition data."""
+    import botocore.session
+
+    partitions = botocore.session.get_session().get_data("endpoints")["partitions"]
+    # A region the data lists by name decides first; a newer one is matched by its partition's pattern.
+    for partition in partitions:
+        if region in partition.get("regions", {}):
+            return str(partition["dnsSuffix"])
+    for partition in partitions:
+        if re.fullmatch(partition["regionRegex"], region):
+            return str(partition["dnsSuffix"])
+    return DEFAULT_DNS_SUFFIX
 
 
 def _stack_outputs(stack_name: str, region: str | None, cloudformation: Any) -> dict[str, str]:

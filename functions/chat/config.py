@@ -47,6 +47,10 @@ DEFAULT_BUDGETS_PER_MINUTE = {
     "who": 30,
     "ping": 60,  # clients ping every 5 minutes
     "$default": 60,  # bare "ping" text and frames no route matched
+    "history": 120,  # 1 + limit // 25 a call: 40 pages of the default 50 a minute
+    "typing": 300,  # clients may send one a keystroke; one in 3 s is forwarded, the rest dropped
+    "read": 120,
+    "inbox": 60,  # 5 a call (it may count unread in many conversations): 12 a minute
 }
 # Refusals within a minute after which a connection that keeps flooding is closed.
 DEFAULT_FLOOD_CLOSE_AFTER = 20

@@ -20,7 +20,7 @@ from typing import Protocol
 from chat.grace import PresenceCheck
 from chat.limits import Strike, Verdict
 from chat.notifier import Delivery, FanoutReport
-from chat.store import Connection, Page, Presence, SaveResult, StoredMessage
+from chat.store import Connection, InboxEntry, Page, Presence, SaveResult, StoredMessage
 
 
 class ConnectionStore(Protocol):
@@ -71,6 +71,22 @@ class MessageStore(Protocol):
 
 class Store(ConnectionStore, MessageStore, Protocol):
     """Both halves: one table set holds connections, presence and messages."""
+
+
+class ConversationStore(Store, Protocol):
+    """What the conversation use cases (``chat.conversations``) read and write besides."""
+
+    def older(self, feeds: list[str], *, before: str | None, limit: int, now: float) -> Page: ...
+
+    def advance_read(self, reader: str, partner: str | None, up_to: str, *, expires_at: int) -> bool: ...
+
+    def claim_typing(self, sender: str, recipient: str, *, now_ms: int, window_ms: int) -> bool: ...
+
+    def inbox(self, username: str, *, now: float) -> list[InboxEntry]: ...
+
+    def count_after(
+        self, feed: str, *, after: str | None, cap: int, now: float, not_from: str | None = None
+    ) -> int: ...
 
 
 class Poster(Protocol):

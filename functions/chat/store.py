@@ -40,11 +40,37 @@ _CLIENT_CONFIG = Config(
 _BATCH_GET_LIMIT = 100
 _UNPROCESSED_ROUNDS = 4
 _UNPROCESSED_BACKOFF_S = 0.025
+# An unread count reads at most this many pages of ``cap`` items (see ChatStore.count_after).
+_COUNT_PAGES = 10
 
 
 def user_feed(username: str) -> str:
     """The partition holding a user's private messages, sent and received."""
     return f"user#{username}"
+
+
+def dm_feed(sender: str, recipient: str) -> str:
+    """The partition of the private messages ``sender`` sent ``recipient`` (one direction of their
+    conversation): a conversation's history is two keyed Queries, and a user's unread count in it
+    is one bounded count of the other direction, with no filter on the sender."""
+    return f"dm#{sender}#{recipient}"
+
+
+def inbox_partition(username: str) -> str:
+    """The partition of a user's conversations: per partner the last message (``last#<partner>``),
+    the user's read position (``read#<partner>``, ``read#@public`` for the public conversation)
+    and the partner's (``seen#<partner>``). The inbox is one Query of it."""
+    return f"inbox#{username}"
+
+
+# Sort keys inside a user's inbox partition ('@' is never in a username).
+_LAST, _READ, _SEEN = "last#", "read#", "seen#"
+_PUBLIC_KEY = "@public"
+
+
+def _typing_feed(username: str) -> str:
+    """The partition of a user's typing throttles, one short-lived item per recipient."""
+    return f"typing#{username}"
 
 
 def _dedup_feed(username: str) -> str:
@@ -91,6 +117,16 @@ class SaveResult:
     message_id: str
     duplicate: bool
     undelivered: StoredMessage | None = None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """What a user's inbox partition holds about one conversation (``partner`` None: public)."""
+
+    partner: str | None
+    last: StoredMessage | None = None
+    read_up_to: str | None = None
+    their_read_up_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -443,6 +479,8 @@ class ChatStore:
             {"Put": {"TableName": self.messages_table, "Item": _message_item(message, feed, expires_at)}}
             for feed in dict.fromkeys(feeds)
         ]
+        if message.to is not None:
+            writes += self._conversation_writes(message, message.to, expires_at)
         if idempotency_key is not None:
             writes.insert(0, self._dedup_write(message, idempotency_key, feeds[0], expires_at))
         try:
@@ -454,6 +492,23 @@ class ChatStore:
         except BotoCoreError as exc:
             raise DependencyError("could not store the message") from exc
         return SaveResult(message.id, duplicate=False)
+
+    def _conversation_writes(self, message: StoredMessage, to: str, expires_at: int) -> list[Any]:
+        """A private message's copies for its conversation: its direction's history item, and the
+        last message of the conversation in both users' inboxes (so the inbox is one Query).
+
+        Two sends of one conversation whose transactions land out of order leave the earlier one as
+        ``last`` until the next message: the cost of not making a send fail on that condition."""
+        table = self.messages_table
+        sender = message.sender
+        items = [
+            _message_item(message, dm_feed(sender, to), expires_at),
+            {**_message_item(message, inbox_partition(sender), expires_at), "id": {"S": _LAST + to}},
+            {**_message_item(message, inbox_partition(to), expires_at), "id": {"S": _LAST + sender}},
+        ]
+        for item in items[1:]:
+            item["messageId"] = {"S": message.id}
+        return [{"Put": {"TableName": table, "Item": item}} for item in items]
 
     def mark_delivered(self, sender: str, idempotency_key: str) -> None:
         """Record that a message's fan-out completed, so a resend does not deliver it again."""
@@ -540,6 +595,16 @@ class ChatStore:
                     messages.append(message)
         return messages, False
 
+    def older(self, feeds: list[str], *, before: str | None, limit: int, now: float) -> Page:
+        """Up to ``limit`` messages across ``feeds`` stored before ``before`` (the newest ones when it
+        is None), newest first; ``more`` when older ones exist. One keyed Query per feed, each
+        following its 1 MB pages until it has ``limit`` + 1 messages or none are left."""
+        newest_first: list[StoredMessage] = []
+        for feed in feeds:
+            newest_first += self._newest(feed, limit=limit + 1, now=now, before=before)
+        newest_first.sort(key=lambda m: m.id, reverse=True)
+        return Page(messages=newest_first[:limit], more=len(newest_first) > limit)
+
     def latest(self, feeds: list[str], *, limit: int, now: float) -> list[StoredMessage]:
         """The latest ``limit`` messages across ``feeds``, oldest first."""
         newest_first: list[StoredMessage] = []
@@ -548,8 +613,8 @@ class ChatStore:
         newest_first.sort(key=lambda m: m.id, reverse=True)
         return list(reversed(newest_first[:limit]))
 
-    def _newest(self, feed: str, *, limit: int, now: float) -> list[StoredMessage]:
-        """Up to ``limit`` of one feed's newest messages, newest first.
+    def _newest(self, feed: str, *, limit: int, now: float, before: str | None = None) -> list[StoredMessage]:
+        """Up to ``limit`` of one feed's newest messages (stored before ``before``), newest first.
 
         A Query page stops at 1 MB whatever its ``Limit`` (about 330 messages of 3,000 characters),
         and ``Limit`` counts items before the expiry filter drops any: so pages are followed until
@@ -560,9 +625,13 @@ class ChatStore:
             paginator = self.client.get_paginator("query")
             pages = paginator.paginate(
                 TableName=self.messages_table,
-                KeyConditionExpression="feed = :s",
+                KeyConditionExpression="feed = :s" + (" AND id < :before" if before else ""),
                 FilterExpression="expiresAt > :now",
-                ExpressionAttributeValues={":s": {"S": feed}, ":now": {"N": str(int(now))}},
+                ExpressionAttributeValues={
+                    ":s": {"S": feed},
+                    ":now": {"N": str(int(now))},
+                    **({":before": {"S": before}} if before else {}),
+                },
                 ScanIndexForward=False,
                 ConsistentRead=True,
                 PaginationConfig={"PageSize": limit},
@@ -573,6 +642,139 @@ class ChatStore:
                     if len(messages) == limit:
                         return messages
         return messages
+
+    # ---- conversations -------------------------------------------------------------------------
+
+    def inbox(self, username: str, *, now: float) -> list[InboxEntry]:
+        """Every conversation the user's inbox partition knows, from one Query (all its 1 MB pages),
+        strongly consistent: a message or read position written a moment ago is there."""
+        entries: dict[str | None, dict[str, Any]] = {}
+        with _wrapped("read the inbox"):
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.messages_table,
+                KeyConditionExpression="feed = :p",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={
+                    ":p": {"S": inbox_partition(username)},
+                    ":now": {"N": str(int(now))},
+                },
+                ConsistentRead=True,
+            ):
+                for item in page.get("Items", []):
+                    kind, _, name = item["id"]["S"].partition("#")
+                    partner = None if name == _PUBLIC_KEY else name
+                    entry = entries.setdefault(partner, {"partner": partner})
+                    if kind == "last":
+                        entry["last"] = _stored_message({**item, "id": item["messageId"]})
+                    elif kind == "read":
+                        entry["read_up_to"] = item["upTo"]["S"]
+                    elif kind == "seen":
+                        entry["their_read_up_to"] = item["upTo"]["S"]
+        return [InboxEntry(**fields) for fields in entries.values()]
+
+    def count_after(
+        self, feed: str, *, after: str | None, cap: int, now: float, not_from: str | None = None
+    ) -> int:
+        """How many messages of ``feed`` are stored after ``after`` (all when None), counting to
+        ``cap`` and stopping there; with ``not_from``, that user's own are not counted.
+
+        A COUNT Query reads at most ``cap`` items a page. Without ``not_from`` a page of ``cap``
+        live items ends it; a page's expired items (TTL deletes lazily) or, with ``not_from``, the
+        user's own make it go on, at most ``_COUNT_PAGES`` pages: bounded work either way.
+        """
+        condition = "feed = :f" + (" AND id > :after" if after else "")
+        values: dict[str, Any] = {":f": {"S": feed}, ":now": {"N": str(int(now))}}
+        if after:
+            values[":after"] = {"S": after}
+        filters = "expiresAt > :now"
+        names: dict[str, str] = {}
+        if not_from is not None:
+            filters += " AND #from <> :me"
+            values[":me"] = {"S": not_from}
+            names["#from"] = "from"
+        request: dict[str, Any] = {
+            "TableName": self.messages_table,
+            "KeyConditionExpression": condition,
+            "FilterExpression": filters,
+            "ExpressionAttributeValues": values,
+            "Select": "COUNT",
+            "Limit": cap,
+            "ConsistentRead": True,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        count = 0
+        with _wrapped("count unread messages"):
+            for _ in range(_COUNT_PAGES):
+                answer = self.client.query(**request)
+                count += answer.get("Count", 0)
+                start = answer.get("LastEvaluatedKey")
+                if count >= cap or not start:
+                    break
+                request["ExclusiveStartKey"] = start
+        return min(count, cap)
+
+    def advance_read(self, reader: str, partner: str | None, up_to: str, *, expires_at: int) -> bool:
+        """Move the reader's position in a conversation forward to ``up_to``; False (and nothing
+        written) when it is already there or further: positions never move backwards.
+
+        One conditional write: for a private conversation, a transaction that also records the
+        position as the partner's ``seen#<reader>`` (written only together, so always equal), which
+        lets the partner's inbox read it in its one Query.
+        """
+        own = self._position_put(inbox_partition(reader), _READ + (partner or _PUBLIC_KEY), up_to, expires_at)
+        own["ConditionExpression"] = "attribute_not_exists(upTo) OR upTo < :upTo"
+        own["ExpressionAttributeValues"] = {":upTo": {"S": up_to}}
+        try:
+            if partner is None:
+                self.client.put_item(**own)
+            else:
+                theirs = self._position_put(inbox_partition(partner), _SEEN + reader, up_to, expires_at)
+                writes: list[Any] = [{"Put": own}, {"Put": theirs}]
+                self.client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException" or _first_condition_failed(exc):
+                return False
+            raise DependencyError("could not record the read position") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not record the read position") from exc
+        return True
+
+    def _position_put(self, partition: str, key: str, up_to: str, expires_at: int) -> dict[str, Any]:
+        return {
+            "TableName": self.messages_table,
+            "Item": {
+                "feed": {"S": partition},
+                "id": {"S": key},
+                "upTo": {"S": up_to},
+                "expiresAt": {"N": str(expires_at)},
+            },
+        }
+
+    def claim_typing(self, sender: str, recipient: str, *, now_ms: int, window_ms: int) -> bool:
+        """True when no ``typing`` from ``sender`` to ``recipient`` was forwarded within the last
+        ``window_ms``, recording this one (one conditional PutItem; the item expires soon after)."""
+        try:
+            self.client.put_item(
+                TableName=self.messages_table,
+                Item={
+                    "feed": {"S": _typing_feed(sender)},
+                    "id": {"S": recipient},
+                    "at": {"N": str(now_ms)},
+                    "expiresAt": {"N": str((now_ms + window_ms) // 1000 + 60)},
+                },
+                ConditionExpression="attribute_not_exists(#at) OR #at <= :since",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues={":since": {"N": str(now_ms - window_ms)}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise DependencyError("could not record the typing notice") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not record the typing notice") from exc
+        return True
 
 
 def _recorded_before(cutoff: float | None) -> dict[str, Any]:

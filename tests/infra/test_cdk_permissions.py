@@ -59,6 +59,22 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         **POSTS_FRAMES,
     },
     "Ping": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "History": {**PRUNE, "Messages": {"dynamodb:Query", "dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "Inbox": {**PRUNE, "Messages": {"dynamodb:Query", "dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "Read": {
+        **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "Messages": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "UserPool": {"cognito-idp:AdminGetUser"},
+        **POSTS_FRAMES,
+    },
+    "Typing": {
+        **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "Messages": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "UserPool": {"cognito-idp:AdminGetUser"},
+        **POSTS_FRAMES,
+    },
     "Default": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
     "PresenceCheck": {
         **PRUNE,
@@ -155,7 +171,7 @@ def test_only_managed_policy_is_basic_execution(
 
 
 # Functions whose only write to the Messages table is spending a budget (rate#<user> items).
-BUDGET_ONLY = ("Sync", "Who", "Ping", "Default")
+BUDGET_ONLY = ("Sync", "Who", "Ping", "Default", "History", "Inbox")
 
 
 @pytest.mark.parametrize("name", BUDGET_ONLY)
@@ -176,3 +192,29 @@ def test_budget_updates_reach_only_the_rate_limit_items(
     assert [u["Condition"] for u in updates] == [
         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["rate#*"]}}
     ]
+
+
+def _messages_statements(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str, action: str
+) -> list[Any]:
+    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    names = _friendly_names(chat_stack)
+    return [
+        statement
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "Messages" in {_render(r, names) for r in _as_list(statement["Resource"])}
+        and action in _as_list(statement["Action"])
+    ]
+
+
+@pytest.mark.parametrize(("name", "keys"), [("Read", "inbox#*"), ("Typing", "typing#*")])
+def test_conversation_writes_reach_only_their_own_items(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str, keys: str
+) -> None:
+    """Read may put only inbox#* items (read positions), Typing only typing#* (its throttle):
+    neither can write a stored message."""
+    puts = _messages_statements(chat_stack, resources, name, "dynamodb:PutItem")
+    assert [p["Condition"] for p in puts] == [{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys]}}]
+    assert all(_as_list(p["Action"]) == ["dynamodb:PutItem"] for p in puts)
