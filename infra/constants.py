@@ -50,7 +50,7 @@ OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
 OUTPUT_WEB_CLIENT_URL = "WebClientUrl"
 
-# CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
+# CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/user_pool_rules.py.
 # retainData: keep the messages table and the user pool when the stack is deleted (default true).
 RETAIN_DATA_CONTEXT_KEY = "retainData"
 # nag: run cdk-nag's AwsSolutions checks on every synth (default true in cdk.json).

@@ -54,7 +54,7 @@ def chat_function(
     timeout: Duration = ROUTE_TIMEOUT,
     memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> lambda_.Function:
-    """One function of the chat: arm64, Python 3.13, X-Ray tracing, its own log group."""
+    """One function of the chat: arm64, Python 3.13, X-Ray active tracing, its own log group."""
     # An explicit log group (rather than Lambda's implicit one) gets a retention period and is
     # deleted with the stack.
     log_group = logs.LogGroup(
@@ -73,6 +73,7 @@ def chat_function(
         memory_size=memory_mb,
         timeout=timeout,
         environment=dict(environment),
+        # Lambda records each sampled invocation's segments itself; the code carries no tracing SDK.
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
     )

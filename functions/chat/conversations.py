@@ -23,7 +23,7 @@ from chat.errors import InvalidMessage, UnknownUser
 from chat.observability import MetricUnit, metrics
 from chat.ports import ConversationStore
 from chat.service import Caller, ChatService
-from chat.store import PUBLIC_FEED, Connection, InboxEntry, StoredMessage, dm_feed
+from chat.store import PUBLIC_FEED, ConnectionRecord, InboxEntry, StoredMessage, dm_feed
 
 # A typing notice is forwarded at most once per sender and recipient in this window.
 TYPING_WINDOW_MS = 3000
@@ -146,7 +146,9 @@ class Conversations:
         return protocol.message_object(frame)
 
     def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
-        self.service.deliver([Connection(caller.connection_id, caller.username)], protocol.encode(frame))
+        self.service.deliver(
+            [ConnectionRecord(caller.connection_id, caller.username)], protocol.encode(frame)
+        )
 
 
 def _last_id(entry: InboxEntry) -> str:

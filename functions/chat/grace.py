@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from chat.observability import logger
 
@@ -63,7 +63,7 @@ class PresenceScheduler:
             config = Config(
                 connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
             )
-            self._client = cast(SqsClient, boto3.client("sqs", config=config))
+            self._client = cast(SqsClient, aws_clients.client("sqs", config=config))
         return self._client
 
     def schedule(self, check: PresenceCheck, *, delay_seconds: float) -> bool:

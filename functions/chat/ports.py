@@ -8,7 +8,7 @@ fast tests of the core pass small in-memory fakes instead (tests/functions/fakes
 
 They live together here, not beside each adapter, because they are the core's side of the
 boundary: narrower than any adapter, and read in one place by whoever writes a new adapter or a
-fake. The values that cross the boundary (``Connection``, ``StoredMessage``, ``Delivery``, ...)
+fake. The values that cross the boundary (``ConnectionRecord``, ``StoredMessage``, ``Delivery``, ...)
 stay with the modules that define them.
 """
 
@@ -20,21 +20,23 @@ from typing import Protocol
 from chat.grace import PresenceCheck
 from chat.limits import Strike, Verdict
 from chat.notifier import Delivery, FanoutReport
-from chat.store import Connection, InboxEntry, Page, Presence, SaveResult, StoredMessage
+from chat.store import ConnectionRecord, InboxEntry, Page, Presence, SaveResult, StoredMessage
 
 
 class ConnectionStore(Protocol):
     """Open connections and per-user presence. Every write that decides something (first or last
     connection, the end of a grace) is atomic; every read is strongly consistent."""
 
-    def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
+    def add_connection(self, connection: ConnectionRecord, *, now: float, ttl_seconds: int) -> bool:
         """Record an open connection; True when the user came online with it."""
 
-    def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
+    def remove_connection(
+        self, connection: ConnectionRecord, *, connected_before: float | None = None
+    ) -> bool:
         """Forget a connection (idempotent; one recorded at or after ``connected_before`` is kept);
         True when the user went offline with it."""
 
-    def leave(self, connection: Connection, *, left_at_ms: int, hold_until: float) -> bool:
+    def leave(self, connection: ConnectionRecord, *, left_at_ms: int, hold_until: float) -> bool:
         """Forget a closed connection; True when it was the user's last, which starts the grace."""
 
     def end_grace(self, username: str, *, left_by: str | None) -> bool:
@@ -42,10 +44,10 @@ class ConnectionStore(Protocol):
 
     def presence_of(self, username: str) -> Presence | None: ...
 
-    def connections_of(self, *usernames: str) -> list[Connection]:
+    def connections_of(self, *usernames: str) -> list[ConnectionRecord]:
         """Every open connection of these users."""
 
-    def all_connections(self) -> Iterator[list[Connection]]:
+    def all_connections(self) -> Iterator[list[ConnectionRecord]]:
         """Every open connection, a page at a time."""
 
     def online_users(self, *, now: float) -> list[str]:
@@ -113,7 +115,7 @@ class Directory(Protocol):
 class Dispatcher(Protocol):
     """Hands a chunk of a large fan-out to a worker invocation."""
 
-    def dispatch(self, endpoint: str, frame: str, connections: Sequence[Connection]) -> bool:
+    def dispatch(self, endpoint: str, frame: str, connections: Sequence[ConnectionRecord]) -> bool:
         """True when a worker will post ``frame`` to ``connections``; False: deliver it yourself."""
 
 

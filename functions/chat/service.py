@@ -25,7 +25,7 @@ from chat.limits import Strike
 from chat.notifier import Delivery
 from chat.observability import MetricUnit, logger, metrics
 from chat.ports import Closer, Directory, Dispatcher, Limiter, Poster, Probe, Scheduler, Store
-from chat.store import PUBLIC_FEED, Connection, SaveResult, StoredMessage, user_feed
+from chat.store import PUBLIC_FEED, ConnectionRecord, SaveResult, StoredMessage, user_feed
 
 # A cursor stamped further ahead than this is not one this server issued.
 _FUTURE_TOLERANCE_MS = 60_000
@@ -110,7 +110,7 @@ class ChatService:
     def connect(self, caller: Caller) -> None:
         """Record the connection; tell everyone else when the user came online with it."""
         self.directory.remember(caller.username)
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         now = self.clock()
         if self.store.add_connection(connection, now=now, ttl_seconds=self.settings.connection_ttl_seconds):
             # The new socket cannot be posted to until $connect returns: everyone else hears it.
@@ -126,7 +126,7 @@ class ChatService:
         looked at again (and healed) once the grace has passed.
         """
         now = self.clock()
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         grace = self.presence_grace_seconds
         scheduled = self._schedule_check(caller, delay_seconds=grace or _HEAL_DELAY_SECONDS)
         if grace and scheduled:
@@ -156,7 +156,7 @@ class ChatService:
         if record is None:
             return  # offline already
         if check.connection_id in record.connection_ids:
-            self._heal(Connection(check.connection_id, check.username))
+            self._heal(ConnectionRecord(check.connection_id, check.username))
             return
         if record.connection_ids:
             return  # online with other connections
@@ -173,7 +173,7 @@ class ChatService:
         if self.store.end_grace(check.username, left_by=record.left_by):
             self._announce_offline(check.username, at=record.left_at_ms / 1000)
 
-    def _heal(self, suspect: Connection) -> None:
+    def _heal(self, suspect: ConnectionRecord) -> None:
         if self.probe is None or self.probe.exists(suspect.connection_id):
             return
         logger.info("healing a connection whose $disconnect did not complete")
@@ -280,7 +280,7 @@ class ChatService:
                 caller.connection_id, protocol.encode(self._message_frame(message, cursor))
             )
             if outcome is Delivery.GONE:
-                self._prune([Connection(caller.connection_id, caller.username)])
+                self._prune([ConnectionRecord(caller.connection_id, caller.username)])
                 return
             if outcome is Delivery.FAILED:
                 # Stop here and say so: the client syncs again from what it did receive.
@@ -334,7 +334,7 @@ class ChatService:
     def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
         """Post one frame to the caller; prune its connection when API Gateway says it is gone."""
         if self.notifier.send(caller.connection_id, protocol.encode(frame)) is Delivery.GONE:
-            self._prune([Connection(caller.connection_id, caller.username)])
+            self._prune([ConnectionRecord(caller.connection_id, caller.username)])
 
     def _broadcast(self, frame: dict[str, Any], skip: Collection[str] = ()) -> None:
         """Post one frame to every open connection but ``skip``, a page of the connections table at
@@ -345,19 +345,19 @@ class ChatService:
             targets = [c for c in page if c.connection_id not in skip]
             self._deliver(self._hand_to_workers(targets, encoded), encoded)
 
-    def _hand_to_workers(self, targets: list[Connection], frame: str) -> list[Connection]:
+    def _hand_to_workers(self, targets: list[ConnectionRecord], frame: str) -> list[ConnectionRecord]:
         """Dispatch a page too large for one invocation in chunks; the connections left to post here."""
         chunk = self.settings.fanout_chunk_size
         if self.dispatcher is None or len(targets) <= chunk:
             return targets
-        left: list[Connection] = []
+        left: list[ConnectionRecord] = []
         for start in range(0, len(targets), chunk):
             batch = targets[start : start + chunk]
             if not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
                 left += batch  # not handed over: deliver it here
         return left
 
-    def _deliver(self, connections: Sequence[Connection], frame: str) -> None:
+    def _deliver(self, connections: Sequence[ConnectionRecord], frame: str) -> None:
         """Post one encoded frame to these connections, then prune the ones found gone, together.
 
         A failed prune is logged, not raised: the frames are posted, and failing now would make a
@@ -374,7 +374,7 @@ class ChatService:
     # A fan-out worker's whole job (chat.handlers.fanout): one frame to one chunk of connections.
     deliver = _deliver
 
-    def _post(self, connections: Sequence[Connection], frame: str) -> list[Connection]:
+    def _post(self, connections: Sequence[ConnectionRecord], frame: str) -> list[ConnectionRecord]:
         """Post one frame to each connection, counting and timing it; the connections found gone."""
         started = time.perf_counter()
         report = self.notifier.send_many([c.connection_id for c in connections], frame)
@@ -387,7 +387,7 @@ class ChatService:
         gone = set(report.gone)
         return [c for c in connections if c.connection_id in gone]
 
-    def _prune(self, gone: list[Connection]) -> None:
+    def _prune(self, gone: list[ConnectionRecord]) -> None:
         """Forget connections API Gateway says are gone, except those still inside their handshake,
         and announce the users who went offline with them.
 

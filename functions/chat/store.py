@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
 from chat.cursor import lowest_id_at
 from chat.errors import DependencyError
 from chat.limits import Spent
@@ -83,7 +83,9 @@ def _rate_feed(username: str) -> str:
 
 
 @dataclass(frozen=True)
-class Connection:
+class ConnectionRecord:
+    """One row of the Connections table: an open WebSocket connection and whose it is."""
+
     connection_id: str
     username: str
 
@@ -154,12 +156,12 @@ class ChatStore:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+            self._client = cast("DynamoDBClient", aws_clients.client("dynamodb", config=_CLIENT_CONFIG))
         return self._client
 
     # ---- connections and presence --------------------------------------------------------------
 
-    def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
+    def add_connection(self, connection: ConnectionRecord, *, now: float, ttl_seconds: int) -> bool:
         """Record an open connection; True when the user came online with it.
 
         Not when another connection is open, nor when the user's last one closed within the
@@ -197,7 +199,9 @@ class ChatStore:
         still_announced = "leftAt" in old and not lapsed
         return not previous and not still_announced
 
-    def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
+    def remove_connection(
+        self, connection: ConnectionRecord, *, connected_before: float | None = None
+    ) -> bool:
         """Forget a connection (idempotent); True when the user went offline with it (their
         presence item is gone, deleted by this call).
 
@@ -209,7 +213,7 @@ class ChatStore:
             return False
         return self._delete_presence_if_empty(connection.username)
 
-    def leave(self, connection: Connection, *, left_at_ms: int, hold_until: float) -> bool:
+    def leave(self, connection: ConnectionRecord, *, left_at_ms: int, hold_until: float) -> bool:
         """Forget a closed connection (idempotent); True when it was the user's last, which starts the
         presence grace: the item stays, marked ``leftAt`` (ms) and ``leftBy`` (this connection), so
         ``who`` still lists the user, until ``end_grace`` or a new connection clears the mark.
@@ -278,7 +282,9 @@ class ChatStore:
             left_by=item["leftBy"]["S"] if "leftBy" in item else None,
         )
 
-    def _drop_connection(self, connection: Connection, connected_before: float | None) -> set[str] | None:
+    def _drop_connection(
+        self, connection: ConnectionRecord, connected_before: float | None
+    ) -> set[str] | None:
         """Delete the connection's row and take it out of the presence set; the set as it was before,
         or None when the row is too young to be removed (see ``remove_connection``)."""
         try:
@@ -331,7 +337,7 @@ class ChatStore:
             raise DependencyError("could not update presence") from exc
         return True
 
-    def connections_of(self, *usernames: str) -> list[Connection]:
+    def connections_of(self, *usernames: str) -> list[ConnectionRecord]:
         """Every open connection of these users, from their presence items (one BatchGetItem).
 
         Read strongly consistently: a connection recorded a moment ago is there. (A global secondary
@@ -344,7 +350,7 @@ class ChatStore:
             for start in range(0, len(keys), _BATCH_GET_LIMIT):
                 items += self._get_all(self.presence_table, keys[start : start + _BATCH_GET_LIMIT])
         return [
-            Connection(connection_id, item["username"]["S"])
+            ConnectionRecord(connection_id, item["username"]["S"])
             for item in items
             for connection_id in sorted(item.get("conns", {}).get("SS", []))
         ]
@@ -363,7 +369,7 @@ class ChatStore:
                 return items
         raise DependencyError("DynamoDB left keys unprocessed")
 
-    def all_connections(self) -> Iterator[list[Connection]]:
+    def all_connections(self) -> Iterator[list[ConnectionRecord]]:
         """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read).
 
         Strongly consistent, every page: a connection recorded just before a public send gets it.
@@ -795,8 +801,8 @@ def _values(values: dict[str, Any]) -> dict[str, Any]:
 # ---- item mapping ------------------------------------------------------------------------------
 
 
-def _connection(item: dict[str, Any]) -> Connection:
-    return Connection(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
+def _connection(item: dict[str, Any]) -> ConnectionRecord:
+    return ConnectionRecord(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
 
 
 def _message_item(message: StoredMessage, feed: str, expires_at: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from chat.errors import DependencyError
 from chat.grace import PresenceCheck
 from chat.limits import Spent
 from chat.notifier import Delivery, FanoutReport
-from chat.store import PUBLIC_FEED, Connection, Page, Presence, SaveResult, StoredMessage, user_feed
+from chat.store import PUBLIC_FEED, ConnectionRecord, Page, Presence, SaveResult, StoredMessage, user_feed
 
 T0 = 1_780_000_000.0  # a second in 2026, whole so that stored integer times are exact
 
@@ -78,7 +78,7 @@ class FakeStore:
 
     # ---- connections and presence ------------------------------------------------------------
 
-    def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
+    def add_connection(self, connection: ConnectionRecord, *, now: float, ttl_seconds: int) -> bool:
         self._check("add_connection")
         expires_at = int(now + ttl_seconds)
         self.connections[connection.connection_id] = (connection.username, int(now))
@@ -94,7 +94,9 @@ class FakeStore:
         still_announced = old is not None and old.left_at_ms is not None and not lapsed
         return not previous and not still_announced
 
-    def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
+    def remove_connection(
+        self, connection: ConnectionRecord, *, connected_before: float | None = None
+    ) -> bool:
         self._check("remove_connection")
         old_conns = self._drop_connection(connection, connected_before)
         if not old_conns or not old_conns <= {connection.connection_id}:
@@ -105,7 +107,7 @@ class FakeStore:
         del self.presence[connection.username]
         return True
 
-    def leave(self, connection: Connection, *, left_at_ms: int, hold_until: float) -> bool:
+    def leave(self, connection: ConnectionRecord, *, left_at_ms: int, hold_until: float) -> bool:
         self._check("leave")
         old_conns = self._drop_connection(connection, None)
         if not old_conns or not old_conns <= {connection.connection_id}:
@@ -134,7 +136,9 @@ class FakeStore:
             return None
         return Presence(username, frozenset(item.conns), item.left_at_ms, item.left_by)
 
-    def _drop_connection(self, connection: Connection, connected_before: float | None) -> set[str] | None:
+    def _drop_connection(
+        self, connection: ConnectionRecord, connected_before: float | None
+    ) -> set[str] | None:
         row = self.connections.get(connection.connection_id)
         if row is not None and connected_before is not None and row[1] >= int(connected_before):
             return None  # too young to be dead
@@ -146,18 +150,18 @@ class FakeStore:
         item.conns.discard(connection.connection_id)
         return old
 
-    def connections_of(self, *usernames: str) -> list[Connection]:
+    def connections_of(self, *usernames: str) -> list[ConnectionRecord]:
         self._check("connections_of")
         return [
-            Connection(connection_id, name)
+            ConnectionRecord(connection_id, name)
             for name in dict.fromkeys(usernames)
             if name in self.presence
             for connection_id in sorted(self.presence[name].conns)
         ]
 
-    def all_connections(self) -> Iterator[list[Connection]]:
+    def all_connections(self) -> Iterator[list[ConnectionRecord]]:
         self._check("all_connections")
-        everyone = [Connection(cid, user) for cid, (user, _) in self.connections.items()]
+        everyone = [ConnectionRecord(cid, user) for cid, (user, _) in self.connections.items()]
         for start in range(0, len(everyone), self.page_size):
             yield everyone[start : start + self.page_size]
 
@@ -311,9 +315,9 @@ class FakeDispatcher:
 
     def __init__(self, *, accepts: bool = True) -> None:
         self.accepts = accepts
-        self.jobs: list[tuple[str, str, list[Connection]]] = []
+        self.jobs: list[tuple[str, str, list[ConnectionRecord]]] = []
 
-    def dispatch(self, endpoint: str, frame: str, connections: Sequence[Connection]) -> bool:
+    def dispatch(self, endpoint: str, frame: str, connections: Sequence[ConnectionRecord]) -> bool:
         if self.accepts:
             self.jobs.append((endpoint, frame, list(connections)))
         return self.accepts

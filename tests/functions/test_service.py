@@ -22,7 +22,7 @@ from chat.limits import RateLimiter
 from chat.notifier import Delivery
 from chat.observability import metrics
 from chat.service import Caller, ChatService
-from chat.store import Connection, user_feed
+from chat.store import ConnectionRecord, user_feed
 
 from tests.functions.fakes import (
     T0,
@@ -443,7 +443,9 @@ def test_a_worker_posts_its_chunk_and_prunes_the_gone_ones() -> None:
     core.notifier.gone.add(a1.connection_id)
     core.clock.advance(31)
     frame = json.dumps({"type": "pong"})
-    core.service.deliver([Connection(a1.connection_id, "alice"), Connection(b1.connection_id, "bob")], frame)
+    core.service.deliver(
+        [ConnectionRecord(a1.connection_id, "alice"), ConnectionRecord(b1.connection_id, "bob")], frame
+    )
     assert core.notifier.frames(b1.connection_id, "pong") == [{"type": "pong"}]
     assert core.notifier.frames(c1.connection_id, "pong") == []
     assert not core.recorded(a1) and core.presence(c1)[-1] == ("alice", False)
@@ -976,7 +978,7 @@ def test_a_fan_out_s_duration_is_counted_in_milliseconds(monkeypatch: pytest.Mon
     readings = iter([100.0, 250.25])
     monkeypatch.setattr(time, "perf_counter", lambda: next(readings))
     metrics.clear_metrics()
-    core.service.deliver([Connection(b1.connection_id, "bob")], json.dumps({"type": "pong"}))
+    core.service.deliver([ConnectionRecord(b1.connection_id, "bob")], json.dumps({"type": "pong"}))
     assert _counted("FanoutDuration") == [150_250.0]
 
 

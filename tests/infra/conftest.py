@@ -10,7 +10,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra import constants, identity, nag
+from infra import constants, nag, user_pool_rules
 from infra.stack import ChatStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def resources(template: Template) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def verify_email_stack() -> ChatStack:
     """The stack with auto-confirmation turned off (`-c autoConfirmSignUp=false`)."""
-    return synthesize(**{identity.AUTO_CONFIRM_CONTEXT_KEY: "false"})
+    return synthesize(**{user_pool_rules.AUTO_CONFIRM_CONTEXT_KEY: "false"})
 
 
 @pytest.fixture(scope="session")

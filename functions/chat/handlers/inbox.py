@@ -7,6 +7,8 @@ from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def inbox(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     Conversations(service).inbox(caller)
+
+
+handler = websocket_route(inbox)

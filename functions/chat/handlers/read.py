@@ -8,6 +8,8 @@ from chat.protocol import parse_json_object
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def read(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     Conversations(service).read(caller, parse_json_object(event.body))
+
+
+handler = websocket_route(read)

@@ -8,6 +8,8 @@ from chat.protocol import parse_json_object
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def typing(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     Conversations(service).typing(caller, parse_json_object(event.body))
+
+
+handler = websocket_route(typing)
