@@ -15,12 +15,13 @@ what a frame says is ``chat.protocol``'s business, how it is stored ``chat.store
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from chat import protocol
 from chat.cursor import Cursor, id_time_ms
 from chat.errors import InvalidMessage, UnknownUser
 from chat.observability import MetricUnit, metrics
+from chat.ports import ConversationStore
 from chat.service import Caller, ChatService
 from chat.store import PUBLIC_FEED, ConnectionRecord, InboxEntry, StoredMessage, dm_feed
 
@@ -37,7 +38,9 @@ class Conversations:
 
     def __init__(self, service: ChatService) -> None:
         self.service = service
-        self.store = service.store
+        # The service holds the store as the core's narrower interface; it is the DynamoDB store,
+        # which keeps the conversations too (chat.wiring).
+        self.store = cast(ConversationStore, service.store)
 
     # ---- routes --------------------------------------------------------------------------------
 
