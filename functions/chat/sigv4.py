@@ -10,6 +10,7 @@ copied, not keyed again) per post.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import time
@@ -44,8 +45,7 @@ class Signer:
         self.payload_hash = hashlib.sha256(data).hexdigest()
         token = credentials.token
         self._signed_headers = "host;x-amz-date;x-amz-security-token" if token else "host;x-amz-date"
-        # The canonical URI is the path encoded once more (botocore: ``quote(path, safe="/~")``).
-        self._canonical_prefix = "POST\n" + quote(prefix, safe="/~")
+        self._canonical_prefix = "POST\n" + _canonical_path(prefix)
         self._second = -1
         self._day = ""
         self._day_mac = hmac.new(b"", digestmod=hashlib.sha256)
@@ -88,6 +88,14 @@ class Signer:
         self._second = second
 
 
+@functools.lru_cache(maxsize=64)
+def _canonical_path(path: str) -> str:
+    """The canonical URI: the path encoded once more (botocore: ``quote(path, safe="/~")``)."""
+    return quote(path, safe="/~")
+
+
+# A process signs a day's frames with one key: derived once, not once per frame (a pong, an error).
+@functools.lru_cache(maxsize=8)
 def signing_key(secret: str, day: str, region: str) -> bytes:
     key = ("AWS4" + secret).encode()
     for part in (day, region, SERVICE, "aws4_request"):
