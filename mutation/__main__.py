@@ -29,7 +29,10 @@ EXCLUDED_OPERATORS = ["core/ReplaceBinaryOperator_BitOr_.*"]
 # Each module of the pure core and the tests that state its rules.
 MODULE_TESTS = {
     "functions/chat/cursor.py": ["tests/functions/test_cursor.py"],
-    "functions/chat/protocol.py": ["tests/functions/test_protocol.py"],
+    "functions/chat/protocol.py": [
+        "tests/functions/test_protocol.py",
+        "tests/functions/test_protocol_conversations.py",
+    ],
 }
 
 

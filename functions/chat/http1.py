@@ -67,7 +67,7 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_bundle())
 
 
-class Connection:
+class HttpConnection:
     """One HTTP/1.1 connection, one request at a time."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, invocation: int) -> None:
@@ -84,7 +84,7 @@ class Connection:
         self._timed_out = False
 
     @classmethod
-    async def open(cls, address: Address, invocation: int) -> Connection:
+    async def open(cls, address: Address, invocation: int) -> HttpConnection:
         reader, writer = await asyncio.open_connection(
             address.host,
             address.port,
@@ -186,10 +186,10 @@ class Pool:
     invocation: a sandbox may be frozen for minutes after it.
     """
 
-    idle: dict[Address, list[Connection]] = field(default_factory=dict)
+    idle: dict[Address, list[HttpConnection]] = field(default_factory=dict)
     invocation: int = 0
 
-    def take(self, address: Address, *, max_idle: float) -> Connection | None:
+    def take(self, address: Address, *, max_idle: float) -> HttpConnection | None:
         """The most recently used connection fit to reuse; the others found unfit are closed."""
         connections = self.idle.get(address, [])
         oldest_allowed = time.monotonic() - max_idle
@@ -200,7 +200,7 @@ class Pool:
             connection.close()
         return None
 
-    def give_back(self, address: Address, connection: Connection, *, keep: int) -> None:
+    def give_back(self, address: Address, connection: HttpConnection, *, keep: int) -> None:
         connections = self.idle.setdefault(address, [])
         if connection.reusable and connection.invocation == self.invocation and len(connections) < keep:
             connections.append(connection)
@@ -218,7 +218,7 @@ class Pool:
                 connection.close()
         self.idle.clear()
 
-    def _fit(self, connection: Connection, oldest_allowed: float) -> bool:
+    def _fit(self, connection: HttpConnection, oldest_allowed: float) -> bool:
         return (
             connection.invocation == self.invocation
             and connection.idle_since >= oldest_allowed

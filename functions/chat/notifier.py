@@ -27,7 +27,7 @@ import botocore.session
 from botocore.credentials import ReadOnlyCredentials
 
 from chat import config
-from chat.http1 import Address, BrokenResponse, Connection, Pool, StaleConnection
+from chat.http1 import Address, BrokenResponse, HttpConnection, Pool, StaleConnection
 from chat.observability import logger
 from chat.retries import NETWORK_FAILURE, RETRYABLE_STATUSES, RetryPolicy, Throttle
 from chat.sigv4 import Signer, quote_segment
@@ -153,7 +153,7 @@ class _Lane:
         self.address = notifier._address
         self.retry = notifier.retry
         self.keep = notifier.workers
-        self.connection: Connection | None = None
+        self.connection: HttpConnection | None = None
 
     async def run(self, pending: Iterator[tuple[int, str]], outcomes: list[Delivery]) -> None:
         try:
@@ -213,14 +213,14 @@ class _Lane:
             return status
         return NETWORK_FAILURE
 
-    async def connect(self, *, fresh: bool) -> Connection | None:
+    async def connect(self, *, fresh: bool) -> HttpConnection | None:
         if not fresh:
             idle = self.pool.take(self.address, max_idle=self.retry.max_idle)
             if idle is not None:
                 return idle
         try:
             async with asyncio.timeout(self.retry.connect_timeout):
-                return await Connection.open(self.address, self.pool.invocation)
+                return await HttpConnection.open(self.address, self.pool.invocation)
         except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
             logger.debug("connect failed", error=repr(exc))
             return None

@@ -25,7 +25,7 @@ from chat.limits import RateLimiter, Strike
 from chat.notifier import Delivery, Notifier
 from chat.observability import MetricUnit, logger, metrics
 from chat.probe import ConnectionProbe
-from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
+from chat.store import PUBLIC_FEED, ChatStore, ConnectionRecord, SaveResult, StoredMessage, user_feed
 
 # A cursor stamped further ahead than this is not one this server issued.
 _FUTURE_TOLERANCE_MS = 60_000
@@ -110,7 +110,7 @@ class ChatService:
     def connect(self, caller: Caller) -> None:
         """Record the connection; tell everyone else when the user came online with it."""
         self.directory.remember(caller.username)
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         now = self.clock()
         if self.store.add_connection(connection, now=now, ttl_seconds=self.settings.connection_ttl_seconds):
             # The new socket cannot be posted to until $connect returns: everyone else hears it.
@@ -126,7 +126,7 @@ class ChatService:
         looked at again (and healed) once the grace has passed.
         """
         now = self.clock()
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         grace = self.presence_grace_seconds
         scheduled = self._schedule_check(caller, delay_seconds=grace or _HEAL_DELAY_SECONDS)
         if grace and scheduled:
@@ -156,7 +156,7 @@ class ChatService:
         if record is None:
             return  # offline already
         if check.connection_id in record.connection_ids:
-            self._heal(Connection(check.connection_id, check.username))
+            self._heal(ConnectionRecord(check.connection_id, check.username))
             return
         if record.connection_ids:
             return  # online with other connections
@@ -173,7 +173,7 @@ class ChatService:
         if self.store.end_grace(check.username, left_by=record.left_by):
             self._announce_offline(check.username, at=record.left_at_ms / 1000)
 
-    def _heal(self, suspect: Connection) -> None:
+    def _heal(self, suspect: ConnectionRecord) -> None:
         if self.probe is None or self.probe.exists(suspect.connection_id):
             return
         logger.info("healing a connection whose $disconnect did not complete")
@@ -274,7 +274,7 @@ class ChatService:
                 caller.connection_id, protocol.encode(self._message_frame(message, cursor))
             )
             if outcome is Delivery.GONE:
-                self._prune([Connection(caller.connection_id, caller.username)])
+                self._prune([ConnectionRecord(caller.connection_id, caller.username)])
                 return
             if outcome is Delivery.FAILED:
                 # Stop here and say so: the client syncs again from what it did receive.
@@ -325,7 +325,7 @@ class ChatService:
 
     def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
         if self.notifier.send(caller.connection_id, protocol.encode(frame)) is Delivery.GONE:
-            self._prune([Connection(caller.connection_id, caller.username)])
+            self._prune([ConnectionRecord(caller.connection_id, caller.username)])
 
     def _broadcast(self, frame: dict[str, Any], skip: Iterable[str] = ()) -> None:
         self._broadcast_encoded(protocol.encode(frame), skip=set(skip))
@@ -344,11 +344,11 @@ class ChatService:
                 if not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
                     self._deliver(batch, frame)  # not handed over: deliver it here
 
-    def deliver(self, connections: list[Connection], frame: str) -> None:
+    def deliver(self, connections: list[ConnectionRecord], frame: str) -> None:
         """A fan-out worker's job: post one frame to a chunk of connections, pruning the gone."""
         self._deliver(connections, frame)
 
-    def _deliver(self, connections: list[Connection], frame: str) -> None:
+    def _deliver(self, connections: list[ConnectionRecord], frame: str) -> None:
         started = time.perf_counter()
         report = self.notifier.send_many([c.connection_id for c in connections], frame)
         metrics.add_metric(name="Deliveries", unit=MetricUnit.Count, value=report.delivered)
@@ -366,7 +366,7 @@ class ChatService:
             logger.warning("could not prune gone connections", error=str(exc), gone=len(gone))
             metrics.add_metric(name="PruneFailures", unit=MetricUnit.Count, value=1)
 
-    def _prune(self, stale: list[Connection]) -> None:
+    def _prune(self, stale: list[ConnectionRecord]) -> None:
         """Drop connections API Gateway says are gone, and announce users who went offline with them."""
         for _ in range(_PRUNE_ROUNDS):
             if not stale:
