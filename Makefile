@@ -73,7 +73,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 
 typecheck: install-dev
-	$(BIN)/mypy functions/chat
+	$(BIN)/mypy functions/chat tests/functions/fakes.py tests/functions/test_service.py
 
 unit: install-dev
 	$(PY) -m pytest

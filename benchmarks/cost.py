@@ -18,7 +18,9 @@ from typing import Any
 
 import boto3
 from chat import config
-from chat.handlers import connect, disconnect, sendmessage, sync
+from chat.cursor import IdGenerator
+from chat.handlers import connect, disconnect, history, inbox, read, sendmessage, sync
+from chat.handlers import typing as typing_route
 
 from benchmarks import machine
 from benchmarks.aws import MotoProcess, apply_environment, handler_environment
@@ -26,6 +28,7 @@ from benchmarks.fanout import EVENTS, connection_id, lambda_context, register
 from benchmarks.lambda_pool import LambdaPool
 from benchmarks.management_double import ManagementDoubleProcess
 from benchmarks.report import OUTPUT, Report, Table
+from infra import sizing
 
 # Prices assumed (us-east-1, on-demand, as published on AWS's pricing pages; assumptions as of
 # 2025, after DynamoDB's November 2024 cut). Check the pages before relying on the dollars.
@@ -39,7 +42,6 @@ PRICES = {
     "AppSync Events operation": 1.00 / 1e6,
     "AppSync Events connection-minute": 0.08 / 1e6,
 }
-MEMORY_MB = {"route": 256, "SendMessage": 1024, "FanoutWorker": 1769}
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
 _READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 
@@ -166,7 +168,7 @@ class CostBench:
         seconds = time.monotonic() - started
         runs = self.pool.collect(self.pool.take_invocations(), timeout=120)
         gb_s = memory_mb / 1024 * seconds + sum(
-            MEMORY_MB["FanoutWorker"] / 1024 * (r.finished - r.started) for r in runs
+            sizing.FANOUT_WORKER_MEMORY_MB / 1024 * (r.finished - r.started) for r in runs
         )
         posts = self.double.stats()["posts"]
         return RouteCost(
@@ -188,7 +190,7 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
         for user in ("alice", "bob", "carol"):
             bench.add_user(user)
         register(bench.moto, 1, small)  # everyone else, straight into the table
-        route = MEMORY_MB["route"]
+        route = sizing.DEFAULT_MEMORY_MB
         costs = [
             bench.measure(
                 "$connect", connect.handler, bench.event("connect", "alice", "alice-1="), memory_mb=route
@@ -198,7 +200,7 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
         connect.handler(bench.event("connect", "bob", "bob-2="), lambda_context())
         connect.handler(bench.event("connect", "alice", "alice-2="), lambda_context())
         say = {"action": "sendmessage", "text": "hello, everyone"}
-        send_mb = MEMORY_MB["SendMessage"]
+        send_mb = sizing.route_memory_mb("SendMessage")
         costs.append(
             bench.measure(
                 "public message",
@@ -216,6 +218,23 @@ def run(sizes: tuple[int, int], sync_size: int, command: str, output: Path = OUT
                 memory_mb=send_mb,
             )
         )
+        # The conversation actions of version 1.1, in alice and bob's conversation (bob has 2 connections).
+        read_up_to = IdGenerator().new_id(int(time.time() * 1000) - 1000)
+        for label, handler, body in (
+            ("history of a conversation", history.handler, {"action": "history", "with": "bob"}),
+            (
+                "read (1 + 2 connections told)",
+                read.handler,
+                {"action": "read", "with": "bob", "upTo": read_up_to},
+            ),
+            ("typing (2 connections)", typing_route.handler, {"action": "typing", "to": "bob"}),
+            ("inbox (2 conversations)", inbox.handler, {"action": "inbox"}),
+        ):
+            costs.append(
+                bench.measure(
+                    label, handler, bench.event("message", "alice", "alice-1=", body), memory_mb=route
+                )
+            )
         for n in range(sync_size):
             sendmessage.handler(
                 bench.event("message", "carol", "carol-0=", {"action": "sendmessage", "text": f"m{n}"}),

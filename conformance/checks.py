@@ -464,6 +464,125 @@ def unknown_user(run: Run) -> None:
     )
 
 
+# -- conversations (version 1.1)
+
+
+def history(run: Run) -> None:
+    """Public history holds a public message, the conversation of a and b their private one (for
+    both of them), oldest first; neither holds the other's."""
+    a1, b1 = run.session("a1"), run.session("b1")
+    a, b = run.username("a"), run.username("b")
+    public = run.send(a1, text=run.text("history public"), label="history")
+    private = run.send(a1, text=run.text("history private"), to=b, label="history")
+    page = run.request(a1, {"action": "history", "limit": 100}, "history", "public history")
+    expect_shape(page)
+    ids = [m["id"] for m in page["messages"]]
+    expect(page["with"] is None, f"public history says with {page['with']!r}")
+    expect(public["id"] in ids, "public history lacks the public message just sent")
+    expect(private["id"] not in ids, "public history holds a private message")
+    for session, partner in ((a1, b), (b1, a)):
+        page = run.request(session, {"action": "history", "with": partner, "limit": 10}, "history", "history")
+        expect_shape(page)
+        ids = [m["id"] for m in page["messages"]]
+        expect(page["with"] == partner, f"{session.name}'s history says with {page['with']!r}")
+        expect(private["id"] in ids, f"{session.name}'s history with {partner} lacks their private message")
+        expect(public["id"] not in ids, f"{session.name}'s private history holds a public message")
+    older = run.request(
+        a1, {"action": "history", "with": b, "before": private["id"], "limit": 10}, "history", "older page"
+    )
+    expect(private["id"] not in [m["id"] for m in older["messages"]], "`before` returned the message itself")
+
+
+def read_receipts(run: Run) -> None:
+    """a reads its conversation with b: a's other tab and both of b's get one `read` frame, the
+    reading tab none; reading the same position again sends nothing."""
+    a1, a2, b1, b2 = (run.session(key) for key in ("a1", "a2", "b1", "b2"))
+    a, b = run.username("a"), run.username("b")
+    last = run.send(b1, text=run.text("please read"), to=a, label="read")
+    a1.wait_for(lambda f: is_message(f, last["id"]), "the message to read", run.timing.timeout_s)
+    expected = {"type": "read", "user": a, "with": b, "upTo": last["id"]}
+    a1.send({"action": "read", "with": b, "upTo": last["id"]})
+    for session in (a2, b1, b2):
+        frame = session.wait_for(lambda f: f.get("type") == "read" and f.get("user") == a, "read", 20)
+        expect_shape(frame)
+        expect(frame == expected, f"{session.name} got {frame}, not {expected}")
+    a1.send({"action": "read", "with": b, "upTo": last["id"]})  # not forward: nothing is sent
+    run.barrier(a1, b, [b1, a2])
+    for session in (a2, b1, b2, a1):
+        count = len(session.frames(lambda f: f.get("type") == "read" and f.get("user") == a))
+        wanted = 0 if session is a1 else 1
+        expect(count == wanted, f"{session.name} got {count} read frames, not {wanted}")
+
+
+def inbox(run: Run) -> None:
+    """a's inbox lists the public conversation and b's, newest first, with b's last message, the
+    unread count of what b sent after a's read position, and b's position."""
+    a1, b1 = run.session("a1"), run.session("b1")
+    a, b = run.username("a"), run.username("b")
+    first = run.send(b1, text=run.text("inbox 1"), to=a, label="inbox")
+    a1.wait_for(lambda f: is_message(f, first["id"]), "the message to read", run.timing.timeout_s)
+    a1.send({"action": "read", "with": b, "upTo": first["id"]})
+    b1.wait_for(lambda f: f.get("type") == "read" and f.get("upTo") == first["id"], "read", 20)
+    second = run.send(b1, text=run.text("inbox 2"), to=a, label="inbox")
+    b1.send({"action": "read", "with": a, "upTo": second["id"]})
+    a1.wait_for(lambda f: f.get("type") == "read" and f.get("upTo") == second["id"], "b's read", 20)
+    frame = run.request(a1, {"action": "inbox"}, "inbox", "inbox")
+    expect_shape(frame)
+    rows = {row["with"]: row for row in frame["conversations"]}
+    expect(None in rows, "the inbox lacks the public conversation")
+    expect(b in rows, f"the inbox lacks the conversation with {b}")
+    row = rows[b]
+    got = (row["last"]["id"] if row["last"] else None, row["unread"], row["readUpTo"], row["theirReadUpTo"])
+    wanted = (second["id"], 1, first["id"], second["id"])
+    expect(got == wanted, f"(last, unread, readUpTo, theirReadUpTo) is {got}, not {wanted}")
+
+
+def typing(run: Run) -> None:
+    """`typing` from a to b reaches both of b's tabs, and not a's other tab or c."""
+    a1, a2, b1, b2, c1 = (run.session(key) for key in ("a1", "a2", "b1", "b2", "c1"))
+    a, b = run.username("a"), run.username("b")
+    a1.send({"action": "typing", "to": b})
+    for session in (b1, b2):
+        frame = session.wait_for(lambda f: f.get("type") == "typing" and f.get("from") == a, "typing", 20)
+        expect_shape(frame)
+    run.barrier(a1, b, [b1, a2])
+    for session in (a1, a2, c1):
+        expect(not session.frames(lambda f: f.get("type") == "typing"), f"{session.name} got a typing frame")
+
+
+def conversation_errors(run: Run) -> None:
+    """Each row of the protocol's table of errors for the new actions."""
+    a1 = run.session("a1")
+    a, nobody = run.username("a"), run.username("nobody")
+    future = _id_at(int(time.time() * 1000) + 3_600_000)
+    for frame, code in (
+        ({"action": "history", "with": a}, "invalid_message"),
+        ({"action": "history", "with": nobody}, "unknown_user"),
+        ({"action": "history", "before": "not-an-id"}, "invalid_message"),
+        ({"action": "history", "limit": 0}, "invalid_message"),
+        ({"action": "history", "limit": 101}, "invalid_message"),
+        ({"action": "read", "with": a, "upTo": _id_at(int(time.time() * 1000) - 1000)}, "invalid_message"),
+        ({"action": "read", "upTo": "not-an-id"}, "invalid_message"),
+        ({"action": "read", "upTo": future}, "invalid_message"),
+        ({"action": "typing"}, "invalid_message"),
+        ({"action": "typing", "to": a}, "invalid_message"),
+        ({"action": "typing", "to": nobody}, "unknown_user"),
+    ):
+        _expect_error(run, a1, frame, code, None)
+    for label, text in (("zero-width", "\u200b\u2060"), ("bidi-only", " \u202e\u2066 ")):
+        tag = run.tag(label)
+        _expect_error(
+            run, a1, {"action": "sendmessage", "text": text, "clientMsgId": tag}, "invalid_message", tag
+        )
+
+
+def _id_at(time_ms: int) -> str:
+    """The smallest message id the server could stamp at ``time_ms`` (48 bits of ms, base32)."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    digits = "".join(alphabet[(time_ms >> (5 * n)) & 31] for n in reversed(range(10)))
+    return digits + "0" * 16
+
+
 # -- limits
 
 
@@ -542,6 +661,11 @@ CHECKS = (
     Check("error-invalid-message", invalid_message),
     Check("error-text-too-long", text_too_long),
     Check("error-unknown-user", unknown_user),
+    Check("history", history),
+    Check("read-receipts", read_receipts),
+    Check("inbox", inbox),
+    Check("typing", typing),
+    Check("error-conversations", conversation_errors),
     Check("limit-frame-32kb", frame_limit),
     Check("limit-message-128kb", message_limit),
     Check("frame-shapes", frame_shapes),

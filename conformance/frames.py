@@ -1,9 +1,9 @@
 """The server's frames as the protocol defines them: exact field sets and value types (pure code).
 
 ``problems(frame)`` lists what is wrong with one frame, or nothing. Version 1 fixes each frame
-type's fields; version 1.1 adds ``at`` to ``presence`` (accepted, never required), ``messages`` (the
-batched replay, checked message by message) and frame types a client only gets for actions this
-suite never sends.
+type's fields; version 1.1 adds ``at`` to ``presence`` (accepted, never required), the answers to
+the conversation actions (``history``, ``typing``, ``read``, ``inbox``), and ``messages``, which a
+client gets only for ``sync`` with ``batch``, an option this suite never sends.
 """
 
 from __future__ import annotations
@@ -20,13 +20,19 @@ FIELDS: dict[str, frozenset[str]] = {
     "presence": frozenset({"type", "user", "online"}),
     "who": frozenset({"type", "users"}),
     "synced": frozenset({"type", "cursor", "more", "complete"}),
-    "messages": frozenset({"type", "messages"}),
     "pong": frozenset({"type"}),
     "error": frozenset({"type", "code", "message", "clientMsgId"}),
+    "history": frozenset({"type", "with", "messages", "more"}),
+    "typing": frozenset({"type", "from"}),
+    "read": frozenset({"type", "user", "with", "upTo"}),
+    "inbox": frozenset({"type", "conversations"}),
 }
+# A message inside ``history`` and ``inbox``: a ``message`` frame's fields without ``type``.
+MESSAGE_OBJECT_FIELDS = FIELDS["message"] - {"type"}
+CONVERSATION_FIELDS = frozenset({"with", "last", "unread", "readUpTo", "theirReadUpTo"})
 OPTIONAL_FIELDS: dict[str, frozenset[str]] = {"presence": frozenset({"at"})}
-# Version 1.1 frames: answers to actions this suite never sends, or sent to a user by another one.
-LATER_TYPES = frozenset({"history", "typing", "read", "inbox"})
+# Version 1.1 frames this suite never asks for (``sync`` with ``batch``).
+LATER_TYPES = frozenset({"messages"})
 ERROR_CODES = frozenset(
     {
         "invalid_json",
@@ -39,6 +45,8 @@ ERROR_CODES = frozenset(
     }
 )
 USERNAME = re.compile(r"^[a-z0-9_.-]{3,32}$")
+# The form of the ids the server issues: 26 characters of Crockford base32, time first.
+MESSAGE_ID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 
 
 def problems(frame: Any) -> list[str]:
@@ -102,22 +110,70 @@ def _error_code(value: Any) -> str | None:
     return None if value in ERROR_CODES else f"is not an error code of the protocol: {value!r}"
 
 
+def _message_id(value: Any) -> str | None:
+    return (
+        None if isinstance(value, str) and MESSAGE_ID.fullmatch(value) else f"is not a message id: {value!r}"
+    )
+
+
+def _optional_message_id(value: Any) -> str | None:
+    return None if value is None else _message_id(value)
+
+
+def _message_object(value: Any) -> str | None:
+    if not isinstance(value, dict) or set(value) != MESSAGE_OBJECT_FIELDS:
+        return f"is not a message object: {value!r:.80}"
+    issues = [
+        f"{name} {issue}" for name, check in _VALUES["message"].items() if (issue := check(value[name]))
+    ]
+    return "; ".join(issues) or None
+
+
+def _message_list(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return f"is not a list: {value!r:.60}"
+    issues = [issue for item in value if (issue := _message_object(item))]
+    if issues:
+        return issues[0]
+    ids = [item["id"] for item in value]
+    return None if ids == sorted(ids) else "is not oldest first"
+
+
+def _conversation(value: Any) -> str | None:
+    if not isinstance(value, dict) or set(value) != CONVERSATION_FIELDS:
+        return f"is not a conversation: {value!r:.80}"
+    unread = value["unread"]
+    checks = [
+        _optional_username(value["with"]),
+        None if value["last"] is None else _message_object(value["last"]),
+        None
+        if isinstance(unread, int) and not isinstance(unread, bool) and 0 <= unread <= 100
+        else f"unread {unread!r} is not 0 to 100",
+        _optional_message_id(value["readUpTo"]),
+        _optional_message_id(value["theirReadUpTo"]),
+        "a public conversation has theirReadUpTo"
+        if value["with"] is None and value["theirReadUpTo"]
+        else None,
+    ]
+    return "; ".join(issue for issue in checks if issue) or None
+
+
+def _conversations(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > 100:
+        return f"is not a list of at most 100: {value!r:.60}"
+    issues = [issue for item in value if (issue := _conversation(item))]
+    if issues:
+        return issues[0]
+    if [c["with"] for c in value].count(None) != 1:
+        return "does not list the public conversation once"
+    lasts = [c["last"]["id"] if c["last"] else "" for c in value]
+    return None if lasts == sorted(lasts, reverse=True) else "is not newest first"
+
+
 def _sorted_usernames(value: Any) -> str | None:
     if not isinstance(value, list) or any(_username(user) for user in value):
         return f"is not a list of usernames: {value!r:.80}"
     return None if value == sorted(value) else "is not sorted"
-
-
-def _message_objects(value: Any) -> str | None:
-    """A non-empty list of message frames' contents, each without `type` (version 1.1)."""
-    if not isinstance(value, list) or not value:
-        return f"is not a non-empty list: {value!r:.60}"
-    for item in value:
-        if isinstance(item, dict) and "type" in item:
-            return "holds a message with a `type` field"
-        if issues := problems({"type": "message", **item} if isinstance(item, dict) else item):
-            return f"holds a malformed message: {issues[0]}"
-    return None
 
 
 _VALUES = {
@@ -134,6 +190,9 @@ _VALUES = {
     "presence": {"user": _username, "online": _boolean, "at": _utc_timestamp},
     "who": {"users": _sorted_usernames},
     "synced": {"cursor": _text, "more": _boolean, "complete": _boolean},
-    "messages": {"messages": _message_objects},
     "error": {"code": _error_code, "message": _string, "clientMsgId": _optional_text},
+    "history": {"with": _optional_username, "messages": _message_list, "more": _boolean},
+    "typing": {"from": _username},
+    "read": {"user": _username, "with": _optional_username, "upTo": _message_id},
+    "inbox": {"conversations": _conversations},
 }

@@ -6,20 +6,16 @@ and app client ids, and Cognito's endpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.error import URLError
 from urllib.request import Request, urlopen
 
-CONFIG_FIELDS = ("websocketUrl", "region", "userPoolId", "userPoolClientId")
-# CloudFormation output → /config.json field.
-STACK_OUTPUTS = {
-    "WebSocketUrl": "websocketUrl",
-    "Region": "region",
-    "UserPoolId": "userPoolId",
-    "UserPoolClientId": "userPoolClientId",
-}
+from clients.cli.config import ChatConfig, ConfigError, cognito_endpoint
+from clients.cli.config import config_from_outputs as outputs_as_config
+
 HTTP_TIMEOUT_S = 15
 
 
@@ -28,37 +24,22 @@ class TargetUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Target:
-    """What a client of the stack needs, as ``/config.json`` gives it."""
+class Target(ChatConfig):
+    """What a client of the stack needs (the chat command's own config), and where it came from."""
 
-    websocket_url: str
-    region: str
-    user_pool_id: str
-    user_pool_client_id: str
-    cognito_endpoint: str
-    described_as: str
+    described_as: str = ""
 
     @classmethod
     def from_config(cls, config: dict[str, Any], described_as: str) -> Target:
-        missing = [
-            name for name in CONFIG_FIELDS if not isinstance(config.get(name), str) or not config[name]
-        ]
-        if missing:
-            raise TargetUnavailable(f"{described_as} lacks {', '.join(missing)}")
-        return cls(
-            websocket_url=config["websocketUrl"],
-            region=config["region"],
-            user_pool_id=config["userPoolId"],
-            user_pool_client_id=config["userPoolClientId"],
-            cognito_endpoint=config.get("cognitoEndpoint") or cognito_endpoint(config["region"]),
-            described_as=described_as,
-        )
-
-
-def cognito_endpoint(region: str) -> str:
-    """Cognito's public endpoint in ``region``: China's regions use the partition's own suffix."""
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://cognito-idp.{region}.{suffix}/"
+        """``/config.json``'s fields; Cognito's endpoint from the region when it has none."""
+        region = config.get("region")
+        if not config.get("cognitoEndpoint") and isinstance(region, str) and region:
+            config = {**config, "cognitoEndpoint": cognito_endpoint(region)}
+        try:
+            chat_config = ChatConfig.from_json(config, described_as)
+        except ConfigError as exc:
+            raise TargetUnavailable(str(exc)) from None
+        return cls(**dataclasses.asdict(chat_config), described_as=described_as)
 
 
 def from_url(base_url: str) -> Target:
@@ -111,5 +92,4 @@ def from_stack(stack_name: str, region: str | None) -> Target:
 
 def config_from_outputs(outputs: list[dict[str, str]]) -> dict[str, Any]:
     """A stack's outputs (as DescribeStacks lists them) as the fields of ``/config.json``."""
-    values = {item["OutputKey"]: item["OutputValue"] for item in outputs}
-    return {field: values.get(output) for output, field in STACK_OUTPUTS.items()}
+    return outputs_as_config({item["OutputKey"]: item["OutputValue"] for item in outputs})

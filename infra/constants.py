@@ -30,6 +30,10 @@ ROUTES = (
     Route("sync", "Sync", "chat.handlers.sync.handler"),
     Route("who", "Who", "chat.handlers.who.handler"),
     Route("ping", "Ping", "chat.handlers.ping.handler"),
+    Route("history", "History", "chat.handlers.history.handler"),
+    Route("typing", "Typing", "chat.handlers.typing.handler"),
+    Route("read", "Read", "chat.handlers.read.handler"),
+    Route("inbox", "Inbox", "chat.handlers.inbox.handler"),
     Route("$default", "Default", "chat.handlers.default.handler"),
 )
 ROUTE_BY_KEY = {route.key: route for route in ROUTES}
@@ -46,7 +50,7 @@ OUTPUT_USER_POOL_ID = "UserPoolId"
 OUTPUT_USER_POOL_CLIENT_ID = "UserPoolClientId"
 OUTPUT_WEB_CLIENT_URL = "WebClientUrl"
 
-# CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/identity.py.
+# CDK context keys (`-c key=value` or cdk.json). The Cognito one lives in infra/user_pool_rules.py.
 # retainData: keep the messages table and the user pool when the stack is deleted (default true).
 RETAIN_DATA_CONTEXT_KEY = "retainData"
 # nag: run cdk-nag's AwsSolutions checks on every synth (default true in cdk.json).
@@ -56,8 +60,8 @@ API_GATEWAY_LOGS_ROLE_CONTEXT_KEY = "apiGatewayLogsRole"
 # expectedUsers: the audience the stage's throttle is sized for (infra/websocket_api.py, default 5000).
 EXPECTED_USERS_CONTEXT_KEY = "expectedUsers"
 # presenceGraceSeconds: how long a user's last connection must stay closed before they are
-# announced offline (0 to 900; default 15). A reconnect within it costs no presence frame.
+# announced offline (0 to 900; default chat.config.DEFAULT_PRESENCE_GRACE_SECONDS). A reconnect
+# within it costs no presence frame.
 PRESENCE_GRACE_CONTEXT_KEY = "presenceGraceSeconds"
-DEFAULT_PRESENCE_GRACE_SECONDS = 15
 # webClient: host the web client (S3 + CloudFront) with this stack's config.json (default true).
 WEB_CLIENT_CONTEXT_KEY = "webClient"

@@ -20,12 +20,12 @@ def function_environment(
     url_suffix: str = config.DEFAULT_URL_SUFFIX,
     service_name: str = "chat",
     metrics_namespace: str = "ServerlessChat",
-    retention_days: int = 7,
-    fanout_workers: int = 200,
+    retention_days: int = config.DEFAULT_RETENTION_DAYS,
+    fanout_workers: int = config.DEFAULT_FANOUT_WORKERS,
     management_endpoint: str | None = None,
     jwks_url: str | None = None,
     fanout_function_name: str | None = None,
-    presence_grace_seconds: int = 15,
+    presence_grace_seconds: int = config.DEFAULT_PRESENCE_GRACE_SECONDS,
     presence_queue_url: str | None = None,
 ) -> dict[str, str]:
     """The variables of ``chat.config`` plus Powertools' own, as strings.

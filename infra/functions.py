@@ -7,6 +7,7 @@ What each may touch is decided in ``infra/permissions.py``, not here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -16,31 +17,17 @@ from aws_cdk import aws_logs as logs
 from chat import config
 from constructs import Construct
 
-from infra import constants, presence, queues
+from infra import constants, presence, queues, sizing
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-DEFAULT_MEMORY_MB = 256
-# Fan-out is CPU-bound (signing and sending one request per connection), and Lambda's CPU share
-# grows with memory: 1,769 MB is one full vCPU.
-MEMORY_MB = {"SendMessage": 1024}
-# A fan-out worker signs and posts up to a chunk of frames: a full vCPU (1,769 MB) for it.
-FANOUT_WORKER_MEMORY_MB = 1769
-FANOUT_WORKER_TIMEOUT = Duration.seconds(120)
-# Lambda runs a failed worker event again twice (about 1 and 3 minutes after the first attempt):
-# a passing fault gets another go, a poison event costs three attempts. Set explicitly, not left to
-# Lambda's defaults. Each retry may post the chunk's frame again: safe (see chat.dispatch).
-FANOUT_WORKER_RETRY_ATTEMPTS = 2
-# Past 15 minutes a live frame is more confusing than useful (throttled events wait in Lambda's
-# queue up to 6 hours by default); the message is in the history for `sync` meanwhile.
-FANOUT_WORKER_MAX_EVENT_AGE = Duration.minutes(15)
+# Sizes and retries are plain data in infra/sizing.py, shared with the local stack.
+FANOUT_WORKER_TIMEOUT = Duration.seconds(sizing.FANOUT_WORKER_TIMEOUT_S)
+FANOUT_WORKER_MAX_EVENT_AGE = Duration.seconds(sizing.FANOUT_WORKER_MAX_EVENT_AGE_S)
 # What the on-failure queue keeps: SQS's longest, time to look at what went wrong.
 FANOUT_FAILURE_RETENTION = Duration.days(14)
-# API Gateway stops waiting for a route's answer after 29 s; a second more lets the function log
-# why it ran long instead of being cut off at the same instant.
-ROUTE_TIMEOUT = Duration.seconds(30)
-# The authorizer verifies one token (a JWKS fetch at most): anything slower is a fault.
-AUTHORIZER_TIMEOUT = Duration.seconds(10)
+ROUTE_TIMEOUT = Duration.seconds(sizing.ROUTE_TIMEOUT_S)
+AUTHORIZER_TIMEOUT = Duration.seconds(sizing.AUTHORIZER_TIMEOUT_S)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -52,9 +39,9 @@ def chat_function(
     handler: str,
     environment: Mapping[str, str],
     timeout: Duration = ROUTE_TIMEOUT,
-    memory_mb: int = DEFAULT_MEMORY_MB,
+    memory_mb: int = sizing.DEFAULT_MEMORY_MB,
 ) -> lambda_.Function:
-    """One function of the chat: arm64, Python 3.13, X-Ray tracing, its own log group."""
+    """One function of the chat: arm64, Python 3.13, X-Ray active tracing, its own log group."""
     # An explicit log group (rather than Lambda's implicit one) gets a retention period and is
     # deleted with the stack.
     log_group = logs.LogGroup(
@@ -73,6 +60,7 @@ def chat_function(
         memory_size=memory_mb,
         timeout=timeout,
         environment=dict(environment),
+        # Lambda records each sampled invocation's segments itself; the code carries no tracing SDK.
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
     )
@@ -91,52 +79,50 @@ class ChatFunctions(Construct):
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._code = code
         # Created first: the route functions hand it large fan-outs by name.
-        self.fanout_worker = chat_function(
-            self,
-            "FanoutWorkerFunction",
-            code=code,
-            handler=constants.FANOUT_WORKER_HANDLER,
-            environment=environment,
+        self.fanout_worker = self._function(
+            "FanoutWorker",
+            constants.FANOUT_WORKER_HANDLER,
+            environment,
             timeout=FANOUT_WORKER_TIMEOUT,
-            memory_mb=FANOUT_WORKER_MEMORY_MB,
+            memory_mb=sizing.FANOUT_WORKER_MEMORY_MB,
         )
         self.fanout_failures = FanoutFailures(self, "FanoutFailures")
         self.fanout_worker.configure_async_invoke(
-            retry_attempts=FANOUT_WORKER_RETRY_ATTEMPTS,
+            retry_attempts=sizing.FANOUT_WORKER_RETRY_ATTEMPTS,
             max_event_age=FANOUT_WORKER_MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.fanout_failures.queue),
         )
         route_environment = {**environment, config.FANOUT_FUNCTION_NAME: self.fanout_worker.function_name}
         # Reads the presence grace's delayed checks from SQS (infra/presence.py).
-        self.presence_check = chat_function(
-            self,
-            "PresenceCheckFunction",
-            code=code,
-            handler=constants.PRESENCE_CHECK_HANDLER,
-            environment=route_environment,
+        self.presence_check = self._function(
+            "PresenceCheck",
+            constants.PRESENCE_CHECK_HANDLER,
+            route_environment,
             timeout=presence.WORKER_TIMEOUT,
         )
         self.routes: dict[str, lambda_.Function] = {
-            route.function_id: chat_function(
-                self,
-                # "Default" alone would make CDK treat it as this construct's default child.
-                f"{route.function_id}Function",
-                code=code,
-                handler=route.handler,
-                environment=route_environment,
-                memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
+            route.function_id: self._function(
+                route.function_id,
+                route.handler,
+                route_environment,
+                memory_mb=sizing.route_memory_mb(route.function_id),
             )
             for route in constants.ROUTES
         }
         # Same environment as the routes: it reads the pool id, client id and token issuer.
-        self.authorizer = chat_function(
-            self,
-            "AuthorizerFunction",
-            code=code,
-            handler=constants.AUTHORIZER_HANDLER,
-            environment=environment,
-            timeout=AUTHORIZER_TIMEOUT,
+        self.authorizer = self._function(
+            "Authorizer", constants.AUTHORIZER_HANDLER, environment, timeout=AUTHORIZER_TIMEOUT
+        )
+
+    def _function(
+        self, name: str, handler: str, environment: Mapping[str, str], **sizes: Any
+    ) -> lambda_.Function:
+        """One of the chat's functions in this construct, with the shared code asset."""
+        # "<name>Function": "Default" alone would make CDK treat it as this construct's default child.
+        return chat_function(
+            self, f"{name}Function", code=self._code, handler=handler, environment=environment, **sizes
         )
 
     def for_route(self, route_key: str) -> lambda_.Function:

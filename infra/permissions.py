@@ -15,6 +15,9 @@ queue; the presence-check worker also consumes it (its SQS trigger's own grant).
 Every message route spends its caller's budget (``chat.limits``): an UpdateItem on the Messages
 table, limited to the ``rate#<user>`` items by a ``dynamodb:LeadingKeys`` condition where the
 function may not otherwise update that table (``budget_items``).
+The conversation routes write only their own kind of item, by a ``dynamodb:LeadingKeys``
+condition too: Read puts read positions (``inbox#<user>`` items), Typing its throttle items
+(``typing#<user>``) (``keyed_writes``). History and Inbox only Query.
 The authorizer and the sign-up trigger get nothing beyond writing their logs and traces.
 """
 
@@ -42,10 +45,23 @@ class FunctionGrants:
     user_pool: tuple[str, ...] = ()
     # UpdateItem on the Messages table's rate-limit buckets (partition keys ``rate#...``) only.
     budget_items: bool = False
+    # Actions on the Messages table allowed only on items whose partition key matches a pattern.
+    keyed_writes: tuple[KeyedWrite, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeyedWrite:
+    """``actions`` on the Messages table, only where the partition key is like ``leading_key``."""
+
+    actions: tuple[str, ...]
+    leading_key: str
 
 
 # The partition keys of the per-user budget buckets (chat.store: ``rate#<username>``).
 BUDGET_KEYS = "rate#*"
+# Read positions live in the users' inbox partitions, typing throttles in their own (chat.store).
+INBOX_KEYS = "inbox#*"
+TYPING_KEYS = "typing#*"
 
 
 # Any function that posts a frame may learn from API Gateway (410 Gone) that a connection is dead.
@@ -77,7 +93,7 @@ GRANTS: dict[str, FunctionGrants] = {
         },
         user_pool=("cognito-idp:AdminGetUser",),
     ),
-    # Replays history: Query per stream (public, and the user's private stream).
+    # Replays history: Query per feed (public, and the user's private feed).
     "Sync": FunctionGrants(
         tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, indexes={}, budget_items=True
     ),
@@ -88,6 +104,29 @@ GRANTS: dict[str, FunctionGrants] = {
         budget_items=True,
     ),
     "Ping": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
+    # Pages back through one conversation: Query of the public feed or a conversation's two
+    # directions.
+    "History": FunctionGrants(tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, budget_items=True),
+    # Records a read position: a conditional PutItem, or for a private conversation a
+    # TransactWriteItems of two Puts (each allowed as PutItem), only in inbox partitions; checks the
+    # partner has an account; tells the reader's other connections and the partner's (BatchGetItem).
+    "Read": FunctionGrants(
+        tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:BatchGetItem", *_PRUNE_STALE[PRESENCE])},
+        user_pool=("cognito-idp:AdminGetUser",),
+        budget_items=True,
+        keyed_writes=(KeyedWrite(("dynamodb:PutItem",), INBOX_KEYS),),
+    ),
+    # Forwards a typing notice: a conditional PutItem of its throttle item, the recipient's account
+    # checked, their connections read (BatchGetItem).
+    "Typing": FunctionGrants(
+        tables={**_PRUNE_STALE, PRESENCE: ("dynamodb:BatchGetItem", *_PRUNE_STALE[PRESENCE])},
+        user_pool=("cognito-idp:AdminGetUser",),
+        budget_items=True,
+        keyed_writes=(KeyedWrite(("dynamodb:PutItem",), TYPING_KEYS),),
+    ),
+    # Lists the caller's conversations: Query of their inbox partition, the public feed's newest
+    # message, and COUNT Queries for unread messages.
+    "Inbox": FunctionGrants(tables={**_PRUNE_STALE, MESSAGES: ("dynamodb:Query",)}, budget_items=True),
     # Posts one frame to a chunk of connections handed over by Connect, Disconnect or SendMessage.
     "FanoutWorker": FunctionGrants(tables=_PRUNE_STALE, indexes={}),
     "Default": FunctionGrants(tables=_PRUNE_STALE, indexes={}, budget_items=True),
@@ -129,6 +168,14 @@ def grant(
                 actions=["dynamodb:UpdateItem"],
                 resources=[tables[MESSAGES].table_arn],
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [BUDGET_KEYS]}},
+            )
+        )
+    for keyed in grants.keyed_writes:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(keyed.actions),
+                resources=[tables[MESSAGES].table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keyed.leading_key]}},
             )
         )
     if grants.user_pool:

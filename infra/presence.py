@@ -15,13 +15,12 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import sizing
 from infra.queues import private_queue
 
-# A worker invocation reads one item, may ask API Gateway about one connection and tells everyone
-# (handing large audiences to fan-out workers): a minute is ample.
-WORKER_TIMEOUT = Duration.seconds(60)
+WORKER_TIMEOUT = Duration.seconds(sizing.PRESENCE_CHECK_TIMEOUT_S)
 # Lambda's advice for an SQS trigger: a visibility timeout of at least six times the function's.
-VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)
+VISIBILITY_TIMEOUT = Duration.seconds(6 * sizing.PRESENCE_CHECK_TIMEOUT_S)
 MAX_RECEIVES = 5
 BATCH_SIZE = 10
 # Longer than any check can wait (15 min of delay plus the retries' visibility timeouts).

@@ -12,6 +12,11 @@ the synthesized template with it.
 - messages: the history. Partition (``feed``) ``public`` holds public messages, ``user#<name>`` a user's
   private messages (sent and received); ``dedup#<name>`` items make sends idempotent. The sort
   key is the message id, which is time-ordered. Items expire after the retention period.
+  For conversations (protocol 1.1) a private message is also stored under ``dm#<from>#<to>`` (one
+  direction of a conversation: history and unread counts are keyed Queries) and as the last
+  message in both users' ``inbox#<name>`` partitions, beside their read positions (sort keys
+  ``last#``, ``read#``, ``seen#`` and the partner's name), so an inbox is one Query; ``rate#<name>``
+  and ``typing#<name>`` hold short-lived budget and typing-throttle items. No index is needed.
 """
 
 from __future__ import annotations

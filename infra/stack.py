@@ -1,7 +1,7 @@
 """``ChatStack``: the whole backend in one CloudFormation stack.
 
 Reading order: tables, identity, functions, API, web client, grants, outputs. Options come from CDK context
-(``cdk.json`` or ``-c key=value``); see ``infra/constants.py`` and ``infra/identity.py`` for the keys.
+(``cdk.json`` or ``-c key=value``); see ``infra/constants.py`` and ``infra/user_pool_rules.py`` for the keys.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from chat import config
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from constructs import Construct
 
-from infra import constants, environment, identity, nag, packaging, permissions, websocket_api
-from infra.auth import ChatIdentity
+from infra import constants, environment, nag, packaging, permissions, user_pool_rules, websocket_api
 from infra.functions import ChatFunctions
 from infra.presence import PresenceQueue
 from infra.tables import ChatTables
+from infra.user_pool import ChatUserPool
 from infra.web_client import ChatWebClient
 from infra.websocket_api import ChatWebSocketApi
 
@@ -38,15 +39,15 @@ class ChatStack(Stack):
         code = lambda_.Code.from_asset(str(packaging.build_asset()))
 
         self.tables = ChatTables(self, "Tables", retain_data=retain_data)
-        self.identity = ChatIdentity(
+        self.identity = ChatUserPool(
             self,
             "Identity",
             code=code,
-            auto_confirm=context_flag(self, identity.AUTO_CONFIRM_CONTEXT_KEY, default=True),
+            auto_confirm=context_flag(self, user_pool_rules.AUTO_CONFIRM_CONTEXT_KEY, default=True),
             retain_data=retain_data,
         )
         self.presence_grace_seconds = context_seconds(
-            self, constants.PRESENCE_GRACE_CONTEXT_KEY, default=constants.DEFAULT_PRESENCE_GRACE_SECONDS
+            self, constants.PRESENCE_GRACE_CONTEXT_KEY, default=config.DEFAULT_PRESENCE_GRACE_SECONDS
         )
         self.presence = PresenceQueue(self, "Presence")
         self.functions = ChatFunctions(self, "Functions", code=code, environment=self._function_environment())

@@ -61,5 +61,5 @@ def _table(scope: Construct, spec: schema.TableSpec, removal_policy: RemovalPoli
 
 
 def _string(name: str) -> dynamodb.Attribute:
-    # Every key in this model is a string (ids, usernames, stream names).
+    # Every key in this model is a string (ids, usernames, feed names).
     return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

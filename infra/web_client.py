@@ -6,9 +6,14 @@ no edit. Only CloudFront may read the bucket (origin access control); viewers ge
 the Content-Security-Policy of ``infra/web_policy.py`` and the usual security headers.
 
 Caching: CloudFront keeps ``*.js`` and ``*.css`` for a day at least (a deploy invalidates them),
-while ``/``, ``index.html`` and ``config.json`` are revalidated with the bucket on every request.
+while ``/``, ``index.html``, ``config.json``, the icons, the web app manifest and the service worker
+``sw.js`` (which browsers check for updates) are revalidated with the bucket on every request.
 Browsers revalidate every object (``Cache-Control: no-cache``; a 304 costs almost nothing), since
 the files keep their names from one version to the next.
+
+Content types: the deployment's ``aws s3 sync`` names each object's type from its file name with
+Python's ``mimetypes``, whose own table has every suffix the page uses (``WEB_CONTENT_TYPES``; a test
+holds the two together), ``.webmanifest`` as ``application/manifest+json`` included.
 """
 
 from __future__ import annotations
@@ -31,6 +36,19 @@ CONFIG_OBJECT = "config.json"
 INDEX_OBJECT = "index.html"
 # Files whose CloudFront copies may live long: every deploy invalidates the distribution.
 ASSET_PATTERNS = ("*.js", "*.css")
+# Served as documents although it matches *.js: browsers fetch the worker to see whether it changed.
+SERVICE_WORKER_OBJECT = "sw.js"
+# What each of the page's files may be served as (the bucket's Content-Type, from its suffix).
+# Python 3.12 names .js text/javascript, older ones application/javascript: browsers take both
+# for module scripts and service workers (both are JavaScript MIME types).
+WEB_CONTENT_TYPES = {
+    ".html": ("text/html",),
+    ".js": ("text/javascript", "application/javascript"),
+    ".css": ("text/css",),
+    ".svg": ("image/svg+xml",),
+    ".png": ("image/png",),
+    ".webmanifest": ("application/manifest+json",),
+}
 ASSET_MIN_TTL = Duration.days(1)
 ASSET_DEFAULT_TTL = Duration.days(7)
 ASSET_MAX_TTL = Duration.days(365)
@@ -120,16 +138,21 @@ class ChatWebClient(Construct):
             )
 
         assets = behavior(self._cache_policy("Assets", ASSET_MIN_TTL, ASSET_DEFAULT_TTL, ASSET_MAX_TTL))
+        documents = behavior(
+            self._cache_policy("Documents", Duration.seconds(0), Duration.seconds(0), DOCUMENT_MAX_TTL)
+        )
         return cloudfront.Distribution(
             self,
             "Distribution",
             comment="Serverless chat web client",
             default_root_object=INDEX_OBJECT,
-            # The default behaviour serves /, index.html and config.json.
-            default_behavior=behavior(
-                self._cache_policy("Documents", Duration.seconds(0), Duration.seconds(0), DOCUMENT_MAX_TTL)
-            ),
-            additional_behaviors={pattern: assets for pattern in ASSET_PATTERNS},
+            # The default behaviour serves /, index.html, config.json, the icons and the manifest.
+            default_behavior=documents,
+            # In this order: CloudFront takes the first pattern that matches.
+            additional_behaviors={
+                SERVICE_WORKER_OBJECT: documents,
+                **{pattern: assets for pattern in ASSET_PATTERNS},
+            },
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             enable_ipv6=True,

@@ -3,7 +3,7 @@
 ``python -m local_stack`` (or ``make run``) starts, on 127.0.0.1:
 
 - moto's server for DynamoDB and Cognito, with the tables and the user pool built from the same
-  definitions as the CDK stack (``infra/schema.py``, ``infra/identity.py``);
+  definitions as the CDK stack (``infra/schema.py``, ``infra/user_pool_rules.py``);
 - an emulator of API Gateway's WebSocket side (``gateway.py``) that calls the very Lambda handlers
   named in ``infra/constants.py`` with events shaped like API Gateway's, plus the web client and
   ``/config.json`` on the same port;

@@ -1,7 +1,7 @@
 """DynamoDB and Cognito for the local stack: moto's server in this process, set up from the stack's
 own definitions, and the environment that points the handlers at it.
 
-The tables come from ``infra/schema.py`` and the user pool from ``infra/identity.py``, the same
+The tables come from ``infra/schema.py`` and the user pool from ``infra/user_pool_rules.py``, the same
 data the CDK stack builds from, so the two cannot drift apart. moto keeps its state per process:
 one local stack per process.
 """
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from chat import config
 
-from infra import constants, identity, schema
+from infra import constants, schema, user_pool_rules
 from infra.environment import function_environment
 from local_stack.moto_server import AtomicMotoServer
 from local_stack.queues import Queues, create_queues
@@ -134,11 +135,11 @@ def user_pool_definition(name: str) -> dict[str, Any]:
         "UsernameConfiguration": {"CaseSensitive": False},
         "Policies": {
             "PasswordPolicy": {
-                "MinimumLength": identity.PASSWORD_MIN_LENGTH,
-                "RequireLowercase": identity.PASSWORD_REQUIRE["lowercase"],
-                "RequireUppercase": identity.PASSWORD_REQUIRE["uppercase"],
-                "RequireNumbers": identity.PASSWORD_REQUIRE["digits"],
-                "RequireSymbols": identity.PASSWORD_REQUIRE["symbols"],
+                "MinimumLength": user_pool_rules.PASSWORD_MIN_LENGTH,
+                "RequireLowercase": user_pool_rules.PASSWORD_REQUIRE["lowercase"],
+                "RequireUppercase": user_pool_rules.PASSWORD_REQUIRE["uppercase"],
+                "RequireNumbers": user_pool_rules.PASSWORD_REQUIRE["digits"],
+                "RequireSymbols": user_pool_rules.PASSWORD_REQUIRE["symbols"],
             }
         },
         "AutoVerifiedAttributes": ["email"],
@@ -151,10 +152,10 @@ def app_client_definition(pool_id: str) -> dict[str, Any]:
         "UserPoolId": pool_id,
         "ClientName": APP_CLIENT_NAME,
         "GenerateSecret": False,
-        "ExplicitAuthFlows": list(identity.AUTH_FLOWS),
-        "AccessTokenValidity": identity.ACCESS_TOKEN_MINUTES,
-        "IdTokenValidity": identity.ID_TOKEN_MINUTES,
-        "RefreshTokenValidity": identity.REFRESH_TOKEN_DAYS,
+        "ExplicitAuthFlows": list(user_pool_rules.AUTH_FLOWS),
+        "AccessTokenValidity": user_pool_rules.ACCESS_TOKEN_MINUTES,
+        "IdTokenValidity": user_pool_rules.ID_TOKEN_MINUTES,
+        "RefreshTokenValidity": user_pool_rules.REFRESH_TOKEN_DAYS,
         "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "days"},
         "PreventUserExistenceErrors": "ENABLED",
     }
@@ -165,7 +166,7 @@ def process_environment(
     *,
     management_endpoint: str,
     log_level: str = "INFO",
-    presence_grace_seconds: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS,
+    presence_grace_seconds: int = config.DEFAULT_PRESENCE_GRACE_SECONDS,
 ) -> dict[str, str]:
     """Every variable the handlers read: the deployed functions' own plus what points at moto."""
     env = function_environment(
@@ -189,13 +190,12 @@ def process_environment(
             "AWS_ENDPOINT_URL_DYNAMODB": resources.endpoint,
             "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": resources.endpoint,
             "AWS_ENDPOINT_URL_SQS": resources.endpoint,
-            # No X-Ray daemon here, and EMF metrics on stdout would drown the console.
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            # EMF metrics on stdout would drown the console.
             "POWERTOOLS_METRICS_DISABLED": "true",
             # Lambda's logs go to CloudWatch; here they share the console, so the default is quieter.
             "POWERTOOLS_LOG_LEVEL": log_level,
             # The pre-sign-up trigger's own switch, as the stack sets it by default.
-            "AUTO_CONFIRM": "true",
+            config.AUTO_CONFIRM: "true",
         }
     )
     return env

@@ -40,6 +40,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from infra import constants
 from local_stack import answers, events, ids
 from local_stack.console import Console
 from local_stack.lambdas import Function, Invocation, LambdaRuntime
@@ -70,7 +71,7 @@ class HttpSite(Protocol):
 
 
 @dataclass
-class Connection:
+class ClientSocket:
     """One open socket, as API Gateway tracks it."""
 
     handshake: events.Handshake
@@ -129,7 +130,7 @@ class WebSocketGateway:
         self._site = site
         self._console = console
         self.event_log = event_log or events.EventLog()
-        self._connections: dict[str, Connection] = {}
+        self._connections: dict[str, ClientSocket] = {}
         self._pending: dict[ServerConnection, _Pending] = {}
         self._server: Server | None = None
 
@@ -222,7 +223,7 @@ class WebSocketGateway:
         """The open connections of ``user``, oldest first."""
         return [c.id for c in self._connections.values() if c.user == user]
 
-    def _open_connection(self, connection_id: str) -> Connection:
+    def _open_connection(self, connection_id: str) -> ClientSocket:
         connection = self._connections.get(connection_id)
         if connection is None or connection.websocket.state is not State.OPEN:
             raise GoneConnection(connection_id)
@@ -238,7 +239,7 @@ class WebSocketGateway:
             # API Gateway answers a stage it does not have with 403.
             return _json_response(403, answers.handshake_body(403))
         handshake = self._handshake(websocket, request)
-        if not any(name == "token" and value for name, value in handshake.query):
+        if not any(name == constants.TOKEN_QUERY_PARAMETER and value for name, value in handshake.query):
             # The authorizer's identity source is missing: API Gateway refuses without calling it.
             self._console.refused(handshake.connection_id, 401, "no token in the query string")
             return _json_response(401, answers.handshake_body(401))
@@ -287,7 +288,7 @@ class WebSocketGateway:
 
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         pending = self._pending.pop(websocket)
-        connection = Connection(pending.handshake, pending.authorizer, websocket, self.limits)
+        connection = ClientSocket(pending.handshake, pending.authorizer, websocket, self.limits)
         self._connections[connection.id] = connection
         watchdog = asyncio.create_task(self._close_when_idle_or_old(connection))
         try:
@@ -300,7 +301,7 @@ class WebSocketGateway:
         if not connection.stale:
             await self._disconnect(connection)
 
-    async def _receive(self, connection: Connection) -> None:
+    async def _receive(self, connection: ClientSocket) -> None:
         websocket = connection.websocket
         with contextlib.suppress(ConnectionClosed):
             async for message in websocket:
@@ -310,7 +311,7 @@ class WebSocketGateway:
                     return
                 self._spawn(connection, self._route(connection, message))
 
-    async def _route(self, connection: Connection, body: str) -> None:
+    async def _route(self, connection: ClientSocket, body: str) -> None:
         route_key = events.select_route(body, self._routes)
         event = events.message_event(
             self.api,
@@ -333,7 +334,7 @@ class WebSocketGateway:
             with contextlib.suppress(GoneConnection):
                 await self.post(connection.id, frame.encode())
 
-    async def _disconnect(self, connection: Connection) -> None:
+    async def _disconnect(self, connection: ClientSocket) -> None:
         websocket = connection.websocket
         # The code that ended the connection: the client's, or ours when we closed it.
         close = websocket.protocol.close_sent if _we_closed(websocket) else websocket.protocol.close_rcvd
@@ -353,7 +354,7 @@ class WebSocketGateway:
         _finish(logged, status, call)
         self._console.call(connection.user, connection.id, events.DISCONNECT, status, call, detail=str(code))
 
-    async def _close_when_idle_or_old(self, connection: Connection) -> None:
+    async def _close_when_idle_or_old(self, connection: ClientSocket) -> None:
         while True:
             deadline = min(
                 connection.last_active + connection.limits.idle_timeout_s,
@@ -368,7 +369,7 @@ class WebSocketGateway:
     async def _invoke(self, route_key: str, event: dict[str, Any]) -> Invocation:
         return await self._runtime.invoke(self._routes[route_key], event, wait_s=INTEGRATION_TIMEOUT_S)
 
-    def _spawn(self, connection: Connection, coroutine: Any) -> None:
+    def _spawn(self, connection: ClientSocket, coroutine: Any) -> None:
         # Keep a reference: the event loop holds tasks weakly.
         task = asyncio.create_task(coroutine)
         connection.tasks.add(task)

@@ -32,14 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra import sizing
 from local_stack.instances import WarmFirstExecutor
-
-# The sizes infra/functions.py gives the functions (that module needs aws_cdk to import).
-DEFAULT_MEMORY_MB = 256
-MEMORY_MB = {"SendMessage": 1024}
-ROUTE_TIMEOUT_S = 30.0
-AUTHORIZER_TIMEOUT_S = 10.0
-TRIGGER_TIMEOUT_S = 30.0
 
 Handler = Callable[[Any, Any], Any]
 
@@ -62,8 +56,11 @@ class AsyncRetryPolicy:
         return self.retry_delays_s[min(retry, len(self.retry_delays_s)) - 1]
 
 
-# The fan-out worker's, as infra/functions.py configures it (that module needs aws_cdk to import).
-FANOUT_WORKER_RETRIES = AsyncRetryPolicy(retry_attempts=2, max_event_age_s=15 * 60.0)
+# The fan-out worker's, as the stack configures it.
+FANOUT_WORKER_RETRIES = AsyncRetryPolicy(
+    retry_attempts=sizing.FANOUT_WORKER_RETRY_ATTEMPTS,
+    max_event_age_s=float(sizing.FANOUT_WORKER_MAX_EVENT_AGE_S),
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,8 @@ class Function:
 
     name: str
     handler: str
-    memory_mb: int = DEFAULT_MEMORY_MB
-    timeout_s: float = ROUTE_TIMEOUT_S
+    memory_mb: int = sizing.DEFAULT_MEMORY_MB
+    timeout_s: float = sizing.ROUTE_TIMEOUT_S
 
 
 @dataclass

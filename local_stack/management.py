@@ -1,7 +1,8 @@
-"""API Gateway's management API for one stage, over HTTP, as the handlers' boto3 client calls it.
+"""API Gateway's management API for one stage, over HTTP, as the handlers call it.
 
-``MANAGEMENT_ENDPOINT`` is ``http://127.0.0.1:<port>/<stage>``; boto3's ``apigatewaymanagementapi``
-client then sends:
+``MANAGEMENT_ENDPOINT`` is ``http://127.0.0.1:<port>/<stage>``; the notifier's own HTTP client
+(``chat.http1``, over h11, SigV4-signed) and, for GET and DELETE, boto3's
+``apigatewaymanagementapi`` client (``chat.probe``, ``chat.closer``) then send:
 
 - ``POST /<stage>/@connections/{id}`` with the data as the body: sent to the client, 200;
 - ``GET`` the same path: 200 with ``ConnectedAt``, ``Identity`` and ``LastActiveAt``;
@@ -15,6 +16,10 @@ Errors use the REST-JSON shape botocore maps onto its modeled exceptions: the co
 (429 ``LimitExceededException``), for benchmarks and fault tests; both are off by default.
 
 The latest calls (method, connection, status, time taken) are kept for the inspector: ``calls``.
+
+The routes act on ``Connections``: the gateway's real sockets here, and in the handler tests
+(``tests/support/management_double.py``) a recorder of what each connection was sent, which may
+also refuse a post as throttled.
 """
 
 from __future__ import annotations
@@ -26,16 +31,30 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from local_stack.gateway import GoneConnection, WebSocketGateway
+from local_stack.gateway import GoneConnection
 
 MAX_PAYLOAD_BYTES = 128 * 1024
 KEPT_CALLS = 300
 
 Route = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class Throttled(Exception):
+    """A post refused with API Gateway's throttling error (429 ``LimitExceededException``)."""
+
+
+class Connections(Protocol):
+    """What the routes act on; each raises ``GoneConnection`` for an id that is not open."""
+
+    async def post(self, connection_id: str, data: bytes) -> None: ...
+
+    def describe(self, connection_id: str) -> dict[str, Any]: ...
+
+    def delete(self, connection_id: str) -> None: ...
 
 
 @dataclass
@@ -54,10 +73,10 @@ def aws_error(status: int, code: str, message: str) -> web.Response:
 
 
 class ManagementApi:
-    """The ``@connections`` routes, bound to one gateway."""
+    """The ``@connections`` routes, bound to one gateway (or any other ``Connections``)."""
 
     def __init__(
-        self, gateway: WebSocketGateway, faults: Faults | None = None, *, seed: int | None = None
+        self, gateway: Connections, faults: Faults | None = None, *, seed: int | None = None
     ) -> None:
         self.faults = faults or Faults()
         self._gateway = gateway
@@ -106,6 +125,8 @@ class ManagementApi:
             await self._gateway.post(connection_id, data)
         except GoneConnection:
             return _gone()
+        except Throttled:
+            return _throttled()
         return web.Response(status=200)
 
     async def get(self, request: web.Request) -> web.Response:
@@ -129,8 +150,12 @@ class ManagementApi:
         if self.faults.latency_s > 0:
             await asyncio.sleep(self.faults.latency_s)
         if self.faults.throttle_rate > 0 and self._random.random() < self.faults.throttle_rate:
-            return aws_error(429, "LimitExceededException", "Rate exceeded")
+            return _throttled()
         return None
+
+
+def _throttled() -> web.Response:
+    return aws_error(429, "LimitExceededException", "Rate exceeded")
 
 
 def _gone() -> web.Response:

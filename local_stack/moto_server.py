@@ -327,10 +327,41 @@ def _base64(value: Any) -> str:
 WriteListener = Callable[[list[ItemWrite]], None]
 
 
+def serve_revoke_token() -> None:
+    """Give moto's Cognito ``RevokeToken`` (moto 5.2 lacks it), as the deployed pool has it.
+
+    The refresh token is marked revoked exactly as moto's own ``GlobalSignOut`` marks every token
+    of a user, so ``REFRESH_TOKEN_AUTH`` with it answers ``NotAuthorizedException`` ("Refresh Token
+    has been revoked"), and the mark is kept with moto's state. The other sessions of the user go
+    on. A token of another app client is refused as Cognito refuses it; an unknown one is revoked
+    already (OAuth token revocation answers success for it).
+    """
+    from moto.cognitoidp.exceptions import NotAuthorizedError
+    from moto.cognitoidp.responses import CognitoIdpResponse
+    from moto.core.responses import ActionResult, EmptyResult
+
+    if hasattr(CognitoIdpResponse, "revoke_token"):
+        return
+
+    def revoke_token(self: CognitoIdpResponse) -> ActionResult:
+        token, client_id = self._get_param("Token"), self._get_param("ClientId")
+        for pool in self.backend.user_pools.values():
+            issued = pool.refresh_tokens.get(token)
+            if issued is None:
+                continue
+            if issued[0] != client_id:
+                raise NotAuthorizedError("The token was not issued to this client")
+            pool.refresh_tokens[token] = None
+        return EmptyResult()
+
+    CognitoIdpResponse.revoke_token = revoke_token  # type: ignore[attr-defined]
+
+
 class AtomicMotoServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         use_item_rollback()
         serialize_items_as_plain_json()
+        serve_revoke_token()
         # Held for each whole request, and by whoever reads moto's state as a whole.
         self.lock = threading.Lock()
         self.changed = Changes()

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from chat import config
 
-from infra import constants
+from infra import constants, sizing
 from local_stack import REPO_ROOT, aws, breaks, events, ids
 from local_stack.cognito_proxy import CognitoProxy
 from local_stack.console import Console
@@ -27,10 +28,6 @@ from local_stack.gateway import Limits, WebSocketGateway
 from local_stack.inspector import PREFIX as INSPECTOR_PREFIX
 from local_stack.inspector import Inspector
 from local_stack.lambdas import (
-    AUTHORIZER_TIMEOUT_S,
-    DEFAULT_MEMORY_MB,
-    MEMORY_MB,
-    TRIGGER_TIMEOUT_S,
     Function,
     LambdaRuntime,
 )
@@ -74,7 +71,7 @@ class StackOptions:
     data_dir: Path | None = None
     # Start empty: whatever ``data_dir`` holds is deleted first.
     fresh: bool = False
-    presence_grace_s: int = constants.DEFAULT_PRESENCE_GRACE_SECONDS
+    presence_grace_s: int = config.DEFAULT_PRESENCE_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -223,14 +220,16 @@ class LocalStack:
             route.key: self._runtime.function(
                 route.function_id,
                 route.handler,
-                memory_mb=MEMORY_MB.get(route.function_id, DEFAULT_MEMORY_MB),
+                memory_mb=sizing.route_memory_mb(route.function_id),
             )
             for route in constants.ROUTES
         }
 
     def _presence_check_function(self) -> Function:
         assert self._runtime is not None
-        return self._runtime.function("PresenceCheck", constants.PRESENCE_CHECK_HANDLER)
+        return self._runtime.function(
+            "PresenceCheck", constants.PRESENCE_CHECK_HANDLER, timeout_s=sizing.PRESENCE_CHECK_TIMEOUT_S
+        )
 
     def _start_presence_checks(self) -> None:
         """The presence grace's delayed checks: the queue's trigger, polling moto's SQS."""
@@ -252,7 +251,7 @@ class LocalStack:
             runtime=self._runtime,
             routes=self._functions(),
             authorizer=self._runtime.function(
-                "Authorizer", constants.AUTHORIZER_HANDLER, timeout_s=AUTHORIZER_TIMEOUT_S
+                "Authorizer", constants.AUTHORIZER_HANDLER, timeout_s=sizing.AUTHORIZER_TIMEOUT_S
             ),
             site=self._site,
             console=self.console,
@@ -296,9 +295,7 @@ class LocalStack:
             user_pool_id=self.resources.user_pool_id,
             user_pool_client_id=self.resources.user_pool_client_id,
             runtime=self._runtime,
-            presignup=self._runtime.function(
-                "PreSignUp", constants.PRESIGNUP_HANDLER, timeout_s=TRIGGER_TIMEOUT_S
-            ),
+            presignup=self._runtime.function("PreSignUp", constants.PRESIGNUP_HANDLER),
             admin=lambda: aws.client("cognito-idp", moto_endpoint),
             region=aws.REGION,
         )

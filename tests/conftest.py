@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 
-# Never reach AWS from a test: fake credentials, one region, X-Ray off, metrics namespace set.
+# Never reach AWS from a test: fake credentials, one region, metrics namespace set.
 for _name, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessChatTests",
     "POWERTOOLS_SERVICE_NAME": "chat",
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",

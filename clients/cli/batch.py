@@ -1,5 +1,7 @@
 """The non-interactive modes, for scripts: ``chat send``, lines from stdin, and ``chat history``.
 
+Lines from stdin are messages, or ``/msg``, ``/who``, ``/history [USER]``, ``/help``, ``/quit``.
+
 Exit codes: 0 done; 1 the server answered with an ``error`` frame (its code is printed);
 3 no connection or no sign-in (see ``main``); 4 a timeout.
 """
@@ -11,8 +13,20 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, TextIO, TypeVar
 
-from clients.cli.protocol import Frame, Invalid, Quit, Say, parse_input
-from clients.cli.render import format_message
+from clients.cli.protocol import (
+    USAGE,
+    WHO_FRAME,
+    Frame,
+    Help,
+    History,
+    Invalid,
+    Pager,
+    Quit,
+    Say,
+    Who,
+    parse_input,
+)
+from clients.cli.render import format_event, format_message
 from clients.cli.session import ChatSession, SendFailed
 
 EXIT_OK, EXIT_ERROR_FRAME, EXIT_TIMEOUT = 0, 1, 4
@@ -44,9 +58,14 @@ async def send_one(session: ChatSession, text: str, to: str | None, timeout: flo
     return await _send(session, Say(text, to), timeout)
 
 
-async def send_lines(session: ChatSession, stream: TextIO, timeout: float) -> int:
-    """Send each line of ``stream`` (``/msg USER TEXT`` is private), one ack after another, in order."""
+async def send_lines(session: ChatSession, stream: TextIO, timeout: float, out: TextIO = sys.stdout) -> int:
+    """Send each line of ``stream`` (``/msg USER TEXT`` is private), one ack after another, in order.
+
+    ``/who``, ``/history [USER]`` and ``/help`` print their answer on ``out`` as they come, in order.
+    """
     status = EXIT_OK
+    # Nothing received is shown here, so /history starts from the latest page of a conversation.
+    pager = Pager(session.state.username)
     while line := await asyncio.to_thread(stream.readline):
         command = parse_input(line)
         if isinstance(command, Quit):
@@ -56,7 +75,33 @@ async def send_lines(session: ChatSession, stream: TextIO, timeout: float) -> in
             status = EXIT_ERROR_FRAME
         elif isinstance(command, Say):
             status = await _send(session, command, timeout) or status
+        elif isinstance(command, Help):
+            print(f"* {USAGE}", file=out, flush=True)
+        elif isinstance(command, Who):
+            status = await _ask(session, WHO_FRAME, "who", timeout, out) or status
+        elif isinstance(command, History):
+            page = pager.request(command.partner)
+            status = await _ask(session, page, "history", timeout, out, pager) or status
     return status
+
+
+async def _ask(
+    session: ChatSession, frame: Frame, answer: str, timeout: float, out: TextIO, pager: Pager | None = None
+) -> int:
+    """Send a request, print its answer as the terminal would show it."""
+    try:
+        event = await asyncio.wait_for(session.request(frame, answer), timeout)
+    except SendFailed:
+        return EXIT_ERROR_FRAME  # print_errors has shown the code
+    except TimeoutError:
+        print(f"chat: no answer to {frame['action']} within {timeout:g}s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    if pager is not None:
+        pager.note_page(event)  # the next /history goes on from here
+    line = format_event(event, session.state.username)
+    if line is not None:
+        print(line, file=out, flush=True)
+    return EXIT_OK
 
 
 async def _send(session: ChatSession, say: Say, timeout: float) -> int:

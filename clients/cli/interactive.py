@@ -3,6 +3,10 @@
 Incoming lines are printed through prompt_toolkit's ``patch_stdout``, which redraws the prompt and
 what is typed below them; the bottom toolbar shows the connection state and who is online.
 
+Protocol 1.1: on the first connection the unread counts of private conversations print (from
+``inbox``); what is shown is reported read (``read``, throttled); ``/history [USER]`` pages back;
+typing ``/msg USER …`` tells USER (``typing``), and others' typing prints as "bob is typing…".
+
 When the account is gone (the server was reset), it says so and asks whether to sign up again
 with the same name and password; the next line typed is the answer. Lines typed meanwhile wait
 in the queue of unsent messages, like any typed while offline.
@@ -12,32 +16,93 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from clients.cli.auth import AccountGone
-from clients.cli.protocol import USAGE, Frame, Help, Invalid, Quit, Say, Who, parse_input
+from clients.cli.protocol import (
+    USAGE,
+    Frame,
+    Help,
+    History,
+    Invalid,
+    Pager,
+    Quit,
+    ReadMarks,
+    Say,
+    Throttle,
+    Who,
+    parse_input,
+    typing_frame,
+    typing_recipient,
+)
 from clients.cli.render import format_event
 from clients.cli.session import ChatSession, SendFailed
 
 YES = ("", "y", "yes")
+# Messages shown are reported read this long after the first of them, together: one ``read`` per
+# conversation for a whole screenful, not one per message.
+READ_DELAY_SECONDS = 2.0
+# The server forwards at most one ``typing`` every 3 seconds; sending more often is wasted.
+TYPING_SEND_SECONDS = 3.0
+# The protocol asks clients to show "… is typing" for about 5 seconds.
+TYPING_SHOWN_SECONDS = 5.0
 
 Tasks = set[asyncio.Task[Any]]
+
+
+class ReadReporter:
+    """Sends ``read`` for the messages the screen showed: after a quiet moment, one frame per
+    conversation for everything shown meanwhile, never one per message."""
+
+    def __init__(self, marks: ReadMarks, session: ChatSession, delay: float = READ_DELAY_SECONDS) -> None:
+        self.marks = marks
+        self.session = session
+        self.delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: Tasks = set()
+
+    def shown(self, message: Frame) -> None:
+        self.marks.note_shown(message)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if self.session.connection_state != "online":
+            # Offline: try again later; what was shown stays due until it is reported.
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush)
+            return
+        for frame in self.marks.due():
+            _spawn(self.session.send_frame(frame), self._tasks)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Screen:
     """What the terminal shows: printed events, plus the state the toolbar reads."""
 
-    def __init__(self, me: str) -> None:
+    def __init__(self, me: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.me = me
         self.connection = "connecting"
         self.online: set[str] = set()
         self.prompt: PromptSession[str] | None = None
         # A yes/no question waiting for the next line typed.
         self.question: asyncio.Future[bool] | None = None
+        self.marks = ReadMarks(me)
+        self.pager = Pager(me)
+        self.reads: ReadReporter | None = None
+        self.clock = clock
+        # One "is typing" line per sender for as long as the protocol says to show it.
+        self.typing_lines = Throttle(TYPING_SHOWN_SECONDS)
 
     async def ask_to_sign_up(self, gone: AccountGone) -> bool:
         """``ChatSession.on_account_gone``: say what happened, and take the next line as the answer."""
@@ -63,11 +128,23 @@ class Screen:
 
     def on_event(self, event: Frame) -> None:
         self._track(event)
-        line = format_event(event, self.me)
+        line = self._typing_line(event) if event.get("type") == "typing" else format_event(event, self.me)
         if line is not None:
             print(line, flush=True)
+        if event.get("type") == "message":
+            self.pager.note_shown(event)
+            if self.reads is not None:
+                self.reads.shown(event)  # it is on screen now: read, once the reporter says so
+        elif event.get("type") == "history":
+            self.pager.note_page(event)
         if self.prompt is not None and self.prompt.app.is_running:
             self.prompt.app.invalidate()  # redraw the toolbar
+
+    def _typing_line(self, event: Frame) -> str | None:
+        sender = event.get("from")
+        if not isinstance(sender, str) or not self.typing_lines.allows(sender, self.clock()):
+            return None
+        return f"* {sender} is typing…"
 
     def _track(self, event: Frame) -> None:
         kind = event.get("type")
@@ -78,6 +155,12 @@ class Screen:
         elif kind == "presence":
             user = str(event.get("user"))
             (self.online.add if event.get("online") else self.online.discard)(user)
+        elif kind == "inbox":
+            for entry in event.get("conversations") or []:
+                if isinstance(entry, dict):
+                    self.marks.note_recorded(entry.get("with"), entry.get("readUpTo"))
+        elif kind == "read" and event.get("user") == self.me:
+            self.marks.note_recorded(event.get("with"), event.get("upTo"))  # read on another device
 
     def toolbar(self) -> str:
         people = ", ".join(sorted(self.online)) or "nobody"
@@ -88,16 +171,32 @@ async def run_interactive(session: ChatSession, screen: Screen, **prompt_options
     """Read commands until /quit or Ctrl-D; ``prompt_options`` (input, output) let tests drive it."""
     screen.prompt = PromptSession(f"{screen.me}> ", bottom_toolbar=screen.toolbar, **prompt_options)
     session.on_account_gone = screen.ask_to_sign_up
+    screen.reads = ReadReporter(screen.marks, session)
+    tasks: Tasks = set()
+    screen.prompt.default_buffer.on_text_changed += _typing_notifier(session, screen, tasks)
     runner = asyncio.create_task(session.run())
     # A session that gives up (a revoked account, say) ends the prompt too.
     runner.add_done_callback(lambda _: _end_prompt(screen.prompt))
-    tasks: Tasks = set()
     with patch_stdout(raw=True):
         await _read_commands(session, screen, runner, tasks)
         if screen.question is not None:
             screen.question.cancel()
+        screen.reads.cancel()
         await session.stop()
     return await _finish(runner)
+
+
+def _typing_notifier(session: ChatSession, screen: Screen, tasks: Tasks) -> Callable[[Buffer], None]:
+    """While a ``/msg USER …`` line is being typed, tell USER (at most every few seconds)."""
+    throttle = Throttle(TYPING_SEND_SECONDS)
+
+    def on_change(buffer: Buffer) -> None:
+        recipient = typing_recipient(buffer.text)
+        if recipient is None or recipient == screen.me or not throttle.allows(recipient, screen.clock()):
+            return
+        _spawn(session.send_frame(typing_frame(recipient)), tasks)
+
+    return on_change
 
 
 async def _read_commands(
@@ -113,11 +212,11 @@ async def _read_commands(
             return
         if screen.answer(line):
             continue
-        if not _perform(parse_input(line), session, tasks):
+        if not _perform(parse_input(line), session, screen, tasks):
             return
 
 
-def _perform(command: object, session: ChatSession, tasks: Tasks) -> bool:
+def _perform(command: object, session: ChatSession, screen: Screen, tasks: Tasks) -> bool:
     """Carry out one command; False to quit."""
     if isinstance(command, Quit):
         return False
@@ -126,6 +225,9 @@ def _perform(command: object, session: ChatSession, tasks: Tasks) -> bool:
         _spawn(session.send(command.text, command.to), tasks)
     elif isinstance(command, Who):
         _spawn(session.who(), tasks)
+    elif isinstance(command, History):
+        # The answer prints as a ``history`` event; an error (unknown user…) as an error frame.
+        _spawn(session.send_frame(screen.pager.request(command.partner)), tasks)
     elif isinstance(command, Help):
         print(f"* {USAGE}")
     elif isinstance(command, Invalid):

@@ -4,7 +4,8 @@
     chat send [--to USER] TEXT...                   send one message, wait for its ack
     chat history [--limit N]                        print the latest messages
 
-The password comes from ``CHAT_PASSWORD`` or a prompt; a new username is registered on first use.
+The password comes from ``--password-file``, ``CHAT_PASSWORD`` or a prompt on the terminal; a new
+username is registered on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from clients.cli.protocol import ChatState, Frame, normalize_username
 from clients.cli.session import ChatSession, HandshakeRefused
 
 EXIT_USAGE, EXIT_UNREACHABLE = 2, 3
+PASSWORD_ENV = "CHAT_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+
+
+class NoPassword(Exception):
+    """No password was given and there is no terminal to ask for one on."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,13 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         config = load_config(args)
-        auth = CognitoAuth(config, username, read_password(username))
+        auth = CognitoAuth(config, username, read_password(username, args.password_file))
         auth.access_token()  # sign in (or up) now: a wrong password should not wait for the UI
         return asyncio.run(run_mode(args, config, auth))
     except AccountGone as gone:
         print(f"chat: {gone.message}; run chat again to sign up anew.", file=sys.stderr)
         return EXIT_UNREACHABLE
-    except (ConfigError, AuthError, HandshakeRefused) as exc:
+    except (ConfigError, AuthError, HandshakeRefused, NoPassword) as exc:
         print(f"chat: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
@@ -78,6 +84,12 @@ def _add_common_options(parser: argparse.ArgumentParser, defaults: bool) -> None
         help="username (default: $CHAT_USER, else your login name)",
     )
     parser.add_argument("--timeout", type=float, default=default(30.0), help="seconds to wait for an ack")
+    parser.add_argument(
+        "--password-file",
+        default=default(None),
+        metavar="FILE",
+        help=f"read the password from FILE's first line (else ${PASSWORD_ENV}, else a prompt)",
+    )
 
 
 def load_config(args: argparse.Namespace) -> ChatConfig:
@@ -86,9 +98,55 @@ def load_config(args: argparse.Namespace) -> ChatConfig:
     return load_from_url(args.url)
 
 
-def read_password(username: str, prompt: Callable[[str], str] = getpass.getpass) -> str:
-    """``$CHAT_PASSWORD`` for scripts, else asked for without echo."""
-    return os.environ.get("CHAT_PASSWORD") or prompt(f"password for {username}: ")
+def read_password(
+    username: str,
+    password_file: str | None = None,
+    prompt: Callable[[str], str] = getpass.getpass,
+    terminal: Callable[[], bool] | None = None,
+) -> str:
+    """The password from ``password_file`` or ``$CHAT_PASSWORD`` (for scripts), else asked for on
+    the terminal without echo. Raises ``NoPassword`` when none is given and no terminal can ask."""
+    if password_file is not None:
+        return _first_line(password_file)
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    missing = (
+        f"no password for {username}: set {PASSWORD_ENV} or pass --password-file FILE"
+        " (there is no terminal to ask on)"
+    )
+    # Without a terminal getpass would read the password from stdin, which in a script holds the
+    # messages, or fail with EOFError.
+    if not (terminal or has_terminal)():
+        raise NoPassword(missing)
+    try:
+        password = prompt(f"password for {username}: ")
+    except EOFError:
+        raise NoPassword(missing) from None
+    if not password:
+        raise NoPassword(f"no password for {username}: an empty one cannot sign in")
+    return password
+
+
+def has_terminal() -> bool:
+    """Whether this process has a controlling terminal, where getpass asks."""
+    if os.name != "posix":
+        return sys.stdin.isatty()  # getpass asks on the console there
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def _first_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise NoPassword(f"cannot read the password file {path}: {exc.strerror}") from exc
+    if not password:
+        raise NoPassword(f"the password file {path} is empty")
+    return password
 
 
 async def run_mode(args: argparse.Namespace, config: ChatConfig, auth: CognitoAuth) -> int:
@@ -99,18 +157,19 @@ async def run_mode(args: argparse.Namespace, config: ChatConfig, auth: CognitoAu
         return ChatSession(config, auth, state, on_event, reload_config=lambda: load_config(args))
 
     if args.command == "send":
-        sender = session(ChatState(me), batch.print_errors)
+        sender = session(ChatState(me, batch=True), batch.print_errors)
         work = batch.send_one(sender, " ".join(args.text), args.to, args.timeout)
         return await batch.while_connected(sender, work)
     if args.command == "history":
         printer = batch.HistoryPrinter(me)
-        reader = session(ChatState(me, history=args.limit), printer.on_event)
+        reader = session(ChatState(me, history=args.limit, batch=True), printer.on_event)
         return await batch.while_connected(reader, batch.print_history(printer, args.timeout))
     if not sys.stdin.isatty():
-        lines = session(ChatState(me), batch.print_errors)
+        lines = session(ChatState(me, batch=True), batch.print_errors)
         return await batch.while_connected(lines, batch.send_lines(lines, sys.stdin, args.timeout))
     screen = Screen(me)
-    return await run_interactive(session(ChatState(me, history=args.history), screen.on_event), screen)
+    state = ChatState(me, history=args.history, batch=True, inbox=True)
+    return await run_interactive(session(state, screen.on_event), screen)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 ``ChatState`` holds what survives a reconnect — the cursor, the ids already seen, the sends not yet
 acknowledged — and turns each incoming frame into events for the UI plus the frames to answer with.
 ``session.ChatSession`` is the asyncio adapter that moves the frames; tests drive this class alone.
+``Pager`` (where ``/history`` goes on from) and ``ReadMarks`` (what to report with ``read``) follow
+what a UI has shown, so the UIs own them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ Frame = dict[str, Any]
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 HISTORY_LIMIT_MAX = 500
+# Messages per /history page (the protocol allows 1-100).
+HISTORY_PAGE = 20
+# Error codes that say "not now" rather than "never": a refused sync is asked again after a while.
+RETRY_LATER_CODES = ("rate_limited", "internal_error")
 # Sent well inside API Gateway's 10-minute idle timeout (the protocol asks for at most 9).
 PING_INTERVAL_SECONDS = 5 * 60
 
@@ -41,17 +47,44 @@ def sendmessage_frame(text: str, to: str | None, client_msg_id: str) -> Frame:
     return frame
 
 
-def sync_frame(since: str | None, limit: int | None = None) -> Frame:
+def sync_frame(since: str | None, limit: int | None = None, *, batch: bool = False) -> Frame:
     frame: Frame = {"action": "sync"}
     if since is not None:
         frame["since"] = since
     if limit is not None:
         frame["limit"] = limit
+    if batch:
+        frame["batch"] = True
     return frame
+
+
+def history_frame(partner: str | None, before: str | None, limit: int = HISTORY_PAGE) -> Frame:
+    """Ask for a page of one conversation's older messages (protocol 1.1's ``history``)."""
+    frame: Frame = {"action": "history", "with": partner, "limit": limit}
+    if before is not None:
+        frame["before"] = before
+    return frame
+
+
+def read_frame(partner: str | None, up_to: str) -> Frame:
+    return {"action": "read", "with": partner, "upTo": up_to}
+
+
+def typing_frame(to: str) -> Frame:
+    return {"action": "typing", "to": to}
+
+
+def conversation_of(message: Frame, me: str) -> str | None:
+    """The conversation a message belongs to: None for public, else the other user of the DM."""
+    sender, recipient = message.get("from"), message.get("to")
+    if recipient is None:
+        return None
+    return str(recipient if sender == me else sender)
 
 
 WHO_FRAME: Frame = {"action": "who"}
 PING_FRAME: Frame = {"action": "ping"}
+INBOX_FRAME: Frame = {"action": "inbox"}
 
 
 # What a user types, parsed. The UIs act on these; nothing here sends anything.
@@ -77,13 +110,23 @@ class Help:
 
 
 @dataclass(frozen=True)
+class History:
+    """Page back through one conversation: the public one (``partner`` None) or the DM with a user."""
+
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
 class Invalid:
     reason: str
 
 
-Command = Say | Who | Quit | Help | Invalid
+Command = Say | Who | Quit | Help | History | Invalid
 
-USAGE = "plain text is public · /msg USER TEXT is private · /who lists who is online · /quit leaves"
+USAGE = (
+    "plain text is public · /msg USER TEXT is private · /history [USER] shows older messages"
+    " · /who lists who is online · /quit leaves"
+)
 
 
 def parse_input(line: str) -> Command | None:
@@ -106,6 +149,8 @@ def _parse_slash_command(name: str, rest: str) -> Command:
         return Help()
     if name == "/msg":
         return _parse_private(rest)
+    if name == "/history":
+        return _parse_history(rest)
     return Invalid(f"unknown command {name} — {USAGE}")
 
 
@@ -117,6 +162,34 @@ def _parse_private(rest: str) -> Command:
     if recipient is None or not text.strip():
         return Invalid("usage: /msg USER TEXT")
     return Say(text.strip(), to=recipient)
+
+
+def _parse_history(rest: str) -> Command:
+    if not rest:
+        return History()
+    partner = normalize_username(rest)
+    return History(partner) if partner is not None else Invalid("usage: /history [USER]")
+
+
+def typing_recipient(line: str) -> str | None:
+    """Who a line being typed is for, when it is a private message with some text already."""
+    command = parse_input(line)
+    return command.to if isinstance(command, Say) else None
+
+
+@dataclass
+class Throttle:
+    """At most one event per key every ``interval`` seconds (``typing`` out, "is typing" lines in)."""
+
+    interval: float
+    last: dict[str, float] = field(default_factory=dict)
+
+    def allows(self, key: str, now: float) -> bool:
+        previous = self.last.get(key)
+        if previous is not None and now - previous < self.interval:
+            return False
+        self.last[key] = now
+        return True
 
 
 @dataclass
@@ -175,10 +248,73 @@ class OutgoingMessage:
 
 @dataclass
 class Reaction:
-    """What one incoming frame leads to: events for the UI and frames to send back."""
+    """What one incoming frame leads to: events for the UI and frames to send back, and whether
+    to ask ``ChatState.sync_retry`` for a sync again after ``retry_sync_in`` seconds."""
 
     events: list[Frame] = field(default_factory=list)
     replies: list[Frame] = field(default_factory=list)
+    retry_sync_in: float | None = None
+
+
+class Pager:
+    """Where ``/history`` goes on from: per conversation, the oldest message the user has seen of
+    it, live, replayed or from an earlier page (nothing seen: the latest page)."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+        self.oldest: dict[str | None, str] = {}
+
+    def request(self, partner: str | None, limit: int = HISTORY_PAGE) -> Frame:
+        return history_frame(partner, self.oldest.get(partner), limit)
+
+    def note_shown(self, message: Frame) -> None:
+        self._note(conversation_of(message, self.me), message.get("id"))
+
+    def note_page(self, page: Frame) -> None:
+        partner = page.get("with")
+        if partner is None or isinstance(partner, str):
+            for message in page.get("messages") or []:
+                self._note(partner, message.get("id"))
+
+    def _note(self, conversation: str | None, message_id: object) -> None:
+        if not isinstance(message_id, str):
+            return
+        known = self.oldest.get(conversation)
+        if known is None or message_id < known:  # ids are time-ordered strings
+            self.oldest[conversation] = message_id
+
+
+class ReadMarks:
+    """Per conversation, the newest message shown and the read position already recorded, so that
+    ``read`` goes out only when something newer was shown (and only from a throttled caller)."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+        self.shown: dict[str | None, str] = {}
+        self.recorded: dict[str | None, str] = {}
+
+    def note_shown(self, message: Frame) -> None:
+        message_id = message.get("id")
+        if not isinstance(message_id, str):
+            return
+        conversation = conversation_of(message, self.me)
+        # Ids are time-ordered strings: the greatest is the newest.
+        if message_id > self.shown.get(conversation, ""):
+            self.shown[conversation] = message_id
+
+    def note_recorded(self, conversation: str | None, up_to: object) -> None:
+        """The server holds this read position already (``inbox``, or another device's ``read``)."""
+        if isinstance(up_to, str) and up_to > self.recorded.get(conversation, ""):
+            self.recorded[conversation] = up_to
+
+    def due(self) -> list[Frame]:
+        """The ``read`` frames for conversations shown past their recorded position; taken as sent."""
+        frames = []
+        for conversation, newest in self.shown.items():
+            if newest > self.recorded.get(conversation, ""):
+                self.recorded[conversation] = newest
+                frames.append(read_frame(conversation, newest))
+        return frames
 
 
 class ChatState:
@@ -188,13 +324,27 @@ class ChatState:
     its cursor); after that, every connection resumes from the cursor.
     """
 
-    def __init__(self, username: str, *, cursor: str | None = None, history: int = 1) -> None:
+    def __init__(
+        self,
+        username: str,
+        *,
+        cursor: str | None = None,
+        history: int = 1,
+        batch: bool = False,
+        inbox: bool = False,
+    ) -> None:
         self.username = username
         self.cursor = cursor
         self.history = history
+        # Protocol 1.1: replay in ``messages`` frames; ask for the inbox on the first connection.
+        self.batch = batch
+        self.want_inbox = inbox
+        self._inbox_asked = False
         self.outbox: OrderedDict[str, OutgoingMessage] = OrderedDict()
         self.seen = SeenIds()
         self.syncing = False
+        # A refused sync is asked again after these delays, until one is answered.
+        self.sync_backoff = Backoff(base=1.0, cap=30.0)
         # The ``at`` of the last presence frame applied per user: an older one is stale.
         self.presence_at: dict[str, datetime] = {}
 
@@ -207,11 +357,24 @@ class ChatState:
     def opening_frames(self) -> list[Frame]:
         """What to send when a connection opens: who is here, what was missed, what is unacked."""
         self.syncing = True
+        self.sync_backoff.reset()
+        # The inbox once, on the first connection: its unread counts are what the user missed.
+        inbox = [INBOX_FRAME] if self.want_inbox and not self._inbox_asked else []
+        self._inbox_asked = self._inbox_asked or bool(inbox)
+        # The resends after the sync request, so replayed messages come before their acks.
+        resends = [message.frame() for message in self.outbox.values()]
+        return [WHO_FRAME, self._sync_request(), *inbox, *resends]
+
+    def sync_retry(self) -> Frame | None:
+        """The sync to send again after a refusal, or None when a replay has finished meanwhile."""
+        return self._sync_request() if self.syncing else None
+
+    def _sync_request(self) -> Frame:
         # Resume from the cursor; on a first connection ask for recent history instead, and at
         # least one message of it: its cursor is what a later reconnect resumes from.
-        since = sync_frame(self.cursor) if self.cursor else sync_frame(None, self._history_limit())
-        # The resends after the sync request, so replayed messages come before their acks.
-        return [WHO_FRAME, since, *(message.frame() for message in self.outbox.values())]
+        if self.cursor:
+            return sync_frame(self.cursor, batch=self.batch)
+        return sync_frame(None, self._history_limit(), batch=self.batch)
 
     def _history_limit(self) -> int:
         return min(max(self.history, 1), HISTORY_LIMIT_MAX)
@@ -220,10 +383,12 @@ class ChatState:
         """Fold one server frame into the state."""
         handler = {
             "message": self._on_message,
+            "messages": self._on_messages,
             "ack": self._on_ack,
             "synced": self._on_synced,
             "error": self._on_error,
             "presence": self._on_presence,
+            "history": self._on_history,
         }.get(str(frame.get("type")))
         return handler(frame) if handler else Reaction(events=[frame])
 
@@ -235,6 +400,21 @@ class ChatState:
         if not self.seen.add(str(frame.get("id"))):
             return Reaction()
         return Reaction(events=[frame])
+
+    def _on_messages(self, frame: Frame) -> Reaction:
+        """A batch of replayed messages: each one as if it had come in its own ``message`` frame."""
+        events: list[Frame] = []
+        for message in frame.get("messages") or []:
+            if isinstance(message, dict):
+                events += self._on_message({**message, "type": "message"}).events
+        return Reaction(events=events)
+
+    def _on_history(self, frame: Frame) -> Reaction:
+        """An older page of a conversation: shown as a whole, even messages seen before."""
+        messages = [m for m in frame.get("messages") or [] if isinstance(m, dict)]
+        for message in messages:
+            self.seen.add(str(message.get("id")))  # a later replay of one is not shown again
+        return Reaction(events=[{**frame, "messages": messages}])
 
     def _on_ack(self, frame: Frame) -> Reaction:
         self._advance_cursor(frame)
@@ -262,8 +442,9 @@ class ChatState:
         if frame.get("cursor") is not None:
             self.cursor = frame["cursor"]
         if frame.get("more"):
-            return Reaction(replies=[sync_frame(self.cursor)])
+            return Reaction(replies=[self._sync_request()])
         self.syncing = False
+        self.sync_backoff.reset()
         return Reaction(events=[frame])
 
     def _on_presence(self, frame: Frame) -> Reaction:
@@ -279,9 +460,20 @@ class ChatState:
         return Reaction(events=[frame])
 
     def _on_error(self, frame: Frame) -> Reaction:
+        if self._refuses_the_sync(frame):
+            # Without an answer to the sync the missed messages would never come: ask again later.
+            delay = round(self.sync_backoff.next_delay(), 1)
+            retry = {"type": "sync-retry", "code": frame.get("code"), "message": frame.get("message")}
+            return Reaction(events=[{**retry, "retryIn": delay}], retry_sync_in=delay)
         # A refused message is not stored: resending it after a reconnect would only fail again.
         self.outbox.pop(frame.get("clientMsgId") or "", None)
         return Reaction(events=[frame])
+
+    def _refuses_the_sync(self, frame: Frame) -> bool:
+        # An error frame does not say which request it answers. One without a clientMsgId, saying
+        # "not now", while a replay is awaited is taken for the sync's: at worst (it was the who's)
+        # one more sync replays what deduplication then drops.
+        return self.syncing and not frame.get("clientMsgId") and frame.get("code") in RETRY_LATER_CODES
 
     def _advance_cursor(self, frame: Frame) -> None:
         # During a replay, live frames interleave with replayed ones and their cursors are not in

@@ -3,7 +3,10 @@
 It signs in, connects with the access token, resumes with ``sync`` from the cursor, resends what was
 not acknowledged, sends ``ping`` before the idle timeout, and reconnects with backoff when the
 socket drops — until ``stop()``. Everything the UI needs arrives through ``on_event``: server frames
-(deduplicated) and ``{"type": "connection", "state": ...}`` events of its own.
+(deduplicated, a batched replay's ``messages`` frames as one ``message`` event each) and events of
+its own: ``{"type": "connection", "state": ...}``, and ``{"type": "sync-retry", ...}`` when a
+``sync`` was refused for now (``rate_limited``, ``internal_error``) and is asked again later on the
+same connection. ``request()`` sends a frame and waits for its answer (``who``, ``history``…).
 
 After a lost or failed connection it reads the configuration again (``reload_config``), since a
 restarted stack may have new ids. When the account is gone (a stack started afresh) it asks
@@ -15,6 +18,7 @@ A script of a few lines::
     session = ChatSession(config, CognitoAuth(config, "alice", password), ChatState("alice"), print)
     runner = asyncio.create_task(session.run())
     await session.send("hello")  # returns the ack; raises SendFailed on an error frame
+    page = await session.request({"action": "history", "with": "bob"}, "history")
     await session.stop()
 """
 
@@ -24,7 +28,7 @@ import asyncio
 import contextlib
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,6 +56,10 @@ class SendFailed(Exception):
 
 class HandshakeRefused(Exception):
     """The server refused the connection again and again, even with a fresh token."""
+
+
+class _Dropped(Exception):
+    """The connection closed before a request's answer came."""
 
 
 def url_with_token(websocket_url: str, token: str) -> str:
@@ -87,6 +95,10 @@ class ChatSession:
         self._waiting: dict[str, asyncio.Future[Frame]] = {}
         self._stopping = asyncio.Event()
         self._refused = 0
+        self._online = asyncio.Event()
+        # Requests awaiting their answer frame: (answer type, future), oldest first.
+        self._asked: list[tuple[str, asyncio.Future[Frame]]] = []
+        self._connection_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Stay connected until ``stop()``; raises AuthError or HandshakeRefused when retrying is futile."""
@@ -117,6 +129,31 @@ class ChatSession:
 
     async def who(self) -> None:
         await self._send_if_connected({"action": "who"})
+
+    async def send_frame(self, frame: Frame) -> bool:
+        """Send ``frame`` if connected (``history``, ``read``, ``typing``…); False when offline."""
+        return await self._send_if_connected(frame)
+
+    async def request(self, frame: Frame, answer: str) -> Frame:
+        """Send ``frame`` once connected and return the first ``answer``-type frame after it; sent
+        again on the next connection if this one drops first. Raises SendFailed on an error frame
+        without a clientMsgId (the protocol's errors do not say which request they answer)."""
+        while True:
+            await self._online.wait()
+            socket = self._socket
+            if socket is None:
+                continue
+            answered: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+            entry = (answer, answered)
+            self._asked.append(entry)
+            try:
+                await socket.send(json.dumps(frame))
+                return await answered
+            except (ConnectionClosed, _Dropped):
+                continue
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._asked.remove(entry)
 
     async def _connect_once(self) -> str:
         """One connection, from sign-in to close; returns why it ended."""
@@ -174,11 +211,18 @@ class ChatSession:
         try:
             for frame in self.state.opening_frames():
                 await socket.send(json.dumps(frame))
+            self._online.set()
             async for raw in socket:
                 await self._dispatch(socket, raw)
         finally:
             self._socket = None
+            self._online.clear()
             keepalive.cancel()
+            for task in self._connection_tasks:
+                task.cancel()
+            for _, answered in self._asked:
+                if not answered.done():
+                    answered.set_exception(_Dropped())
 
     async def _keepalive(self, socket: ClientConnection) -> None:
         # API Gateway closes a socket idle for 10 minutes; a protocol-level ping counts as activity.
@@ -194,9 +238,38 @@ class ChatSession:
         reaction = self.state.receive(frame)
         for reply in reaction.replies:
             await socket.send(json.dumps(reply))
+        if reaction.retry_sync_in is not None:
+            self._on_this_connection(self._retry_sync(socket, reaction.retry_sync_in))
         for event in reaction.events:
             self._settle(event)
+            self._answer(event)
             self.on_event(event)
+
+    async def _retry_sync(self, socket: ClientConnection, delay: float) -> None:
+        await asyncio.sleep(delay)
+        frame = self.state.sync_retry()
+        if frame is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await socket.send(json.dumps(frame))
+
+    def _on_this_connection(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` until it ends or the connection closes, whichever is first."""
+        task = asyncio.create_task(work)
+        self._connection_tasks.add(task)
+        task.add_done_callback(self._connection_tasks.discard)
+
+    def _answer(self, event: Frame) -> None:
+        """Resolve the oldest ``request()`` this frame answers."""
+        kind = event.get("type")
+        refused = kind == "error" and not event.get("clientMsgId")
+        for wanted, answered in self._asked:
+            if answered.done() or not (refused or wanted == kind):
+                continue
+            if refused:
+                answered.set_exception(SendFailed(str(event.get("code")), str(event.get("message"))))
+            else:
+                answered.set_result(event)
+            return
 
     def _settle(self, event: Frame) -> None:
         """Resolve the ``send()`` waiting for this ack or error."""
@@ -210,10 +283,14 @@ class ChatSession:
         else:
             waiting.set_exception(SendFailed(str(event.get("code")), str(event.get("message"))))
 
-    async def _send_if_connected(self, frame: Frame) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(ConnectionClosed):
-                await self._socket.send(json.dumps(frame))
+    async def _send_if_connected(self, frame: Frame) -> bool:
+        if self._socket is None:
+            return False
+        try:
+            await self._socket.send(json.dumps(frame))
+        except ConnectionClosed:
+            return False
+        return True
 
     def _set_state(self, state: str, **details: Any) -> None:
         self.connection_state = state

@@ -8,6 +8,13 @@ const REFRESH_MARGIN_MS = 5 * 60 * 1000; // refresh the access token this long b
 const HISTORY_LIMIT = 100; // messages asked for on a tab's first connection
 const KEPT_MESSAGES = 300; // messages a tab keeps across reloads
 const USERNAME_RE = /^[a-z0-9_.-]{3,32}$/;
+const TEXT_LIMIT = 4000; // characters (code points) after trimming, as the server counts them
+const COUNTER_FROM = 3500; // the counter shows from here on
+const PAGE_SIZE = 50; // messages asked for per `history` page
+const TYPING_EVERY_MS = 3000; // the server forwards at most one `typing` per 3 s anyway
+const TYPING_SHOWN_MS = 5000; // how long "… is typing" stays without a new `typing`
+const GROUP_WITHIN_MS = 5 * 60 * 1000; // consecutive messages of one sender this close share a header
+const READ_SETTLE_MS = 500; // a thread on screen is marked read this long after its last new message
 
 // ---------------------------------------------------------------- storage (per tab) ----------
 // sessionStorage, not localStorage: each tab holds its own session and cursor, so several tabs
@@ -154,6 +161,12 @@ async function signInOrUp(config, username, password) {
   return tokensFrom(await initiateAuth(config, "USER_PASSWORD_AUTH", parameters));
 }
 
+// Sign-out revokes the refresh token (and the access tokens it issued): a copied one stops working.
+async function revokeRefreshToken(config, tokens) {
+  if (!tokens?.refreshToken) return;
+  await cognito(config, "RevokeToken", { Token: tokens.refreshToken, ClientId: config.userPoolClientId });
+}
+
 async function refreshTokens(config, tokens) {
   const result = await initiateAuth(config, "REFRESH_TOKEN_AUTH", { REFRESH_TOKEN: tokens.refreshToken });
   return tokensFrom(result, tokens);
@@ -196,6 +209,12 @@ class ChatState {
     return next.done ? [] : [sendFrame(next.value)];
   }
 
+  // A refused message sent again as it was (same clientMsgId: it was never stored).
+  resend(message) {
+    this.outbox.set(message.clientMsgId, message);
+    return this.nextSends();
+  }
+
   settle(clientMsgId) {
     this.outbox.delete(clientMsgId);
     return this.nextSends();
@@ -205,14 +224,19 @@ class ChatState {
   openingFrames() {
     this.syncing = true;
     this.inFlight = null; // whatever was in flight on the old socket is resent (same clientMsgId)
-    const sync = this.cursor ? { action: "sync", since: this.cursor } : { action: "sync", limit: HISTORY_LIMIT };
-    return [{ action: "who" }, sync, ...this.nextSends()];
+    // `batch`: many replayed messages per frame (a version 1 server ignores the field).
+    const sync = this.cursor
+      ? { action: "sync", since: this.cursor, batch: true }
+      : { action: "sync", limit: HISTORY_LIMIT, batch: true };
+    return [{ action: "who" }, sync, { action: "inbox" }, ...this.nextSends()];
   }
 
   receive(frame) {
     switch (frame.type) {
       case "message":
         return this.onMessage(frame);
+      case "messages":
+        return this.onBatch(frame);
       case "ack":
         return this.onAck(frame);
       case "synced":
@@ -220,8 +244,10 @@ class ChatState {
       case "presence":
         return this.onPresence(frame);
       case "error":
-        // A refused message is not stored: resending it would only fail again.
-        return { events: [frame], replies: frame.clientMsgId ? this.settle(frame.clientMsgId) : [] };
+        // A refused message is not stored: resending it would only fail again, unless the user
+        // retries it (the event carries it for that).
+        if (!frame.clientMsgId) return { events: [frame], replies: [] };
+        return { events: [{ ...frame, sent: this.outbox.get(frame.clientMsgId) }], replies: this.settle(frame.clientMsgId) };
       default:
         return { events: [frame], replies: [] };
     }
@@ -236,6 +262,15 @@ class ChatState {
       this.presenceAt.set(frame.user, at);
     }
     return { events: [frame], replies: [] };
+  }
+
+  // A batch of replayed messages: each handled as if it came in its own `message` frame.
+  onBatch(frame) {
+    const events = [];
+    for (const message of Array.isArray(frame.messages) ? frame.messages : []) {
+      events.push(...this.onMessage({ type: "message", ...message }).events);
+    }
+    return { events, replies: [] };
   }
 
   onMessage(frame) {
@@ -275,7 +310,7 @@ class ChatState {
 
   onSynced(frame) {
     if (frame.cursor) this.cursor = frame.cursor;
-    if (frame.more) return { events: [], replies: [{ action: "sync", since: this.cursor }] };
+    if (frame.more) return { events: [], replies: [{ action: "sync", since: this.cursor, batch: true }] };
     this.syncing = false;
     return { events: [frame], replies: [] };
   }
@@ -293,24 +328,26 @@ function sendFrame(message) {
   return frame;
 }
 
-// What a typed line means: {say}, {who}, {invalid}, or null for a blank line.
-function parseInput(line) {
+// What a typed line means: {say}, {open} (a conversation), {who}, {invalid}, or null for a blank
+// line. Plain text goes to `to`: the conversation on screen (null: everyone).
+function parseInput(line, to = null) {
   const text = line.trim();
   if (!text) return null;
-  if (!text.startsWith("/")) return { say: { text, to: null } };
+  if (!text.startsWith("/")) return { say: { text, to } };
   const command = text.split(/\s/, 1)[0];
   switch (command.toLowerCase()) {
     case "/who":
       return { who: true };
     case "/msg": {
       // Split here rather than leave "/msg" to the server, so our copy knows its recipient.
-      const [, user = "", body = ""] = text.match(/^\S+\s+(\S+)\s+([\s\S]+)$/) ?? [];
-      const to = user.toLowerCase();
-      if (!USERNAME_RE.test(to) || !body.trim()) return { invalid: "usage: /msg user text" };
-      return { say: { text: body.trim(), to } };
+      const [, user = "", body = ""] = text.match(/^\S+\s+(\S+)(?:\s+([\s\S]*))?$/) ?? [];
+      const recipient = user.toLowerCase();
+      if (!USERNAME_RE.test(recipient)) return { invalid: "To send a private message, type /msg, a username, then your text." };
+      if (!body.trim()) return { open: recipient };
+      return { say: { text: body.trim(), to: recipient } };
     }
     default:
-      return { invalid: `unknown command ${command} — plain text is public, /msg user text is private, /who` };
+      return { invalid: `There is no command ${command}. Plain text goes to this conversation; /msg user text is private; /who lists who is online.` };
   }
 }
 
@@ -391,8 +428,11 @@ class Connection {
     if (this.socket === socket) this.socket = null;
   }
 
+  // True when the frame went out (false with no open socket: the caller may try again later).
   send(frame) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(frame));
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(frame));
+    return true;
   }
 
   async connect() {
@@ -545,6 +585,30 @@ function timeOf(sentAt) {
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+function msOf(sentAt) {
+  const ms = sentAt ? Date.parse(sentAt) : NaN;
+  return Number.isNaN(ms) ? Date.now() : ms;
+}
+
+// The local calendar day of a message, as a key and in words ("Today", "Yesterday", a date).
+function dayKey(ms) {
+  const date = new Date(ms);
+  return `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
+}
+
+function dayName(ms) {
+  const today = new Date();
+  if (dayKey(ms) === dayKey(today.getTime())) return "Today";
+  if (dayKey(ms) === dayKey(today.getTime() - 86_400_000)) return "Yesterday";
+  const sameYear = new Date(ms).getFullYear() === today.getFullYear();
+  return new Date(ms).toLocaleDateString([], {
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    ...(sameYear ? {} : { year: "numeric" }),
+  });
+}
+
 // "to bob" on private messages this user sent, "from alice" on those sent to this user.
 function privateLabel(message, me) {
   if (!message.to) return null;
@@ -553,58 +617,204 @@ function privateLabel(message, me) {
   return `${message.from} to ${message.to}`;
 }
 
+// The conversation a message belongs to: "" for everyone, else the other user of a private one.
+function conversationOf(message, me) {
+  if (!message.to) return "";
+  return message.from === me ? message.to : message.from;
+}
+
+const characters = (text) => [...text].length; // code points, as the server counts
+
+// Message text as nodes: web addresses become links built from parsed URLs, everything else is
+// text. Nothing from a message is ever parsed as HTML.
+const URL_RE = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/giu;
+
+function textNodes(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    let url;
+    try {
+      url = new URL(match[0]);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") continue;
+    nodes.push(document.createTextNode(text.slice(last, match.index)));
+    const link = document.createElement("a");
+    link.href = url.href;
+    link.textContent = match[0];
+    link.rel = "noopener noreferrer nofollow";
+    link.target = "_blank";
+    nodes.push(link);
+    last = match.index + match[0].length;
+  }
+  nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
+}
+
+// What went wrong, for a person: the protocol's error codes in words.
+function describeChatError(code, message) {
+  const to = message?.to;
+  switch (code) {
+    case "unknown_user":
+      return to ? `There is nobody called ${to} here. Check the name and try again.` : "There is nobody by that name here.";
+    case "text_too_long":
+      return `That message is longer than ${TEXT_LIMIT.toLocaleString("en")} characters. Shorten it and try again.`;
+    case "invalid_message":
+      return to === undefined
+        ? "The server did not accept that request."
+        : "That message has nothing a reader would see, or cannot be sent as it is.";
+    case "rate_limited":
+      return "You are sending faster than the server allows. Wait a moment, then retry.";
+    case "internal_error":
+      return "The chat server had a problem. Your message was not sent; retry in a moment.";
+    case "invalid_json":
+    case "unknown_action":
+      return "The chat server did not understand this page. Reload it to get the current version.";
+    default:
+      return "Something went wrong on the chat server. Try again in a moment.";
+  }
+}
+
+const OFFLINE_REASONS = {
+  "the network is offline": "this device has no network connection",
+  "connection lost": "the connection to the chat server was lost",
+  "could not connect": "the chat server cannot be reached",
+  "the chat server does not answer": "the chat server does not answer",
+  "sign-in failed": "signing in again did not work yet",
+  "no answer to ping": "the chat server stopped answering",
+};
+
+// One conversation as the page knows it: messages oldest first, what is unread, who read what.
+class Thread {
+  constructor(withUser) {
+    this.with = withUser; // null: everyone
+    this.messages = [];
+    this.ids = new Set();
+    this.more = true; // older messages may exist (history says when not)
+    this.loading = false;
+    this.unread = 0;
+    this.readUpTo = null;
+    this.theirReadUpTo = null;
+    this.last = null; // the newest message known, loaded or only named by `inbox`
+  }
+
+  get key() {
+    return this.with ?? "";
+  }
+
+  get newestId() {
+    return this.messages.at(-1)?.id ?? "";
+  }
+
+  // Adds messages (any order, repeats ignored); true when any was new.
+  add(messages) {
+    let added = false;
+    for (const message of messages) {
+      if (!message?.id || this.ids.has(message.id)) continue;
+      this.ids.add(message.id);
+      this.messages.push(message);
+      added = true;
+      if (!this.last || message.id > this.last.id) this.last = message;
+    }
+    // Ids are time-ordered: sorting by id is storage order.
+    if (added) this.messages.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return added;
+  }
+
+  // Unread from what is loaded: others' messages after the read position.
+  countUnread(me) {
+    return this.messages.filter((m) => m.from !== me && (!this.readUpTo || m.id > this.readUpTo)).length;
+  }
+}
+
 class ChatPage {
   constructor(config, session) {
     this.config = config;
-    this.session = session; // {username, tokens, cursor, outbox, messages}
+    this.session = session; // {username, tokens, cursor, outbox, messages, threads}
     this.me = session.username;
     this.online = new Set();
     this.whoAsked = 0;
+    this.threads = new Map();
+    this.current = ""; // the key of the conversation on screen
+    this.failed = new Map(); // clientMsgId → the message the server refused
+    this.typingTimer = null;
+    this.lastTypingSent = 0;
     this.list = $("message-list");
     this.state = new ChatState(this.me, {
       cursor: session.cursor,
       outbox: session.outbox ?? [],
       seenIds: (session.messages ?? []).map((message) => message.id),
     });
+    this.thread(null);
+    for (const message of session.messages ?? []) this.thread(conversationOf(message, this.me)).add([message]);
+    for (const saved of session.threads ?? []) {
+      const thread = this.thread(saved.with);
+      const { last, ...rest } = savedThread(saved);
+      Object.assign(thread, rest);
+      if (last && (!thread.last || last.id > thread.last.id)) thread.last = last;
+    }
     this.auth = new Auth(config, session.tokens, (tokens) => this.save({ tokens }));
     this.connection = new Connection({ config, auth: this.auth, state: this.state, onEvent: (e) => this.onEvent(e) });
+  }
+
+  thread(withUser) {
+    const key = withUser || "";
+    if (!this.threads.has(key)) this.threads.set(key, new Thread(withUser || null));
+    return this.threads.get(key);
   }
 
   show() {
     $("sign-in-view").hidden = true;
     $("chat-view").hidden = false;
     $("current-user").textContent = this.me;
-    this.list.replaceChildren();
-    for (const message of this.session.messages ?? []) this.showMessage(message);
-    for (const message of this.state.outbox.values()) this.showPending(message);
     this.listen();
+    this.open(this.session.current ?? "", { screen: "thread" });
+    this.showConversations();
     this.connection.start();
     $("message-input").focus();
   }
 
   listen() {
-    this.handlers = {
-      submit: (event) => this.onSubmit(event),
-      signOut: () => this.signOut(),
-      online: () => this.connection.reconnectNow(),
-      offline: () => this.connection.drop(),
+    const on = (target, type, handler) => {
+      target.addEventListener(type, handler);
+      this.unlisten.push(() => target.removeEventListener(type, handler));
     };
-    $("composer").addEventListener("submit", this.handlers.submit);
-    $("sign-out").addEventListener("click", this.handlers.signOut);
-    window.addEventListener("online", this.handlers.online);
-    window.addEventListener("offline", this.handlers.offline);
+    this.unlisten = [];
+    on($("composer"), "submit", (event) => this.onSubmit(event));
+    on($("message-input"), "input", () => this.onInput());
+    on($("sign-out"), "click", () => this.signOut());
+    on($("back-button"), "click", () => this.showScreen("list"));
+    on(this.list, "scroll", () => this.onScroll());
+    on(this.list, "click", (event) => this.onListClick(event));
+    on($("conversation-list"), "click", (event) => this.onPick(event));
+    on($("online-users"), "click", (event) => this.onPick(event));
+    on(document, "visibilitychange", () => this.markRead());
+    on(window, "online", () => this.connection.reconnectNow());
+    on(window, "offline", () => this.connection.drop());
   }
 
   close() {
-    $("composer").removeEventListener("submit", this.handlers.submit);
-    $("sign-out").removeEventListener("click", this.handlers.signOut);
-    window.removeEventListener("online", this.handlers.online);
-    window.removeEventListener("offline", this.handlers.offline);
+    for (const undo of this.unlisten) undo();
+    clearTimeout(this.typingTimer);
+    clearTimeout(this.readTimer);
+    clearInterval(this.countdown);
     this.connection.stop();
     this.auth.stop();
   }
 
-  signOut(reason = "") {
+  // The refresh token is revoked first (a copy of it stops working), then the tab forgets it.
+  async signOut(reason = "") {
+    const button = $("sign-out");
+    button.disabled = true;
+    try {
+      await withTimeout(revokeRefreshToken(this.config, this.auth.tokens), 5000);
+    } catch {
+      // Offline or refused: the tab forgets the session anyway; it expires with its token.
+    } finally {
+      button.disabled = false;
+    }
     this.close();
     forgetStored();
     forgetLeftover();
@@ -620,22 +830,133 @@ class ChatPage {
     showSignIn(reason, this.me);
   }
 
+  // -- the user's actions
+
   onSubmit(event) {
     event.preventDefault();
     const input = $("message-input");
-    const command = parseInput(input.value);
-    input.value = "";
+    const command = parseInput(input.value, this.thread(this.current).with);
     if (!command) return;
+    if (command.say && characters(command.say.text) > TEXT_LIMIT) {
+      const over = characters(command.say.text) - TEXT_LIMIT;
+      return this.showNotice(`That message is ${over.toLocaleString("en")} characters too long. Shorten it to send it.`, "error");
+    }
+    input.value = "";
+    this.onInput();
     if (command.invalid) return this.showNotice(command.invalid, "error");
+    if (command.open) return this.open(command.open, { screen: "thread" });
     if (command.who) {
       this.whoAsked += 1;
       return this.connection.send({ action: "who" });
     }
     const message = this.state.compose(command.say.text, command.say.to);
-    this.showPending(message);
+    // `/msg bob hi` from another conversation: sent from here, shown in the one with bob (the
+    // next plain line still goes where the user is).
+    const key = conversationOf({ ...message, from: this.me }, this.me);
+    this.thread(key);
+    if (key !== this.current) {
+      this.showNotice(`Sending privately to ${key}: it is in your conversation with ${key}.`);
+      this.showConversations();
+    } else this.renderThread({ toBottom: true });
     for (const frame of this.state.nextSends()) this.connection.send(frame); // offline, it waits in the outbox
     this.persist();
   }
+
+  // The counter near the limit, and `typing` (at most every 3 s) in a private conversation.
+  onInput() {
+    const value = $("message-input").value;
+    const command = parseInput(value, this.thread(this.current).with);
+    const length = command?.say ? characters(command.say.text) : characters(value.trim());
+    const counter = $("char-counter");
+    counter.hidden = length < COUNTER_FROM;
+    counter.classList.toggle("over", length > TEXT_LIMIT);
+    counter.textContent =
+      length > TEXT_LIMIT
+        ? `${(length - TEXT_LIMIT).toLocaleString("en")} characters too many`
+        : `${(TEXT_LIMIT - length).toLocaleString("en")} characters left`;
+    $("send-button").disabled = length > TEXT_LIMIT;
+    const partner = this.thread(this.current).with;
+    if (partner && value.trim() && !value.startsWith("/") && Date.now() - this.lastTypingSent >= TYPING_EVERY_MS) {
+      this.lastTypingSent = Date.now();
+      this.connection.send({ action: "typing", to: partner });
+    }
+  }
+
+  onPick(event) {
+    const button = event.target.closest("button[data-with]");
+    if (button) this.open(button.dataset.with, { screen: "thread" });
+  }
+
+  onListClick(event) {
+    const button = event.target.closest('[data-testid="retry"]');
+    if (!button) return;
+    const message = this.failed.get(button.dataset.clientMsgId);
+    if (!message) return;
+    this.failed.delete(message.clientMsgId);
+    const sends = this.state.resend(message);
+    this.renderThread({ toBottom: true });
+    for (const frame of sends) this.connection.send(frame);
+    this.persist();
+  }
+
+  // Near the top of the thread: the next older page, if there is one.
+  onScroll() {
+    if (this.list.scrollTop < 80) this.loadOlder();
+  }
+
+  loadOlder() {
+    const thread = this.thread(this.current);
+    if (!thread.more || thread.loading || this.socketState !== "online") return;
+    thread.loading = true;
+    const frame = { action: "history", limit: PAGE_SIZE };
+    if (thread.with) frame.with = thread.with;
+    if (thread.messages.length) frame.before = thread.messages[0].id;
+    this.connection.send(frame);
+  }
+
+  // Shows one conversation; on a phone, `screen` says whether the thread comes up too.
+  open(withUser, { screen } = {}) {
+    if (withUser && (withUser === this.me || !USERNAME_RE.test(withUser))) withUser = "";
+    this.current = withUser || "";
+    this.save({ current: this.current });
+    const thread = this.thread(this.current);
+    $("thread-title").textContent = thread.with ? thread.with : "Everyone";
+    $("message-input").placeholder = thread.with
+      ? `Message ${thread.with} privately`
+      : "Message everyone · /msg user text · /who";
+    this.showTyping(null);
+    $("notices").replaceChildren(); // they were about the conversation left
+    this.renderThread({ toBottom: true });
+    this.showConversations();
+    if (screen) this.showScreen(screen);
+    if (thread.messages.length < PAGE_SIZE) this.loadOlder();
+    this.markRead();
+  }
+
+  showScreen(screen) {
+    $("chat-view").dataset.screen = screen;
+    if (screen === "thread") this.markRead();
+  }
+
+  // The thread on screen is read up to its newest message: tell the server (every device of
+  // this user clears its badge) unless the read position is there already.
+  markRead() {
+    const thread = this.thread(this.current);
+    if (document.visibilityState === "hidden") return;
+    if (matchMedia("(max-width: 640px)").matches && $("chat-view").dataset.screen !== "thread") return;
+    const newest = thread.messages.at(-1);
+    const hadUnread = thread.unread > 0;
+    thread.unread = 0;
+    if (hadUnread) this.showConversations();
+    if (!newest || (thread.readUpTo && newest.id <= thread.readUpTo)) return;
+    const frame = { action: "read", upTo: newest.id };
+    if (thread.with) frame.with = thread.with;
+    if (!this.connection.send(frame)) return; // offline: sent when back (on `inbox`)
+    thread.readUpTo = newest.id;
+    this.persist();
+  }
+
+  // -- frames from the server
 
   onEvent(event) {
     const handler = {
@@ -644,6 +965,10 @@ class ChatPage {
       synced: () => this.onSynced(event),
       who: () => this.onWho(event),
       presence: () => this.onPresence(event),
+      history: () => this.onHistory(event),
+      inbox: () => this.onInbox(event),
+      typing: () => this.onTyping(event),
+      read: () => this.onRead(event),
       error: () => this.onError(event),
       connection: () => this.showState(event),
       "signed-out": () => this.leave(event.kind),
@@ -652,13 +977,96 @@ class ChatPage {
   }
 
   onMessage(message) {
-    this.showMessage(message);
-    const messages = [...(this.session.messages ?? []), message].slice(-KEPT_MESSAGES);
+    const key = conversationOf(message, this.me);
+    const thread = this.thread(key);
+    if (!thread.add([message])) return;
+    if (message.from !== this.me) {
+      // Read once a busy thread settles for a moment, not once per message (`read` has a budget).
+      if (key === this.current && this.reading()) {
+        clearTimeout(this.readTimer);
+        this.readTimer = setTimeout(() => this.markRead(), READ_SETTLE_MS);
+      }
+      else if (!thread.readUpTo || message.id > thread.readUpTo) thread.unread += 1;
+      if (key === this.current) this.showTyping(null);
+    }
+    if (key === this.current) {
+      this.renderThread();
+      if (message.from !== this.me) this.announce(`${message.from}: ${message.text}`);
+    }
+    this.showConversations();
+    const messages = [...(this.session.messages ?? []), message]
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .slice(-KEPT_MESSAGES);
     this.save({ messages });
+  }
+
+  reading() {
+    if (document.visibilityState === "hidden") return false;
+    return !matchMedia("(max-width: 640px)").matches || $("chat-view").dataset.screen === "thread";
   }
 
   onSynced(event) {
     if (!event.complete) this.showNotice("Some messages from while you were away are past retention and gone.");
+    this.persist();
+  }
+
+  onHistory(event) {
+    const thread = this.thread(event.with);
+    thread.loading = false;
+    thread.more = Boolean(event.more);
+    const distanceFromBottom = this.list.scrollHeight - this.list.scrollTop;
+    const added = thread.add((event.messages ?? []).map((m) => ({ type: "message", ...m })));
+    for (const message of event.messages ?? []) this.state.seen.add(message.id);
+    if (thread.key !== this.current) return this.showConversations();
+    if (added) {
+      this.renderThread();
+      // Older messages went in above: keep what the user was looking at where it was.
+      this.list.scrollTop = this.list.scrollHeight - distanceFromBottom;
+    } else this.renderEmptyState();
+    this.showConversations();
+    this.markRead();
+    // A page that does not fill the screen yet: the next one, until there is no more.
+    if (thread.more && this.list.scrollHeight <= this.list.clientHeight) this.loadOlder();
+  }
+
+  onInbox(event) {
+    for (const entry of event.conversations ?? []) {
+      const thread = this.thread(entry.with);
+      if (entry.last) thread.last = !thread.last || entry.last.id > thread.last.id ? entry.last : thread.last;
+      thread.readUpTo = maxId(thread.readUpTo, entry.readUpTo);
+      thread.theirReadUpTo = maxId(thread.theirReadUpTo, entry.theirReadUpTo);
+      thread.unread = Number(entry.unread) || 0;
+    }
+    this.showConversations();
+    if (this.reading()) this.markRead();
+    this.renderSeen();
+    this.persist();
+  }
+
+  onTyping(event) {
+    if (!event.from || event.from === this.me) return;
+    if (event.from === this.current) this.showTyping(event.from);
+  }
+
+  showTyping(user) {
+    clearTimeout(this.typingTimer);
+    $("typing").textContent = user ? `${user} is typing…` : "";
+    if (user) this.typingTimer = setTimeout(() => this.showTyping(null), TYPING_SHOWN_MS);
+  }
+
+  // Another device of ours read a conversation (its badge clears here too), or the other user of a
+  // private conversation read ours ("Seen").
+  onRead(event) {
+    if (event.user === this.me) {
+      const thread = this.thread(event.with);
+      thread.readUpTo = maxId(thread.readUpTo, event.upTo);
+      thread.unread = thread.countUnread(this.me);
+    } else if (event.user) {
+      const thread = this.thread(event.user);
+      thread.theirReadUpTo = maxId(thread.theirReadUpTo, event.upTo);
+      if (thread.key === this.current) this.renderSeen();
+    }
+    this.showConversations();
     this.persist();
   }
 
@@ -678,18 +1086,28 @@ class ChatPage {
   }
 
   onError(event) {
-    const pending = event.clientMsgId && this.findPending(event.clientMsgId);
-    if (pending) {
-      pending.classList.add("failed");
-      pending.dataset.pending = "false";
-      $("message-status", pending).textContent = `not sent: ${event.code}`;
+    const sent = event.sent;
+    if (sent) {
+      this.failed.set(sent.clientMsgId, { ...sent, error: describeChatError(event.code, sent) });
+      if (conversationOf({ ...sent, from: this.me }, this.me) === this.current) this.renderThread();
+      this.showNotice(describeChatError(event.code, sent), "error");
+    } else if (event.code === "internal_error") {
+      this.showNotice(describeChatError(event.code), "error");
     }
-    this.showNotice(`${event.code}: ${event.message}`, "error");
+    // The rest answer the page's own background requests (`read`, `typing`, `history`; a server
+    // without them; a budget spent): nothing the user can act on.
     this.persist();
   }
 
   persist() {
-    this.save({ cursor: this.state.cursor, outbox: [...this.state.outbox.values()] });
+    const threads = [...this.threads.values()].map((t) => ({
+      with: t.with,
+      unread: t.unread,
+      readUpTo: t.readUpTo,
+      theirReadUpTo: t.theirReadUpTo,
+      last: t.last,
+    }));
+    this.save({ cursor: this.state.cursor, outbox: [...this.state.outbox.values()], threads });
   }
 
   save(changes) {
@@ -699,21 +1117,92 @@ class ChatPage {
 
   // -- drawing
 
-  showMessage(message) {
-    // Our own message may be on screen already, waiting for its ack: fill it in.
-    const pending = message.from === this.me && message.clientMsgId && this.findPending(message.clientMsgId);
-    const item = pending || this.newMessageItem();
-    this.fillMessage(item, message);
-    if (!pending) this.append(item);
+  // The conversation on screen, from what is known: day separators, runs of one sender grouped,
+  // then what is still being sent and what failed.
+  renderThread({ toBottom = false } = {}) {
+    const atBottom = toBottom || this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 48;
+    const thread = this.thread(this.current);
+    const waiting = [...this.state.outbox.values(), ...this.failed.values()].filter(
+      (m) => conversationOf({ ...m, from: this.me }, this.me) === this.current,
+    );
+    const items = [];
+    let previous = null;
+    for (const message of [...thread.messages, ...waiting]) {
+      const ms = message.id ? msOf(message.sentAt) : Date.now();
+      const newDay = !previous || dayKey(previous.ms) !== dayKey(ms);
+      if (newDay) items.push(this.daySeparator(ms));
+      const grouped = !newDay && previous.from === (message.from ?? this.me) && ms - previous.ms < GROUP_WITHIN_MS;
+      items.push(message.id ? this.messageItem(message, grouped) : this.waitingItem(message, grouped));
+      previous = { from: message.from ?? this.me, ms };
+    }
+    this.list.replaceChildren(...items);
+    this.renderSeen();
+    this.renderEmptyState();
+    if (atBottom) this.list.scrollTop = this.list.scrollHeight;
   }
 
-  showPending(message) {
+  renderEmptyState() {
+    const thread = this.thread(this.current);
+    const empty = !this.list.querySelector('[data-testid="message"]');
+    const note = $("empty-state");
+    note.hidden = !empty;
+    if (!empty) return;
+    note.textContent = thread.with
+      ? `This is the start of your private conversation with ${thread.with}. Only the two of you see it: write below.`
+      : "No messages yet. Write below to talk to everyone, pick someone in the Online list to talk privately, or type /msg and a name.";
+  }
+
+  // "Seen" under the last message of ours the other user has read (private conversations only).
+  renderSeen() {
+    const thread = this.thread(this.current);
+    for (const mark of this.list.querySelectorAll('[data-testid="seen"]')) mark.hidden = true;
+    if (!thread.with || !thread.theirReadUpTo) return;
+    const mine = thread.messages.filter((m) => m.from === this.me && m.id <= thread.theirReadUpTo).at(-1);
+    const item = mine && this.list.querySelector(`[data-testid="message"][data-id="${CSS.escape(mine.id)}"]`);
+    if (item) $("seen", item).hidden = false;
+  }
+
+  daySeparator(ms) {
+    const item = document.createElement("li");
+    item.className = "day";
+    item.dataset.testid = "day-separator";
+    const label = document.createElement("span");
+    label.textContent = dayName(ms);
+    item.append(label);
+    return item;
+  }
+
+  messageItem(message, grouped) {
     const item = this.newMessageItem();
-    this.fillMessage(item, { ...message, from: this.me, id: "", sentAt: null });
-    item.dataset.pending = "true";
-    item.classList.add("pending");
-    $("message-status", item).textContent = "sending…";
-    this.append(item);
+    this.fillMessage(item, message, grouped);
+    return item;
+  }
+
+  waitingItem(message, grouped) {
+    const item = this.newMessageItem();
+    this.fillMessage(item, { ...message, from: this.me, id: "", sentAt: null }, grouped);
+    item.dataset.text = message.text;
+    if (message.error) {
+      item.classList.add("failed");
+      $("message-status", item).textContent = "Not sent";
+      const reason = document.createElement("p");
+      reason.className = "failure";
+      reason.dataset.testid = "failure";
+      reason.textContent = message.error;
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "retry";
+      retry.dataset.testid = "retry";
+      retry.dataset.clientMsgId = message.clientMsgId;
+      retry.textContent = "Retry";
+      reason.append(" ", retry);
+      item.append(reason);
+    } else {
+      item.dataset.pending = "true";
+      item.classList.add("pending");
+      $("message-status", item).textContent = "sending…";
+    }
+    return item;
   }
 
   findPending(clientMsgId) {
@@ -724,8 +1213,9 @@ class ChatPage {
     return document.getElementById("message-template").content.firstElementChild.cloneNode(true);
   }
 
-  fillMessage(item, message) {
+  fillMessage(item, message, grouped = false) {
     const label = privateLabel(message, this.me);
+    const mine = message.from === this.me;
     Object.assign(item.dataset, {
       id: message.id ?? "",
       clientMsgId: message.clientMsgId ?? "",
@@ -734,31 +1224,66 @@ class ChatPage {
       to: message.to ?? "",
       pending: "false",
     });
-    item.classList.remove("pending");
     item.classList.toggle("private", Boolean(message.to));
-    item.classList.toggle("mine", message.from === this.me);
-    $("message-from", item).textContent = message.from;
+    item.classList.toggle("mine", mine);
+    item.classList.toggle("grouped", grouped);
+    $("message-from", item).textContent = mine ? `${message.from} (you)` : message.from;
     $("message-label", item).textContent = label ?? "";
     $("message-label", item).hidden = !label;
     $("message-time", item).textContent = timeOf(message.sentAt);
     if (message.sentAt) $("message-time", item).dateTime = message.sentAt;
-    $("message-status", item).textContent = "";
-    $("message-text", item).textContent = message.text;
+    $("message-text", item).replaceChildren(...textNodes(message.text ?? ""));
+  }
+
+  // Screen readers hear new messages of the conversation on screen (the list itself is redrawn).
+  announce(text) {
+    $("announcer").textContent = text;
   }
 
   showNotice(text, kind = "notice") {
     const item = document.createElement("li");
     item.className = `notice ${kind}`;
     item.dataset.testid = kind === "error" ? "error" : "notice";
-    if (kind === "error") item.setAttribute("role", "alert");
     item.textContent = text;
-    this.append(item);
+    const notices = $("notices");
+    notices.append(item);
+    while (notices.children.length > 3) notices.firstElementChild.remove();
   }
 
-  append(item) {
-    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 48;
-    this.list.append(item);
-    if (atBottom) item.scrollIntoView({ block: "end" });
+  // Everyone and one entry per private partner, newest first, each with its unread count.
+  showConversations() {
+    const threads = [...this.threads.values()].sort((a, b) => {
+      const [x, y] = [a.last?.id ?? "", b.last?.id ?? ""];
+      return x === y ? (a.with === null ? -1 : 1) : x > y ? -1 : 1;
+    });
+    const items = threads.map((thread) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "conversation";
+      button.dataset.testid = "conversation";
+      button.dataset.with = thread.key;
+      if (thread.key === this.current) button.setAttribute("aria-current", "true");
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = thread.with ?? "Everyone";
+      const preview = document.createElement("span");
+      preview.className = "preview";
+      preview.dir = "auto";
+      preview.textContent = thread.last ? `${thread.last.from === this.me ? "You" : thread.last.from}: ${thread.last.text}` : "";
+      button.append(name, preview);
+      if (thread.unread > 0) {
+        const badge = document.createElement("span");
+        badge.className = "badge";
+        badge.dataset.testid = "unread-badge";
+        badge.textContent = thread.unread >= 100 ? "99+" : String(thread.unread);
+        badge.setAttribute("aria-label", `${thread.unread >= 100 ? "100 or more" : thread.unread} unread`);
+        button.append(badge);
+      }
+      item.append(button);
+      return item;
+    });
+    $("conversation-list").replaceChildren(...items);
   }
 
   showOnline() {
@@ -766,7 +1291,17 @@ class ChatPage {
       const item = document.createElement("li");
       item.dataset.testid = "online-user";
       item.dataset.user = user;
-      item.textContent = user === this.me ? `${user} (you)` : user;
+      if (user === this.me) {
+        item.textContent = `${user} (you)`;
+      } else {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "person";
+        button.dataset.with = user;
+        button.textContent = user;
+        button.title = `Message ${user} privately`;
+        item.append(button);
+      }
       return item;
     });
     $("online-users").replaceChildren(...items);
@@ -776,21 +1311,52 @@ class ChatPage {
   showState(event) {
     const indicator = $("connection-state");
     indicator.dataset.state = event.state;
+    this.socketState = event.state;
     clearInterval(this.countdown);
-    if (event.state === "online") indicator.textContent = "Online";
-    else if (event.state === "connecting") indicator.textContent = "Connecting…";
-    else this.countDown(indicator, event);
+    // The online list is only as fresh as the connection: greyed, and saying why, while offline.
+    const stale = event.state !== "online";
+    $("people").classList.toggle("stale", stale);
+    $("online-stale").hidden = !stale;
+    if (event.state === "online") {
+      indicator.textContent = "Online";
+      for (const thread of this.threads.values()) thread.loading = false;
+      if (this.thread(this.current).messages.length < PAGE_SIZE) this.loadOlder();
+    } else if (event.state === "connecting") {
+      indicator.textContent = "Connecting…";
+      $("online-stale").textContent = "Connecting: this list may be out of date.";
+    } else this.countDown(indicator, event);
   }
 
   countDown(indicator, event) {
+    const why = OFFLINE_REASONS[event.reason] ?? "the connection to the chat server is closed";
+    $("online-stale").textContent = `Not updated while offline (${why}): this is who was online before.`;
     const draw = () => {
       const seconds = Math.max(0, Math.ceil((event.retryAt - Date.now()) / 1000));
-      indicator.textContent = `Offline · retrying in ${seconds}s`;
-      indicator.title = event.reason ?? "";
+      indicator.textContent = `Offline: ${why} · retrying in ${seconds}s`;
     };
     draw();
     this.countdown = setInterval(draw, 1000);
   }
+}
+
+function maxId(a, b) {
+  if (!a) return b ?? null;
+  if (!b) return a;
+  return a > b ? a : b;
+}
+
+// A thread's saved summary, as far as it is well-formed (sessionStorage is the tab's own, but old).
+function savedThread(saved) {
+  return {
+    unread: Number(saved.unread) || 0,
+    readUpTo: typeof saved.readUpTo === "string" ? saved.readUpTo : null,
+    theirReadUpTo: typeof saved.theirReadUpTo === "string" ? saved.theirReadUpTo : null,
+    last: saved.last && typeof saved.last.id === "string" ? saved.last : null,
+  };
+}
+
+function withTimeout(promise, ms) {
+  return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), ms))]);
 }
 
 // ---------------------------------------------------------------- start ------------------------
@@ -871,7 +1437,14 @@ async function waitForConfig() {
   }
 }
 
+// Installable: the worker keeps the page's own files for a start without network (never messages).
+function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("sw.js").catch(() => {}); // an old browser or a file:// page: fine without
+}
+
 async function main() {
+  registerWorker();
   const config = await waitForConfig();
   showSignInError("");
   $("sign-in-form").addEventListener("submit", (event) => onSignIn(event, config));

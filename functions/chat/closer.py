@@ -1,7 +1,7 @@
 """Closes a connection through the management API (``DELETE @connections/{id}``).
 
 Used only for a connection that keeps flooding after being told it is rate limited, so a plain
-boto3 client, built at the first close, is enough. API Gateway then runs ``$disconnect`` for it,
+SDK client, built at the first close, is enough. API Gateway then runs ``$disconnect`` for it,
 which forgets the connection as for any close.
 """
 
@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import bounded
 from chat.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
-_CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+_CLIENT_CONFIG = bounded(connect_s=1, read_s=3, attempts=2)
 
 
 class ConnectionCloser:
@@ -30,7 +30,7 @@ class ConnectionCloser:
     def close(self, connection_id: str) -> bool:
         """True when API Gateway closed it (or it was gone already); a failure is logged, not raised."""
         if self._client is None:
-            self._client = boto3.client(
+            self._client = aws_clients.client(
                 "apigatewaymanagementapi",
                 endpoint_url=self.endpoint,
                 region_name=self.region,

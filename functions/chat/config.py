@@ -30,6 +30,8 @@ FANOUT_FUNCTION_NAME = "FANOUT_FUNCTION_NAME"
 FANOUT_CHUNK_SIZE = "FANOUT_CHUNK_SIZE"
 PRESENCE_GRACE_SECONDS = "PRESENCE_GRACE_SECONDS"
 PRESENCE_QUEUE_URL = "PRESENCE_QUEUE_URL"
+# The pre-sign-up trigger's own switch: "false" leaves confirmation to Cognito's e-mail verification.
+AUTO_CONFIRM = "AUTO_CONFIRM"
 # SQS delays a message by at most 15 minutes (DelaySeconds), so a longer grace cannot be scheduled.
 MAX_PRESENCE_GRACE_SECONDS = 900
 # The partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...): the stack sets it from
@@ -47,9 +49,21 @@ DEFAULT_BUDGETS_PER_MINUTE = {
     "who": 30,
     "ping": 60,  # clients ping every 5 minutes
     "$default": 60,  # bare "ping" text and frames no route matched
+    "history": 120,  # 1 + limit // 25 a call: 40 pages of the default 50 a minute
+    "typing": 300,  # clients may send one a keystroke; one in 3 s is forwarded, the rest dropped
+    "read": 120,
+    "inbox": 60,  # 5 a call (it may count unread in many conversations): 12 a minute
 }
 # Refusals within a minute after which a connection that keeps flooding is closed.
 DEFAULT_FLOOD_CLOSE_AFTER = 20
+# The other defaults, each written once: Settings, from_env and infra/environment.py use these.
+DEFAULT_RETENTION_DAYS = 7
+DEFAULT_FANOUT_WORKERS = 200  # posts in flight at once in one fan-out (one keep-alive connection each)
+DEFAULT_SYNC_OVERLAP_SECONDS = 30
+# API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
+DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600
+DEFAULT_FANOUT_CHUNK_SIZE = 1000
+DEFAULT_PRESENCE_GRACE_SECONDS = 15
 
 
 def budget_variable(route: str) -> str:
@@ -75,11 +89,10 @@ class Settings:
     messages_table: str
     user_pool_id: str
     management_endpoint: str | None = None
-    retention_days: int = 7
-    fanout_workers: int = 200  # posts in flight at once in one fan-out (one keep-alive connection each)
-    sync_overlap_seconds: int = 30
-    # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
-    connection_ttl_seconds: int = 2 * 3600 + 600
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    fanout_workers: int = DEFAULT_FANOUT_WORKERS
+    sync_overlap_seconds: int = DEFAULT_SYNC_OVERLAP_SECONDS
+    connection_ttl_seconds: int = DEFAULT_CONNECTION_TTL_SECONDS
     # Per route: cost units a user may spend a minute (0: no budget). See DEFAULT_BUDGETS_PER_MINUTE.
     budgets_per_minute: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_BUDGETS_PER_MINUTE), hash=False
@@ -88,10 +101,10 @@ class Settings:
     # Large audiences are split into chunks posted by worker invocations of this function, so one
     # Lambda's CPU does not cap the fan-out rate. Unset: every post happens in the calling Lambda.
     fanout_function_name: str | None = None
-    fanout_chunk_size: int = 1000
+    fanout_chunk_size: int = DEFAULT_FANOUT_CHUNK_SIZE
     # A user is announced offline only once their last connection has been closed this long (and
     # none has opened since): a reconnect within it costs no presence frame at all.
-    presence_grace_seconds: int = 15
+    presence_grace_seconds: int = DEFAULT_PRESENCE_GRACE_SECONDS
     # The SQS queue that delivers each delayed presence check. Unset: no grace (offline at once).
     presence_queue_url: str | None = None
 
@@ -99,28 +112,29 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            connections_table=_required(env, CONNECTIONS_TABLE),
-            presence_table=_required(env, PRESENCE_TABLE),
-            messages_table=_required(env, MESSAGES_TABLE),
-            user_pool_id=_required(env, USER_POOL_ID),
+            connections_table=required(env, CONNECTIONS_TABLE),
+            presence_table=required(env, PRESENCE_TABLE),
+            messages_table=required(env, MESSAGES_TABLE),
+            user_pool_id=required(env, USER_POOL_ID),
             management_endpoint=env.get(MANAGEMENT_ENDPOINT) or None,
-            retention_days=_positive_int(env, RETENTION_DAYS, 7),
-            fanout_workers=_positive_int(env, FANOUT_WORKERS, 200),
-            sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, 30),
-            connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, 2 * 3600 + 600),
+            retention_days=_positive_int(env, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
+            fanout_workers=_positive_int(env, FANOUT_WORKERS, DEFAULT_FANOUT_WORKERS),
+            sync_overlap_seconds=_positive_int(env, SYNC_OVERLAP_SECONDS, DEFAULT_SYNC_OVERLAP_SECONDS),
+            connection_ttl_seconds=_positive_int(env, CONNECTION_TTL_SECONDS, DEFAULT_CONNECTION_TTL_SECONDS),
             budgets_per_minute={
                 route: _non_negative_int(env, budget_variable(route), default)
                 for route, default in DEFAULT_BUDGETS_PER_MINUTE.items()
             },
             flood_close_after=_positive_int(env, FLOOD_CLOSE_AFTER, DEFAULT_FLOOD_CLOSE_AFTER),
             fanout_function_name=env.get(FANOUT_FUNCTION_NAME) or None,
-            fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, 1000),
+            fanout_chunk_size=_positive_int(env, FANOUT_CHUNK_SIZE, DEFAULT_FANOUT_CHUNK_SIZE),
             presence_grace_seconds=_grace_seconds(env),
             presence_queue_url=env.get(PRESENCE_QUEUE_URL) or None,
         )
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
+def required(env: Mapping[str, str], name: str) -> str:
+    """The variable's value, stripped; ``ConfigError`` naming it when it is unset or blank."""
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"environment variable {name} is required but not set")
@@ -154,7 +168,7 @@ def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
 def _grace_seconds(env: Mapping[str, str]) -> int:
     raw = env.get(PRESENCE_GRACE_SECONDS, "").strip()
     try:
-        value = int(raw) if raw else 15
+        value = int(raw) if raw else DEFAULT_PRESENCE_GRACE_SECONDS
     except ValueError:
         raise ConfigError(
             f"environment variable {PRESENCE_GRACE_SECONDS} must be a whole number, got {raw!r}"

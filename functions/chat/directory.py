@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import ONE_CALL
 from chat.errors import DependencyError
 
 if TYPE_CHECKING:
@@ -27,10 +27,7 @@ class UserDirectory:
     @property
     def client(self) -> CognitoIdentityProviderClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-            )
-            self._client = boto3.client("cognito-idp", config=config)
+            self._client = aws_clients.client("cognito-idp", config=ONE_CALL)
         return self._client
 
     def remember(self, username: str) -> None:

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import ONE_CALL
 from chat.observability import logger
-from chat.store import Connection
+from chat.store import ConnectionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -41,7 +41,7 @@ class FanoutJob:
 
     endpoint: str
     frame: str
-    connections: list[Connection]
+    connections: list[ConnectionRecord]
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -61,7 +61,7 @@ class FanoutJob:
             return cls(
                 endpoint=endpoint,
                 frame=frame,
-                connections=[Connection(str(cid), str(user)) for cid, user in connections],
+                connections=[ConnectionRecord(str(cid), str(user)) for cid, user in connections],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a fan-out job: {exc!r}") from exc
@@ -75,13 +75,10 @@ class FanoutDispatcher:
     @property
     def client(self) -> LambdaClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
-            )
-            self._client = boto3.client("lambda", config=config)
+            self._client = aws_clients.client("lambda", config=ONE_CALL)
         return self._client
 
-    def dispatch(self, endpoint: str, frame: str, connections: Sequence[Connection]) -> bool:
+    def dispatch(self, endpoint: str, frame: str, connections: Sequence[ConnectionRecord]) -> bool:
         """Queue one worker invocation; False when it could not be queued (deliver it yourself)."""
         job = FanoutJob(endpoint=endpoint, frame=frame, connections=list(connections))
         try:

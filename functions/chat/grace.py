@@ -13,10 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import bounded
 from chat.config import MAX_PRESENCE_GRACE_SECONDS
 from chat.observability import logger
 
@@ -60,10 +60,8 @@ class PresenceScheduler:
     @property
     def client(self) -> SqsClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
-            )
-            self._client = cast(SqsClient, boto3.client("sqs", config=config))
+            config = bounded(connect_s=1, read_s=3, attempts=3)
+            self._client = cast(SqsClient, aws_clients.client("sqs", config=config))
         return self._client
 
     def schedule(self, check: PresenceCheck, *, delay_seconds: float) -> bool:

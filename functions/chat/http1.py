@@ -28,6 +28,7 @@ from botocore.httpsession import where as ca_bundle
 
 _MAX_HEAD_BYTES = 64 * 1024
 _READ_SIZE = 64 * 1024
+_END = h11.EndOfMessage()
 
 
 class StaleConnection(ConnectionError):
@@ -66,7 +67,7 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_bundle())
 
 
-class Connection:
+class HttpConnection:
     """One HTTP/1.1 connection, one request at a time."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, invocation: int) -> None:
@@ -76,9 +77,14 @@ class Connection:
         self.invocation = invocation  # the invocation it was opened in (see ``Pool``)
         self.answered = 0
         self.idle_since = time.monotonic()
+        # The read timeout: one timer a connection, moved on lazily, not one scheduled a post.
+        self._deadline: float | None = None  # of the post in flight
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._timed_out = False
 
     @classmethod
-    async def open(cls, address: Address, invocation: int) -> Connection:
+    async def open(cls, address: Address, invocation: int) -> HttpConnection:
         reader, writer = await asyncio.open_connection(
             address.host,
             address.port,
@@ -88,15 +94,22 @@ class Connection:
         )
         return cls(reader, writer, invocation)
 
-    async def post(self, target: str, headers: list[tuple[str, str]], body: bytes) -> int:
-        """Send one POST and read its response through; the status code. Raises ``StaleConnection``
-        when a connection that had already answered is found closed before any byte of the answer."""
+    async def post(
+        self, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes, *, timeout: float
+    ) -> int:
+        """Send one POST and read its response through; the status code. Raises ``TimeoutError``
+        when the response is not all in within ``timeout`` seconds (the connection is then closed),
+        ``StaleConnection`` when a connection that had already answered is found closed before any
+        byte of the answer."""
         http = self._http
-        request = h11.Request(method="POST", target=target, headers=headers)
         received = 0
+        self._start_clock(timeout)
         try:
-            events = (request, h11.Data(data=body), h11.EndOfMessage())
-            self._writer.write(b"".join(http.send(event) or b"" for event in events))
+            request = h11.Request(method=b"POST", target=target, headers=headers)
+            chunks = http.send_with_data_passthrough(request) or []
+            chunks += http.send_with_data_passthrough(h11.Data(data=body)) or []
+            chunks += http.send_with_data_passthrough(_END) or []
+            self._writer.write(b"".join(chunks))
             status = 0
             while True:
                 event = http.next_event()
@@ -104,20 +117,47 @@ class Connection:
                     data = await self._reader.read(_READ_SIZE)
                     received += len(data)
                     http.receive_data(data)  # b"": the server closed its side
-                elif isinstance(event, h11.Response):
+                elif type(event) is h11.Response:
                     status = event.status_code
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
+                elif type(event) is h11.EndOfMessage:
+                    return self._answered(status)
+                elif type(event) is h11.ConnectionClosed:
                     raise h11.RemoteProtocolError("connection closed before the response")
                 # InformationalResponse (1xx) and the body's Data are read past.
         except (ConnectionError, h11.ProtocolError) as exc:
+            if self._timed_out:
+                raise TimeoutError(f"no complete answer within {timeout} s") from exc
             if self.answered and not received:
                 raise StaleConnection(str(exc)) from exc
             if isinstance(exc, h11.ProtocolError):
                 raise BrokenResponse(str(exc)) from exc
             raise
+        finally:
+            self._deadline = None
+
+    def _start_clock(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer_at = self._deadline
+            self._timer = loop.call_at(self._timer_at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        """Due: a post still unanswered at its deadline is cut off (the read then ends); a post that
+        started later gets the timer again, at its own deadline."""
+        self._timer = None
+        if self._deadline is None:
+            return
+        if self._deadline > self._timer_at:
+            self._timer_at = self._deadline
+            self._timer = asyncio.get_running_loop().call_at(self._timer_at, self._on_timer)
+            return
+        self._timed_out = True
+        self._writer.transport.abort()
+
+    def _answered(self, status: int) -> int:
         self.answered += 1
+        http = self._http
         if http.our_state is h11.DONE and http.their_state is h11.DONE:
             http.start_next_cycle()  # kept alive; otherwise h11 says MUST_CLOSE and it is not reused
         self.idle_since = time.monotonic()
@@ -130,6 +170,9 @@ class Connection:
         )
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._writer.close()
 
 
@@ -143,10 +186,10 @@ class Pool:
     invocation: a sandbox may be frozen for minutes after it.
     """
 
-    idle: dict[Address, list[Connection]] = field(default_factory=dict)
+    idle: dict[Address, list[HttpConnection]] = field(default_factory=dict)
     invocation: int = 0
 
-    def take(self, address: Address, *, max_idle: float) -> Connection | None:
+    def take(self, address: Address, *, max_idle: float) -> HttpConnection | None:
         """The most recently used connection fit to reuse; the others found unfit are closed."""
         connections = self.idle.get(address, [])
         oldest_allowed = time.monotonic() - max_idle
@@ -157,7 +200,7 @@ class Pool:
             connection.close()
         return None
 
-    def give_back(self, address: Address, connection: Connection, *, keep: int) -> None:
+    def give_back(self, address: Address, connection: HttpConnection, *, keep: int) -> None:
         connections = self.idle.setdefault(address, [])
         if connection.reusable and connection.invocation == self.invocation and len(connections) < keep:
             connections.append(connection)
@@ -175,7 +218,7 @@ class Pool:
                 connection.close()
         self.idle.clear()
 
-    def _fit(self, connection: Connection, oldest_allowed: float) -> bool:
+    def _fit(self, connection: HttpConnection, oldest_allowed: float) -> bool:
         return (
             connection.invocation == self.invocation
             and connection.idle_since >= oldest_allowed

@@ -39,6 +39,7 @@ BURST_SHARE = 0.25
 # One sync costs a unit, plus one per 25 messages it may replay (each replayed message is a post).
 SYNC_UNITS_PER = 25
 SYNC_DEFAULT_LIMIT = 100
+HISTORY_DEFAULT_LIMIT = 50
 # Remembered buckets and strikes per Lambda instance; past this the stale ones are forgotten.
 _MAX_REMEMBERED = 10_000
 # Concurrent requests of one user and route in one process ask the table one at a time (striped locks).
@@ -58,9 +59,26 @@ def _sync_cost(body: str | None) -> int:
     return 1 + min(limit, 500) // SYNC_UNITS_PER
 
 
+def _history_cost(body: str | None) -> int:
+    """1 + limit // 25: 3 for the default 50, 5 for 100 (a page of 100 may read 200 items)."""
+    try:
+        frame = json.loads(body or "")
+    except (ValueError, RecursionError):
+        return 1
+    limit = frame.get("limit", HISTORY_DEFAULT_LIMIT) if isinstance(frame, dict) else None
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        return 1
+    return 1 + min(limit, 100) // SYNC_UNITS_PER
+
+
+# An inbox reads one partition and may count unread messages in up to 100 conversations.
+INBOX_COST = 5
+
 # Requests that may cost more than one unit; every other route costs 1 (one line per new route).
 COSTS: dict[str, Callable[[str | None], int]] = {
     "sync": _sync_cost,
+    "history": _history_cost,
+    "inbox": lambda _body: INBOX_COST,
 }
 
 

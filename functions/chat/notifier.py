@@ -22,16 +22,15 @@ import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 import botocore.session
 from botocore.credentials import ReadOnlyCredentials
 
 from chat import config
-from chat.http1 import Address, BrokenResponse, Connection, Pool, StaleConnection
+from chat.http1 import Address, BrokenResponse, HttpConnection, Pool, StaleConnection
 from chat.observability import logger
 from chat.retries import NETWORK_FAILURE, RETRYABLE_STATUSES, RetryPolicy, Throttle
-from chat.sigv4 import Signer
+from chat.sigv4 import Signer, quote_segment
 
 __all__ = ["Delivery", "FanoutReport", "Notifier", "RetryPolicy", "begin_invocation", "management_endpoint"]
 
@@ -98,7 +97,16 @@ class Notifier:
     def _run(self, ids: list[str], data: bytes) -> list[Delivery]:
         if not ids:
             return []
-        job = _Job(ids, data, Signer(self._credentials(), self.region, data))
+        address = self._address
+        prefix = f"{address.path}/@connections/"
+        signer = Signer(self._credentials(), self.region, data, netloc=address.netloc, prefix=prefix)
+        job = _Job(
+            ids,
+            data,
+            signer,
+            prefix.encode(),
+            [(b"Host", address.netloc.encode()), (b"Content-Length", str(len(data)).encode())],
+        )
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -131,6 +139,8 @@ class _Job:
     ids: list[str]
     data: bytes
     signer: Signer
+    target_prefix: bytes  # {stage}/@connections/
+    fixed_headers: list[tuple[bytes, bytes]]  # Host and Content-Length: the same in every post
     throttle: Throttle = field(default_factory=Throttle)
 
 
@@ -143,7 +153,7 @@ class _Lane:
         self.address = notifier._address
         self.retry = notifier.retry
         self.keep = notifier.workers
-        self.connection: Connection | None = None
+        self.connection: HttpConnection | None = None
 
     async def run(self, pending: Iterator[tuple[int, str]], outcomes: list[Delivery]) -> None:
         try:
@@ -155,11 +165,11 @@ class _Lane:
 
     async def deliver(self, connection_id: str) -> Delivery:
         """Post to one connection: its outcome after at most ``attempts`` tries."""
-        path = f"{self.address.path}/@connections/{quote(connection_id, safe='')}"
+        segment = quote_segment(connection_id)
         status = NETWORK_FAILURE
         for attempt in range(self.retry.attempts):
             await self.job.throttle.wait()
-            status = await self.post(path)
+            status = await self.post(segment)
             if status < 300:
                 return Delivery.DELIVERED
             if status == 410:
@@ -173,7 +183,7 @@ class _Lane:
         logger.warning("post failed", connection_id=connection_id, status=status)
         return Delivery.FAILED
 
-    async def post(self, path: str) -> int:
+    async def post(self, segment: str) -> int:
         """One signed POST; the status, a network failure counting as a 503. A kept-alive connection
         found closed is replaced at once by a new one, without using up an attempt; one that stays
         silent costs one attempt, and every idle connection opened alongside it is dropped too."""
@@ -182,14 +192,11 @@ class _Lane:
             self.connection = None
             if connection is None:
                 return NETWORK_FAILURE
-            headers = [
-                ("Host", self.address.netloc),
-                ("Content-Length", str(len(self.job.data))),
-                *self.job.signer.headers(path, self.address.netloc),
-            ]
+            job = self.job
+            target = job.target_prefix + segment.encode()
+            headers = job.fixed_headers + job.signer.headers(segment)
             try:
-                async with asyncio.timeout(self.retry.read_timeout):
-                    status = await connection.post(path, headers, self.job.data)
+                status = await connection.post(target, headers, job.data, timeout=self.retry.read_timeout)
             except StaleConnection:
                 connection.close()
                 continue
@@ -206,14 +213,14 @@ class _Lane:
             return status
         return NETWORK_FAILURE
 
-    async def connect(self, *, fresh: bool) -> Connection | None:
+    async def connect(self, *, fresh: bool) -> HttpConnection | None:
         if not fresh:
             idle = self.pool.take(self.address, max_idle=self.retry.max_idle)
             if idle is not None:
                 return idle
         try:
             async with asyncio.timeout(self.retry.connect_timeout):
-                return await Connection.open(self.address, self.pool.invocation)
+                return await HttpConnection.open(self.address, self.pool.invocation)
         except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors
             logger.debug("connect failed", error=repr(exc))
             return None

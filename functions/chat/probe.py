@@ -1,6 +1,6 @@
 """Asks API Gateway whether a connection still exists: GET @connections/{id} (410 when it is gone).
 
-Used for the few connections a presence check suspects, never on a hot path, so plain boto3 is
+Used for the few connections a presence check suspects, never on a hot path, so a plain SDK client is
 enough here; the notifier (``chat.notifier``) is the fast path for posting frames.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import bounded
 from chat.errors import DependencyError
 
 if TYPE_CHECKING:
@@ -29,10 +29,8 @@ class ConnectionProbe:
     @property
     def client(self) -> ApiGatewayManagementApiClient:
         if self._client is None:
-            config = Config(
-                connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}
-            )
-            self._client = boto3.client(
+            config = bounded(connect_s=2, read_s=3, attempts=3)
+            self._client = aws_clients.client(
                 "apigatewaymanagementapi", endpoint_url=self.endpoint, region_name=self.region, config=config
             )
         return self._client

@@ -1,4 +1,5 @@
-"""The wire protocol (docs/protocol.md, version 1): parsing client frames and building server frames.
+"""The wire protocol (docs/protocol.md, versions 1 and 1.1): parsing client frames and building server
+frames.
 
 Pure functions over plain data: no I/O, no AWS. Every way a client frame can be wrong ends here as
 one of the ``RejectedFrame`` errors of ``chat.errors``, carrying the ``clientMsgId`` when the frame
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -18,6 +20,9 @@ from chat.usernames import normalize_username
 
 ACTIONS = ("sendmessage", "sync", "who", "ping")
 FRAME_TYPES = ("message", "ack", "presence", "who", "synced", "pong", "error")
+# Version 1.1: the conversation actions and the frames that answer them.
+CONVERSATION_ACTIONS = ("history", "typing", "read", "inbox")
+CONVERSATION_FRAME_TYPES = ("history", "typing", "read", "inbox")
 ERROR_CODES = (
     "invalid_json",
     "unknown_action",
@@ -35,6 +40,16 @@ SYNC_MAX_LIMIT = 500
 BATCHED_FRAME_TYPES = ("messages",)
 MESSAGES_FRAME_BYTES = 32 * 1024
 CLIENT_MSG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 100
+# API Gateway's largest message (a frame of 32 KB is one billing unit; a message may span frames).
+MAX_MESSAGE_BYTES = 128 * 1024
+# A message id as the server issues it (chat.cursor): 10 characters of time (48 bits, so the first
+# is 0-7) and 16 random ones, Crockford base32 without I, L, O, U.
+MESSAGE_ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+# Letters that fill space but show nothing, beside the whitespace and format (Cf) characters:
+# the Hangul fillers and the braille blank.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)
 # C0 controls other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates
 # (valid JSON escapes, but not text anyone can store or display).
@@ -48,6 +63,29 @@ class SendRequest:
     text: str
     to: str | None
     client_msg_id: str | None
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """A valid ``history``: ``partner`` None for the public conversation; ``before`` None for the
+    latest messages."""
+
+    partner: str | None
+    before: str | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """A valid ``read``: the conversation (``partner`` None for public) read up to ``up_to``."""
+
+    partner: str | None
+    up_to: str
+
+
+@dataclass(frozen=True)
+class TypingRequest:
+    to: str
 
 
 @dataclass(frozen=True)
@@ -84,8 +122,11 @@ def reject_unroutable(raw: str | None) -> None:
     body = parse_json_object(raw)
     action = body.get("action")
     if isinstance(action, str) and action:
-        raise UnknownAction(f"unknown action {action[:64]!r}; known actions: {', '.join(ACTIONS)}")
-    raise UnknownAction(f"the frame has no 'action'; known actions: {', '.join(ACTIONS)}")
+        raise UnknownAction(f"unknown action {action[:64]!r}; known actions: {_KNOWN_ACTIONS}")
+    raise UnknownAction(f"the frame has no 'action'; known actions: {_KNOWN_ACTIONS}")
+
+
+_KNOWN_ACTIONS = ", ".join(ACTIONS + CONVERSATION_ACTIONS)
 
 
 def is_bare_ping(raw: str | None) -> bool:
@@ -113,8 +154,8 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
         to, text = command.group(1), (command.group(2) or "").strip()
         if not to or not text:
             reject(InvalidMessage, "/msg needs a username and a text: /msg <user> <text>")
-    if not text:
-        reject(InvalidMessage, "'text' is empty")
+    if is_blank(text):
+        reject(InvalidMessage, "'text' is empty or shows nothing")
     if len(text) > TEXT_LIMIT:
         reject(TextTooLong, f"'text' has {len(text)} characters; the limit is {TEXT_LIMIT}")
     if _FORBIDDEN_CHARS.search(text):
@@ -125,6 +166,14 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
         if recipient is None:
             reject(InvalidMessage, "a username is 3 to 32 characters of a-z 0-9 _ . -")
     return SendRequest(text=text, to=recipient, client_msg_id=client_msg_id)
+
+
+def is_blank(text: str) -> bool:
+    """True when a reader would see nothing: only whitespace, zero-width and other invisible format
+    characters (Unicode category Cf: U+200B, U+200D, U+2060, U+FEFF, bidi controls...)."""
+    return all(
+        char.isspace() or char in _INVISIBLE_LETTERS or unicodedata.category(char) == "Cf" for char in text
+    )
 
 
 def client_msg_id_of(raw: str | None) -> str | None:
@@ -164,6 +213,51 @@ def parse_sync(body: dict[str, Any]) -> SyncRequest:
     return SyncRequest(since=since, limit=limit, batch=batch)
 
 
+def parse_history(body: dict[str, Any]) -> HistoryRequest:
+    """Validate a ``history`` frame (whether ``with`` has an account is the service's question)."""
+    limit = body.get("limit", HISTORY_DEFAULT_LIMIT)
+    if limit is None:
+        limit = HISTORY_DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX_LIMIT:
+        raise InvalidMessage(f"'limit' must be a whole number from 1 to {HISTORY_MAX_LIMIT}")
+    before = body.get("before")
+    if before is not None:
+        before = _message_id(before, "before")
+    return HistoryRequest(partner=_partner(body, "with"), before=before, limit=limit)
+
+
+def parse_read(body: dict[str, Any]) -> ReadRequest:
+    """Validate a ``read`` frame; whether ``upTo`` lies in the future is checked against the clock."""
+    if body.get("upTo") is None:
+        raise InvalidMessage("'upTo' (the id of the last message read) is required")
+    return ReadRequest(partner=_partner(body, "with"), up_to=_message_id(body["upTo"], "upTo"))
+
+
+def parse_typing(body: dict[str, Any]) -> TypingRequest:
+    """Validate a ``typing`` frame: typing is private, so ``to`` is required."""
+    to = _partner(body, "to")
+    if to is None:
+        raise InvalidMessage("'to' (who the caller is typing to) is required")
+    return TypingRequest(to=to)
+
+
+def _partner(body: dict[str, Any], name: str) -> str | None:
+    """The username in ``body[name]``, lower-cased; None when absent or null (the public one)."""
+    raw = body.get(name)
+    if raw is None:
+        return None
+    username = normalize_username(raw) if isinstance(raw, str) else None
+    if username is None:
+        raise InvalidMessage(f"'{name}' must be a username: 3 to 32 characters of a-z 0-9 _ . -")
+    return username
+
+
+def _message_id(raw: object, name: str) -> str:
+    if not isinstance(raw, str) or not MESSAGE_ID_RE.fullmatch(raw):
+        raise InvalidMessage(f"'{name}' is not a message id this server issued")
+    return raw
+
+
 # ---- server → client -------------------------------------------------------------------------
 
 
@@ -184,7 +278,7 @@ def message_frame(
 ) -> dict[str, Any]:
     return {
         "type": "message",
-        **message_object(
+        **message_fields(
             message_id=message_id,
             cursor=cursor,
             sender=sender,
@@ -196,7 +290,7 @@ def message_frame(
     }
 
 
-def message_object(
+def message_fields(
     *,
     message_id: str,
     cursor: Cursor,
@@ -261,6 +355,12 @@ def replay_frames(messages: list[dict[str, Any]], *, batch: bool) -> list[tuple[
     return [(encode({"type": "message", **message}), 1) for message in messages]
 
 
+def message_object(frame: dict[str, Any]) -> dict[str, Any]:
+    """A message as listed inside other frames (``history``, ``inbox``): a ``message`` frame's
+    fields without ``type``."""
+    return {name: value for name, value in frame.items() if name != "type"}
+
+
 def ack_frame(
     *, message_id: str, cursor: Cursor, client_msg_id: str | None, duplicate: bool
 ) -> dict[str, Any]:
@@ -293,3 +393,83 @@ def pong_frame() -> dict[str, Any]:
 
 def error_frame(code: str, message: str, client_msg_id: str | None = None) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, "clientMsgId": client_msg_id}
+
+
+def history_frame(partner: str | None, messages: list[dict[str, Any]], *, more: bool) -> dict[str, Any]:
+    """``messages`` are message objects, oldest first; ``more`` when older ones exist."""
+    return {"type": "history", "with": partner, "messages": messages, "more": more}
+
+
+def fit_history(partner: str | None, newest_first: list[dict[str, Any]], *, more: bool) -> dict[str, Any]:
+    """The ``history`` frame of as many of these messages (newest first) as fit in one message of
+    ``MAX_MESSAGE_BYTES``, oldest first. Older ones left out set ``more``: the client pages on from
+    the oldest one it got."""
+    empty = len(encode(history_frame(partner, [], more=True)).encode())
+    taken: list[dict[str, Any]] = []
+    size = empty
+    for message in newest_first:
+        # Each further message adds its JSON and one comma.
+        size += len(encode(message).encode()) + (1 if taken else 0)
+        if size > MAX_MESSAGE_BYTES:
+            break
+        taken.append(message)
+    more = more or len(taken) < len(newest_first)
+    return history_frame(partner, list(reversed(taken)), more=more)
+
+
+def typing_frame(sender: str) -> dict[str, Any]:
+    return {"type": "typing", "from": sender}
+
+
+def read_frame(reader: str, partner: str | None, up_to: str) -> dict[str, Any]:
+    """The same frame serves the reader's devices (``with`` is their partner) and, in a private
+    conversation, the partner's (for whom ``with`` is the reader's partner: the partner itself)."""
+    return {"type": "read", "user": reader, "with": partner, "upTo": up_to}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One row of the ``inbox`` frame: ``last`` a message object or None."""
+
+    partner: str | None
+    last: dict[str, Any] | None
+    unread: int
+    read_up_to: str | None
+    their_read_up_to: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "with": self.partner,
+            "last": self.last,
+            "unread": self.unread,
+            "readUpTo": self.read_up_to,
+            "theirReadUpTo": self.their_read_up_to,
+        }
+
+
+INBOX_MAX_CONVERSATIONS = 100
+
+
+def inbox_frame(conversations: list[Conversation]) -> dict[str, Any]:
+    """Newest ``last`` first (the public one is always listed), at most 100 conversations, and no
+    more than fit in one message of ``MAX_MESSAGE_BYTES`` (long last messages can make fewer fit):
+    the oldest private ones are left out first."""
+    public = [c for c in conversations if c.partner is None][:1]
+    private = sorted((c for c in conversations if c.partner is not None), key=_last_id, reverse=True)[
+        : INBOX_MAX_CONVERSATIONS - len(public)
+    ]
+    size = len(encode({"type": "inbox", "conversations": []}).encode())
+    size += sum(len(encode(c.as_json()).encode()) + 1 for c in public)
+    kept = list(public)
+    for conversation in private:
+        size += len(encode(conversation.as_json()).encode()) + 1
+        if size > MAX_MESSAGE_BYTES:
+            break
+        kept.append(conversation)
+    kept.sort(key=_last_id, reverse=True)
+    return {"type": "inbox", "conversations": [c.as_json() for c in kept]}
+
+
+def _last_id(conversation: Conversation) -> str:
+    """Sort key: the last message's id (time-ordered); a conversation without one sorts last."""
+    return str(conversation.last["id"]) if conversation.last else ""

@@ -3,29 +3,29 @@
 Rules about *what* a frame says live in ``chat.protocol``; this module decides *who* gets it and in
 which order things happen: a message is stored, then delivered (or handed to fan-out workers when the
 audience is large), then acknowledged.
+
+Its collaborators are the typed interfaces of ``chat.ports``: the DynamoDB store, the management-API
+notifier and the rest are wired in by ``chat.wiring``; the fast tests pass in-memory fakes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from chat import cursor, limits, protocol
-from chat.closer import ConnectionCloser
 from chat.config import Settings
 from chat.cursor import Cursor, IdGenerator, id_time_ms
-from chat.directory import UserDirectory
-from chat.dispatch import FanoutDispatcher
 from chat.errors import ChatError, DependencyError, InvalidMessage, RateLimited, UnknownUser
-from chat.grace import PresenceCheck, PresenceScheduler
-from chat.limits import RateLimiter, Strike
-from chat.notifier import Delivery, Notifier
+from chat.grace import PresenceCheck
+from chat.limits import Strike
+from chat.notifier import Delivery
 from chat.observability import MetricUnit, logger, metrics
-from chat.probe import ConnectionProbe
-from chat.store import PUBLIC_FEED, ChatStore, Connection, SaveResult, StoredMessage, user_feed
+from chat.ports import Closer, Directory, Dispatcher, Limiter, Poster, Probe, Scheduler, Store
+from chat.store import PUBLIC_FEED, ConnectionRecord, SaveResult, StoredMessage, user_feed
 
 # A resent message whose first fan-out never completed is delivered again only once the first
 # invocation is surely over (a route Lambda runs 30 s at most): a crash, not a slow fan-out.
@@ -54,15 +54,15 @@ class ChatService:
     def __init__(
         self,
         *,
-        store: ChatStore,
-        notifier: Notifier,
-        directory: UserDirectory,
+        store: Store,
+        notifier: Poster,
+        directory: Directory,
         settings: Settings,
-        dispatcher: FanoutDispatcher | None = None,
-        limiter: RateLimiter | None = None,
-        closer: ConnectionCloser | None = None,
-        scheduler: PresenceScheduler | None = None,
-        probe: ConnectionProbe | None = None,
+        dispatcher: Dispatcher | None = None,
+        limiter: Limiter | None = None,
+        closer: Closer | None = None,
+        scheduler: Scheduler | None = None,
+        probe: Probe | None = None,
         clock: Callable[[], float] = time.time,
         ids: IdGenerator | None = None,
     ) -> None:
@@ -108,7 +108,7 @@ class ChatService:
     def connect(self, caller: Caller) -> None:
         """Record the connection; tell everyone else when the user came online with it."""
         self.directory.remember(caller.username)
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         now = self.clock()
         if self.store.add_connection(connection, now=now, ttl_seconds=self.settings.connection_ttl_seconds):
             # The new socket cannot be posted to until $connect returns: everyone else hears it.
@@ -124,7 +124,7 @@ class ChatService:
         looked at again (and healed) once the grace has passed.
         """
         now = self.clock()
-        connection = Connection(caller.connection_id, caller.username)
+        connection = ConnectionRecord(caller.connection_id, caller.username)
         grace = self.presence_grace_seconds
         scheduled = self._schedule_check(caller, delay_seconds=grace or _HEAL_DELAY_SECONDS)
         if grace and scheduled:
@@ -154,7 +154,7 @@ class ChatService:
         if record is None:
             return  # offline already
         if check.connection_id in record.connection_ids:
-            self._heal(Connection(check.connection_id, check.username))
+            self._heal(ConnectionRecord(check.connection_id, check.username))
             return
         if record.connection_ids:
             return  # online with other connections
@@ -171,7 +171,7 @@ class ChatService:
         if self.store.end_grace(check.username, left_by=record.left_by):
             self._announce_offline(check.username, at=record.left_at_ms / 1000)
 
-    def _heal(self, suspect: Connection) -> None:
+    def _heal(self, suspect: ConnectionRecord) -> None:
         if self.probe is None or self.probe.exists(suspect.connection_id):
             return
         logger.info("healing a connection whose $disconnect did not complete")
@@ -189,7 +189,12 @@ class ChatService:
         self._broadcast(protocol.presence_frame(username, False, at=_iso(at)))
 
     def send_message(self, caller: Caller, body: dict[str, Any], frame_id: str | None = None) -> None:
-        """Store, acknowledge, then deliver a public or private message.
+        """Store, deliver, then acknowledge a public or private message.
+
+        Stored first, so that nothing anyone has seen can be lost; delivered before the ack, so that
+        a client that waits for each ack sees its messages arrive everywhere in the order it sent
+        them (a long fan-out is handed to worker invocations, so the ack still comes at once); the
+        fan-out is then recorded as complete, so that a resend delivers nothing again.
 
         ``frame_id`` is API Gateway's id for the incoming frame: when the client gave no clientMsgId
         it still makes a repeated delivery of the same invocation store nothing new.
@@ -219,10 +224,7 @@ class ChatService:
             self._reply(caller, ack)
             return
         metrics.add_metric(name="MessagesStored", unit=MetricUnit.Count, value=1)
-        # Delivered before the ack: a client that waits for each ack sees its messages arrive
-        # everywhere in the order it sent them. A long fan-out is handed to worker invocations,
-        # so the ack still comes at once.
-        self._fan_out(caller, message)
+        self._deliver_message(caller, message)
         self._reply(caller, ack)
         if key is not None:
             self.store.mark_delivered(caller.username, key)
@@ -233,16 +235,20 @@ class ChatService:
         if original is None or key is None or now_ms - id_time_ms(original.id) < _REDELIVER_AFTER_MS:
             return
         logger.info("delivering a message whose first fan-out never completed", message_id=original.id)
-        self._fan_out(caller, original)
+        self._deliver_message(caller, original)
         self.store.mark_delivered(caller.username, key)
 
-    def _fan_out(self, caller: Caller, message: StoredMessage) -> None:
-        frame = protocol.encode(self._message_frame(message, Cursor.for_live(message.id, self.overlap_ms)))
+    def _deliver_message(self, caller: Caller, message: StoredMessage) -> None:
+        """A live message to its audience: a public one to every open connection (the sender's
+        own included), a private one to every connection of ``to`` and every *other* one of the
+        sender."""
+        frame = self._message_frame(message, Cursor.for_live(message.id, self.overlap_ms))
         if message.to is None:
-            self._broadcast_encoded(frame)
+            self._broadcast(frame)
             return
         recipients = self.store.connections_of(message.to, message.sender)
-        self._deliver([c for c in recipients if c.connection_id != caller.connection_id], frame)
+        others = [c for c in recipients if c.connection_id != caller.connection_id]
+        self._deliver(others, protocol.encode(frame))
 
     def sync(self, caller: Caller, body: dict[str, Any]) -> None:
         """Replay, oldest first, what this user may have missed; then say where that left them.
@@ -260,7 +266,7 @@ class ChatService:
         for frame, count in protocol.replay_frames(objects, batch=request.batch):
             outcome = self.notifier.send(caller.connection_id, frame)
             if outcome is Delivery.GONE:
-                self._prune([Connection(caller.connection_id, caller.username)])
+                self._prune([ConnectionRecord(caller.connection_id, caller.username)])
                 return
             if outcome is Delivery.FAILED:
                 # Stop here and say so: the client syncs again from what it did receive.
@@ -319,7 +325,7 @@ class ChatService:
     def report_error(self, caller: Caller, error: ChatError) -> None:
         self._reply(caller, protocol.error_frame(error.code, error.message, error.client_msg_id))
 
-    # ---- delivery ------------------------------------------------------------------------------
+    # ---- messages ------------------------------------------------------------------------------
 
     def _check_recipient(self, caller: Caller, request: protocol.SendRequest) -> None:
         if request.to is None:
@@ -330,7 +336,7 @@ class ChatService:
             raise UnknownUser(f"there is no user {request.to!r}", client_msg_id=request.client_msg_id)
 
     def _message_object(self, message: StoredMessage, position: Cursor) -> dict[str, Any]:
-        return protocol.message_object(
+        return protocol.message_fields(
             message_id=message.id,
             cursor=position,
             sender=message.sender,
@@ -351,32 +357,53 @@ class ChatService:
             client_msg_id=message.client_msg_id,
         )
 
+    # ---- delivery: every post goes out through _reply, _broadcast or _deliver ---------------
+
     def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
+        """Post one frame to the caller; prune its connection when API Gateway says it is gone."""
         if self.notifier.send(caller.connection_id, protocol.encode(frame)) is Delivery.GONE:
-            self._prune([Connection(caller.connection_id, caller.username)])
+            self._prune([ConnectionRecord(caller.connection_id, caller.username)])
 
-    def _broadcast(self, frame: dict[str, Any], skip: Iterable[str] = ()) -> None:
-        self._broadcast_encoded(protocol.encode(frame), skip=set(skip))
-
-    def _broadcast_encoded(self, frame: str, skip: set[str] | None = None) -> None:
-        """Every open connection, a page of the connections table at a time. A page larger than
-        one chunk goes, chunk by chunk, to worker invocations when a worker function is set."""
-        chunk = self.settings.fanout_chunk_size
+    def _broadcast(self, frame: dict[str, Any], skip: Collection[str] = ()) -> None:
+        """Post one frame to every open connection but ``skip``, a page of the connections table at
+        a time. A page larger than one chunk goes, chunk by chunk, to worker invocations when a
+        worker function is set; what no worker took is delivered here."""
+        encoded = protocol.encode(frame)
         for page in self.store.all_connections():
-            targets = [c for c in page if not skip or c.connection_id not in skip]
-            if self.dispatcher is None or len(targets) <= chunk:
-                self._deliver(targets, frame)
-                continue
-            for start in range(0, len(targets), chunk):
-                batch = targets[start : start + chunk]
-                if not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
-                    self._deliver(batch, frame)  # not handed over: deliver it here
+            targets = [c for c in page if c.connection_id not in skip]
+            self._deliver(self._hand_to_workers(targets, encoded), encoded)
 
-    def deliver(self, connections: list[Connection], frame: str) -> None:
-        """A fan-out worker's job: post one frame to a chunk of connections, pruning the gone."""
-        self._deliver(connections, frame)
+    def _hand_to_workers(self, targets: list[ConnectionRecord], frame: str) -> list[ConnectionRecord]:
+        """Dispatch a page too large for one invocation in chunks; the connections left to post here."""
+        chunk = self.settings.fanout_chunk_size
+        if self.dispatcher is None or len(targets) <= chunk:
+            return targets
+        left: list[ConnectionRecord] = []
+        for start in range(0, len(targets), chunk):
+            batch = targets[start : start + chunk]
+            if not self.dispatcher.dispatch(self.notifier.endpoint, frame, batch):
+                left += batch  # not handed over: deliver it here
+        return left
 
-    def _deliver(self, connections: list[Connection], frame: str) -> None:
+    def _deliver(self, connections: Sequence[ConnectionRecord], frame: str) -> None:
+        """Post one encoded frame to these connections, then prune the ones found gone, together.
+
+        A failed prune is logged, not raised: the frames are posted, and failing now would make a
+        fan-out worker's chunk run (and post) again. A connection left unpruned is met again by a
+        later post, or expires.
+        """
+        gone = self._post(connections, frame)
+        try:
+            self._prune(gone)
+        except DependencyError as exc:
+            logger.warning("could not prune gone connections", error=str(exc), gone=len(gone))
+            metrics.add_metric(name="PruneFailures", unit=MetricUnit.Count, value=1)
+
+    # A fan-out worker's whole job (chat.handlers.fanout): one frame to one chunk of connections.
+    deliver = _deliver
+
+    def _post(self, connections: Sequence[ConnectionRecord], frame: str) -> list[ConnectionRecord]:
+        """Post one frame to each connection, counting and timing it; the connections found gone."""
         started = time.perf_counter()
         report = self.notifier.send_many([c.connection_id for c in connections], frame)
         metrics.add_metric(name="Deliveries", unit=MetricUnit.Count, value=report.delivered)
@@ -386,29 +413,27 @@ class ChatService:
         if report.failed:
             logger.warning("some deliveries failed", failed=len(report.failed))
         gone = set(report.gone)
-        try:
-            self._prune([c for c in connections if c.connection_id in gone])
-        except DependencyError as exc:
-            # The frames are posted: failing now would make a fan-out worker's chunk run (and post)
-            # again. A connection left unpruned is met again by a later post, or expires.
-            logger.warning("could not prune gone connections", error=str(exc), gone=len(gone))
-            metrics.add_metric(name="PruneFailures", unit=MetricUnit.Count, value=1)
+        return [c for c in connections if c.connection_id in gone]
 
-    def _prune(self, stale: list[Connection]) -> None:
-        """Drop connections API Gateway says are gone, and announce users who went offline with them."""
+    def _prune(self, gone: list[ConnectionRecord]) -> None:
+        """Forget connections API Gateway says are gone, except those still inside their handshake,
+        and announce the users who went offline with them.
+
+        The announcements are posted here, not through ``_broadcast``: connections found gone by
+        them are collected and pruned in the next round (a few rounds at most), instead of each
+        announcement pruning, and announcing, recursively.
+        """
         for _ in range(_PRUNE_ROUNDS):
-            if not stale:
+            if not gone:
                 return
-            metrics.add_metric(name="StaleConnectionsPruned", unit=MetricUnit.Count, value=len(stale))
+            metrics.add_metric(name="StaleConnectionsPruned", unit=MetricUnit.Count, value=len(gone))
             cutoff = self.clock() - _HANDSHAKE_GRACE_SECONDS
-            offline = [c.username for c in stale if self.store.remove_connection(c, connected_before=cutoff)]
-            stale = []
+            offline = [c.username for c in gone if self.store.remove_connection(c, connected_before=cutoff)]
+            gone = []
             for username in offline:
                 frame = protocol.encode(protocol.presence_frame(username, False, at=_iso(self.clock())))
                 for page in self.store.all_connections():
-                    report = self.notifier.send_many([c.connection_id for c in page], frame)
-                    gone = set(report.gone)
-                    stale += [c for c in page if c.connection_id in gone]
+                    gone += self._post(page, frame)
 
 
 def _iso(epoch_seconds: float) -> str:

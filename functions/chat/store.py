@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import aws_clients
+from chat.boto_config import bounded
 from chat.cursor import lowest_id_at
 from chat.errors import DependencyError
 from chat.limits import Spent
@@ -28,23 +28,46 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 PUBLIC_FEED = "public"
+# What a write answers (botocore's response dict).
+Answer = TypeVar("Answer")
 
 # Bounded attempts keep a write's landing time well inside the cursor overlap window (chat.cursor).
-_CLIENT_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=3,
-    retries={"mode": "standard", "max_attempts": 3},
-    max_pool_connections=64,
-)
+_CLIENT_CONFIG = bounded(connect_s=1, read_s=3, attempts=3, pool=64)
 # BatchGetItem takes at most 100 keys; a few rounds for the keys it leaves unprocessed (throttling).
 _BATCH_GET_LIMIT = 100
 _UNPROCESSED_ROUNDS = 4
 _UNPROCESSED_BACKOFF_S = 0.025
+# An unread count reads at most this many pages of ``cap`` items (see ChatStore.count_after).
+_COUNT_PAGES = 10
 
 
 def user_feed(username: str) -> str:
     """The partition holding a user's private messages, sent and received."""
     return f"user#{username}"
+
+
+def dm_feed(sender: str, recipient: str) -> str:
+    """The partition of the private messages ``sender`` sent ``recipient`` (one direction of their
+    conversation): a conversation's history is two keyed Queries, and a user's unread count in it
+    is one bounded count of the other direction, with no filter on the sender."""
+    return f"dm#{sender}#{recipient}"
+
+
+def inbox_partition(username: str) -> str:
+    """The partition of a user's conversations: per partner the last message (``last#<partner>``),
+    the user's read position (``read#<partner>``, ``read#@public`` for the public conversation)
+    and the partner's (``seen#<partner>``). The inbox is one Query of it."""
+    return f"inbox#{username}"
+
+
+# Sort keys inside a user's inbox partition ('@' is never in a username).
+_LAST, _READ, _SEEN = "last#", "read#", "seen#"
+_PUBLIC_KEY = "@public"
+
+
+def _typing_feed(username: str) -> str:
+    """The partition of a user's typing throttles, one short-lived item per recipient."""
+    return f"typing#{username}"
 
 
 def _dedup_feed(username: str) -> str:
@@ -57,7 +80,9 @@ def _rate_feed(username: str) -> str:
 
 
 @dataclass(frozen=True)
-class Connection:
+class ConnectionRecord:
+    """One row of the Connections table: an open WebSocket connection and whose it is."""
+
     connection_id: str
     username: str
 
@@ -94,6 +119,16 @@ class SaveResult:
 
 
 @dataclass(frozen=True)
+class InboxEntry:
+    """What a user's inbox partition holds about one conversation (``partner`` None: public)."""
+
+    partner: str | None
+    last: StoredMessage | None = None
+    read_up_to: str | None = None
+    their_read_up_to: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     """Messages read for a sync, oldest first; ``more`` when a feed had more than was taken."""
 
@@ -118,12 +153,12 @@ class ChatStore:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+            self._client = cast("DynamoDBClient", aws_clients.client("dynamodb", config=_CLIENT_CONFIG))
         return self._client
 
     # ---- connections and presence --------------------------------------------------------------
 
-    def add_connection(self, connection: Connection, *, now: float, ttl_seconds: int) -> bool:
+    def add_connection(self, connection: ConnectionRecord, *, now: float, ttl_seconds: int) -> bool:
         """Record an open connection; True when the user came online with it.
 
         Not when another connection is open, nor when the user's last one closed within the
@@ -161,7 +196,9 @@ class ChatStore:
         still_announced = "leftAt" in old and not lapsed
         return not previous and not still_announced
 
-    def remove_connection(self, connection: Connection, *, connected_before: float | None = None) -> bool:
+    def remove_connection(
+        self, connection: ConnectionRecord, *, connected_before: float | None = None
+    ) -> bool:
         """Forget a connection (idempotent); True when the user went offline with it (their
         presence item is gone, deleted by this call).
 
@@ -173,7 +210,7 @@ class ChatStore:
             return False
         return self._delete_presence_if_empty(connection.username)
 
-    def leave(self, connection: Connection, *, left_at_ms: int, hold_until: float) -> bool:
+    def leave(self, connection: ConnectionRecord, *, left_at_ms: int, hold_until: float) -> bool:
         """Forget a closed connection (idempotent); True when it was the user's last, which starts the
         presence grace: the item stays, marked ``leftAt`` (ms) and ``leftBy`` (this connection), so
         ``who`` still lists the user, until ``end_grace`` or a new connection clears the mark.
@@ -182,8 +219,9 @@ class ChatStore:
         old_conns = self._drop_connection(connection, None)
         if not old_conns or not old_conns <= {connection.connection_id}:
             return False
-        try:
-            self.client.update_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": connection.username}},
                 UpdateExpression="SET leftAt = :at, leftBy = :by, expiresAt = :hold",
@@ -195,14 +233,8 @@ class ChatStore:
                     ":by": {"S": connection.connection_id},
                     ":hold": {"N": str(int(hold_until))},
                 },
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
     def end_grace(self, username: str, *, left_by: str | None) -> bool:
         """Take the user offline if the grace that ``left_by``'s close started still holds: no
@@ -212,20 +244,15 @@ class ChatStore:
         condition = "attribute_not_exists(conns) AND " + (
             "attribute_not_exists(leftAt)" if left_by is None else "leftBy = :by"
         )
-        try:
-            self.client.delete_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 ConditionExpression=condition,
                 **_values({":by": {"S": left_by}} if left_by is not None else {}),
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
     def presence_of(self, username: str) -> Presence | None:
         """The user's presence item, read strongly consistently (a grace check decides from it)."""
@@ -242,60 +269,53 @@ class ChatStore:
             left_by=item["leftBy"]["S"] if "leftBy" in item else None,
         )
 
-    def _drop_connection(self, connection: Connection, connected_before: float | None) -> set[str] | None:
+    def _drop_connection(
+        self, connection: ConnectionRecord, connected_before: float | None
+    ) -> set[str] | None:
         """Delete the connection's row and take it out of the presence set; the set as it was before,
         or None when the row is too young to be removed (see ``remove_connection``)."""
-        try:
-            self.client.delete_item(
+        removed = _condition_held(
+            "remove the connection",
+            lambda: self.client.delete_item(
                 TableName=self.connections_table,
                 Key={"connectionId": {"S": connection.connection_id}},
                 **_recorded_before(connected_before),
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return None  # too young to be dead
-            raise DependencyError("could not remove the connection") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not remove the connection") from exc
+            ),
+        )
+        if not removed:
+            return None  # too young to be dead
         return self._forget_presence(connection.username, {connection.connection_id})
 
     def _forget_presence(self, username: str, connection_ids: set[str]) -> set[str]:
         """Remove ids from the user's presence set; returns the set as it was before."""
-        try:
-            old = self.client.update_item(
+        answer = _if_condition_holds(
+            "update presence",
+            lambda: self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 UpdateExpression="DELETE conns :conns",
                 ConditionExpression="attribute_exists(username)",
                 ExpressionAttributeValues={":conns": {"SS": sorted(connection_ids)}},
                 ReturnValues="UPDATED_OLD",
-            ).get("Attributes", {})
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return set()  # no presence item: nothing to forget
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return set(old.get("conns", {}).get("SS", []))
+            ),
+        )
+        if answer is None:
+            return set()  # no presence item: nothing to forget
+        return set(answer.get("Attributes", {}).get("conns", {}).get("SS", []))
 
     def _delete_presence_if_empty(self, username: str) -> bool:
         """Delete an emptied presence item; False when a connection arrived in between (the user
         stays online, and nobody is told otherwise)."""
-        try:
-            self.client.delete_item(
+        return _condition_held(
+            "update presence",
+            lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
                 ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns)",
-            )
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise DependencyError("could not update presence") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not update presence") from exc
-        return True
+            ),
+        )
 
-    def connections_of(self, *usernames: str) -> list[Connection]:
+    def connections_of(self, *usernames: str) -> list[ConnectionRecord]:
         """Every open connection of these users, from their presence items (one BatchGetItem).
 
         Read strongly consistently: a connection recorded a moment ago is there. (A global secondary
@@ -308,7 +328,7 @@ class ChatStore:
             for start in range(0, len(keys), _BATCH_GET_LIMIT):
                 items += self._get_all(self.presence_table, keys[start : start + _BATCH_GET_LIMIT])
         return [
-            Connection(connection_id, item["username"]["S"])
+            ConnectionRecord(connection_id, item["username"]["S"])
             for item in items
             for connection_id in sorted(item.get("conns", {}).get("SS", []))
         ]
@@ -327,7 +347,7 @@ class ChatStore:
                 return items
         raise DependencyError("DynamoDB left keys unprocessed")
 
-    def all_connections(self) -> Iterator[list[Connection]]:
+    def all_connections(self) -> Iterator[list[ConnectionRecord]]:
         """Every open connection, a Scan page at a time (pages stop at 1 MB; all of them are read).
 
         Strongly consistent, every page: a connection recorded just before a public send gets it.
@@ -443,6 +463,8 @@ class ChatStore:
             {"Put": {"TableName": self.messages_table, "Item": _message_item(message, feed, expires_at)}}
             for feed in dict.fromkeys(feeds)
         ]
+        if message.to is not None:
+            writes += self._conversation_writes(message, message.to, expires_at)
         if idempotency_key is not None:
             writes.insert(0, self._dedup_write(message, idempotency_key, feeds[0], expires_at))
         try:
@@ -454,6 +476,23 @@ class ChatStore:
         except BotoCoreError as exc:
             raise DependencyError("could not store the message") from exc
         return SaveResult(message.id, duplicate=False)
+
+    def _conversation_writes(self, message: StoredMessage, to: str, expires_at: int) -> list[Any]:
+        """A private message's copies for its conversation: its direction's history item, and the
+        last message of the conversation in both users' inboxes (so the inbox is one Query).
+
+        Two sends of one conversation whose transactions land out of order leave the earlier one as
+        ``last`` until the next message: the cost of not making a send fail on that condition."""
+        table = self.messages_table
+        sender = message.sender
+        items = [
+            _message_item(message, dm_feed(sender, to), expires_at),
+            {**_message_item(message, inbox_partition(sender), expires_at), "id": {"S": _LAST + to}},
+            {**_message_item(message, inbox_partition(to), expires_at), "id": {"S": _LAST + sender}},
+        ]
+        for item in items[1:]:
+            item["messageId"] = {"S": message.id}
+        return [{"Put": {"TableName": table, "Item": item}} for item in items]
 
     def mark_delivered(self, sender: str, idempotency_key: str) -> None:
         """Record that a message's fan-out completed, so a resend does not deliver it again."""
@@ -542,6 +581,16 @@ class ChatStore:
                     return messages, False
                 query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def older(self, feeds: list[str], *, before: str | None, limit: int, now: float) -> Page:
+        """Up to ``limit`` messages across ``feeds`` stored before ``before`` (the newest ones when it
+        is None), newest first; ``more`` when older ones exist. One keyed Query per feed, each
+        following its 1 MB pages until it has ``limit`` + 1 messages or none are left."""
+        newest_first: list[StoredMessage] = []
+        for feed in feeds:
+            newest_first += self._newest(feed, limit=limit + 1, now=now, before=before)
+        newest_first.sort(key=lambda m: m.id, reverse=True)
+        return Page(messages=newest_first[:limit], more=len(newest_first) > limit)
+
     def latest(self, feeds: list[str], *, limit: int, now: float) -> list[StoredMessage]:
         """The latest ``limit`` messages across ``feeds``, oldest first."""
         newest_first: list[StoredMessage] = []
@@ -550,8 +599,8 @@ class ChatStore:
         newest_first.sort(key=lambda m: m.id, reverse=True)
         return list(reversed(newest_first[:limit]))
 
-    def _newest(self, feed: str, *, limit: int, now: float) -> list[StoredMessage]:
-        """Up to ``limit`` of one feed's newest messages, newest first.
+    def _newest(self, feed: str, *, limit: int, now: float, before: str | None = None) -> list[StoredMessage]:
+        """Up to ``limit`` of one feed's newest messages (stored before ``before``), newest first.
 
         A Query page stops at 1 MB whatever its ``Limit`` (about 330 messages of 3,000 characters),
         and ``Limit`` counts expired items too: so pages are followed until ``limit`` messages are
@@ -562,8 +611,11 @@ class ChatStore:
             paginator = self.client.get_paginator("query")
             pages = paginator.paginate(
                 TableName=self.messages_table,
-                KeyConditionExpression="feed = :s",
-                ExpressionAttributeValues={":s": {"S": feed}},
+                KeyConditionExpression="feed = :s" + (" AND id < :before" if before else ""),
+                ExpressionAttributeValues={
+                    ":s": {"S": feed},
+                    **({":before": {"S": before}} if before else {}),
+                },
                 ScanIndexForward=False,
                 ConsistentRead=True,
                 PaginationConfig={"PageSize": limit},
@@ -574,6 +626,134 @@ class ChatStore:
                     if len(messages) == limit:
                         return messages
         return messages
+
+    # ---- conversations -------------------------------------------------------------------------
+
+    def inbox(self, username: str, *, now: float) -> list[InboxEntry]:
+        """Every conversation the user's inbox partition knows, from one Query (all its 1 MB pages),
+        strongly consistent: a message or read position written a moment ago is there."""
+        entries: dict[str | None, dict[str, Any]] = {}
+        with _wrapped("read the inbox"):
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.messages_table,
+                KeyConditionExpression="feed = :p",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={
+                    ":p": {"S": inbox_partition(username)},
+                    ":now": {"N": str(int(now))},
+                },
+                ConsistentRead=True,
+            ):
+                for item in page.get("Items", []):
+                    kind, _, name = item["id"]["S"].partition("#")
+                    partner = None if name == _PUBLIC_KEY else name
+                    entry = entries.setdefault(partner, {"partner": partner})
+                    if kind == "last":
+                        entry["last"] = _stored_message({**item, "id": item["messageId"]})
+                    elif kind == "read":
+                        entry["read_up_to"] = item["upTo"]["S"]
+                    elif kind == "seen":
+                        entry["their_read_up_to"] = item["upTo"]["S"]
+        return [InboxEntry(**fields) for fields in entries.values()]
+
+    def count_after(
+        self, feed: str, *, after: str | None, cap: int, now: float, not_from: str | None = None
+    ) -> int:
+        """How many messages of ``feed`` are stored after ``after`` (all when None), counting to
+        ``cap`` and stopping there; with ``not_from``, that user's own are not counted.
+
+        A COUNT Query reads at most ``cap`` items a page. Without ``not_from`` a page of ``cap``
+        live items ends it; a page's expired items (TTL deletes lazily) or, with ``not_from``, the
+        user's own make it go on, at most ``_COUNT_PAGES`` pages: bounded work either way.
+        """
+        condition = "feed = :f" + (" AND id > :after" if after else "")
+        values: dict[str, Any] = {":f": {"S": feed}, ":now": {"N": str(int(now))}}
+        if after:
+            values[":after"] = {"S": after}
+        filters = "expiresAt > :now"
+        names: dict[str, str] = {}
+        if not_from is not None:
+            filters += " AND #from <> :me"
+            values[":me"] = {"S": not_from}
+            names["#from"] = "from"
+        request: dict[str, Any] = {
+            "TableName": self.messages_table,
+            "KeyConditionExpression": condition,
+            "FilterExpression": filters,
+            "ExpressionAttributeValues": values,
+            "Select": "COUNT",
+            "Limit": cap,
+            "ConsistentRead": True,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        count = 0
+        with _wrapped("count unread messages"):
+            for _ in range(_COUNT_PAGES):
+                answer = self.client.query(**request)
+                count += answer.get("Count", 0)
+                start = answer.get("LastEvaluatedKey")
+                if count >= cap or not start:
+                    break
+                request["ExclusiveStartKey"] = start
+        return min(count, cap)
+
+    def advance_read(self, reader: str, partner: str | None, up_to: str, *, expires_at: int) -> bool:
+        """Move the reader's position in a conversation forward to ``up_to``; False (and nothing
+        written) when it is already there or further: positions never move backwards.
+
+        One conditional write: for a private conversation, a transaction that also records the
+        position as the partner's ``seen#<reader>`` (written only together, so always equal), which
+        lets the partner's inbox read it in its one Query.
+        """
+        own = self._position_put(inbox_partition(reader), _READ + (partner or _PUBLIC_KEY), up_to, expires_at)
+        own["ConditionExpression"] = "attribute_not_exists(upTo) OR upTo < :upTo"
+        own["ExpressionAttributeValues"] = {":upTo": {"S": up_to}}
+        try:
+            if partner is None:
+                self.client.put_item(**own)
+            else:
+                theirs = self._position_put(inbox_partition(partner), _SEEN + reader, up_to, expires_at)
+                writes: list[Any] = [{"Put": own}, {"Put": theirs}]
+                self.client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException" or _first_condition_failed(exc):
+                return False
+            raise DependencyError("could not record the read position") from exc
+        except BotoCoreError as exc:
+            raise DependencyError("could not record the read position") from exc
+        return True
+
+    def _position_put(self, partition: str, key: str, up_to: str, expires_at: int) -> dict[str, Any]:
+        return {
+            "TableName": self.messages_table,
+            "Item": {
+                "feed": {"S": partition},
+                "id": {"S": key},
+                "upTo": {"S": up_to},
+                "expiresAt": {"N": str(expires_at)},
+            },
+        }
+
+    def claim_typing(self, sender: str, recipient: str, *, now_ms: int, window_ms: int) -> bool:
+        """True when no ``typing`` from ``sender`` to ``recipient`` was forwarded within the last
+        ``window_ms``, recording this one (one conditional PutItem; the item expires soon after)."""
+        return _condition_held(
+            "record the typing notice",
+            lambda: self.client.put_item(
+                TableName=self.messages_table,
+                Item={
+                    "feed": {"S": _typing_feed(sender)},
+                    "id": {"S": recipient},
+                    "at": {"N": str(now_ms)},
+                    "expiresAt": {"N": str((now_ms + window_ms) // 1000 + 60)},
+                },
+                ConditionExpression="attribute_not_exists(#at) OR #at <= :since",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues={":since": {"N": str(now_ms - window_ms)}},
+            ),
+        )
 
 
 def _recorded_before(cutoff: float | None) -> dict[str, Any]:
@@ -594,8 +774,8 @@ def _values(values: dict[str, Any]) -> dict[str, Any]:
 # ---- item mapping ------------------------------------------------------------------------------
 
 
-def _connection(item: dict[str, Any]) -> Connection:
-    return Connection(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
+def _connection(item: dict[str, Any]) -> ConnectionRecord:
+    return ConnectionRecord(connection_id=item["connectionId"]["S"], username=item["username"]["S"])
 
 
 def _message_item(message: StoredMessage, feed: str, expires_at: int) -> dict[str, Any]:
@@ -645,6 +825,25 @@ def _first_condition_failed(exc: ClientError) -> bool:
     """A cancelled transaction whose first write (the dedup record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
     return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+
+
+def _if_condition_holds(doing: str, write: Callable[[], Answer]) -> Answer | None:
+    """Make one conditional write: its answer, or None when its condition failed (the state it
+    guards against was found, which the caller decides about); any other failure is a
+    DependencyError naming what was being done."""
+    try:
+        return write()
+    except ClientError as exc:
+        if _error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise DependencyError(f"could not {doing}") from exc
+    except BotoCoreError as exc:
+        raise DependencyError(f"could not {doing}") from exc
+
+
+def _condition_held(doing: str, write: Callable[[], object]) -> bool:
+    """Make one conditional write; True when it was made, False when its condition failed."""
+    return _if_condition_holds(doing, write) is not None
 
 
 @contextmanager

@@ -101,3 +101,11 @@ def test_abuse_measures_every_flood_with_and_without_budgets(output: Path) -> No
     assert all(r["probes"] > 0 and r["quiet_probes"] > 0 for r in rows)
     assert all(r["flood_refused"] == 0 for r in rows if r["mode"] == "off")
     assert all(r["flood_refused"] > 0 for r in rows if r["mode"] == "on")
+
+
+def test_cold_start_measures_each_handler_beside_the_code_before(output: Path) -> None:
+    """Each handler's import time, and in the same run that of the same handler at the baseline commit."""
+    data = record(output, "cold_start")["data"]
+    assert set(data["imports"]) == {"ping", "sendmessage"} and min(data["imports"].values()) > 0
+    before = data["before"]["imports"]
+    assert set(before) == set(data["imports"]) and min(before.values()) > 0

@@ -104,6 +104,50 @@ def test_a_wrong_password_exits_before_connecting(stack, new_username) -> None:
     assert "NotAuthorized" in result.stderr and "or that name is taken" in result.stderr
 
 
+def test_without_a_password_or_a_terminal_it_says_what_is_missing_and_exits_3(
+    stack, new_username, tmp_path
+) -> None:
+    """No CHAT_PASSWORD and no terminal: one line naming the env var and the flag, exit 3, no traceback;
+    the same run with --password-file sends."""
+    user = new_username("script")
+    without_password = {name: value for name, value in os.environ.items() if name != "CHAT_PASSWORD"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            chat_command(stack, user, *args),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            env=without_password,
+            start_new_session=True,  # no controlling terminal, as under cron or CI
+            check=False,
+        )
+
+    result = run("send", "hi")
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no password for {user}" in result.stderr
+    assert "CHAT_PASSWORD" in result.stderr and "--password-file" in result.stderr
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    assert run("send", "--password-file", str(password_file), "hi").returncode == 0
+
+
+def test_who_and_help_answer_in_pipe_mode(stack, peer, new_username) -> None:
+    """Lines from a pipe: /help prints the usage and /who the users online, in order with the sends."""
+    other = new_username("bob")
+    peer(other)
+    me = new_username("alice")
+    result = run_chat(stack, me, stdin="/help\nhello\n/who\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("* plain text is public") and "/history" in lines[0], result.stdout
+    online = next(line for line in lines if line.startswith("* online: "))
+    assert {me, other} <= set(online.removeprefix("* online: ").split(", ")), online
+
+
 def test_history_prints_recent_messages(stack, new_username) -> None:
     """`chat history` syncs and prints what the user can see, private messages marked."""
     alice, bob = new_username("alice"), new_username("bob")
@@ -144,7 +188,11 @@ class Terminal:
         return ANSI_ESCAPE.sub("", self.output)
 
     def type(self, line: str) -> None:
-        os.write(self.fd, line.encode() + b"\r")
+        self.write(line + "\r")
+
+    def write(self, keys: str) -> None:
+        """Keys typed without Enter."""
+        os.write(self.fd, keys.encode())
 
     def wait_for(self, needle: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -204,6 +252,43 @@ async def _resume_scenario(config: ChatConfig, me: str, other: str) -> None:
         await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
         assert _texts(events).count("missed, privately") == 1
         assert _texts(events).count("missed, publicly") == 1
+    finally:
+        await asyncio.gather(mine.stop(), theirs.stop())
+        await asyncio.gather(*runners)
+
+
+def test_a_refused_sync_is_retried_until_the_missed_messages_come(monkeypatch, new_username) -> None:
+    """A resume sync refused with rate_limited (a stack with a small sync budget) is asked again with
+    back-off on the same connection, and the private message missed meanwhile arrives once."""
+    from local_stack.testing import running_stack
+
+    # 12 units a minute, 3 at once: the first sync (1 unit) leaves too little for a resume (3) for 5 s.
+    monkeypatch.setenv("RATE_LIMIT_SYNC_PER_MINUTE", "12")
+    with running_stack() as small_budget:
+        config = load_from_url(small_budget.http_url)
+        asyncio.run(_refused_sync_scenario(config, new_username("erin"), new_username("frank")))
+
+
+async def _refused_sync_scenario(config: ChatConfig, me: str, other: str) -> None:
+    events: list[dict[str, Any]] = []
+    mine = _session(config, me, events.append, backoff=Backoff(base=2, cap=2))
+    theirs = _session(config, other, lambda _: None)
+    runners = [asyncio.create_task(mine.run()), asyncio.create_task(theirs.run())]
+    try:
+        await _until(lambda: any(e.get("type") == "synced" for e in events))
+        await _until(lambda: theirs.connection_state == "online")
+        assert mine._socket is not None
+        mine._socket.transport.abort()
+        await _until(lambda: mine.connection_state == "offline")
+        await theirs.send("missed while refused", to=me)
+        await _until(lambda: "missed while refused" in _texts(events), timeout=40)
+        retries = [e for e in events if e.get("type") == "sync-retry"]
+        assert retries and all(e["code"] == "rate_limited" for e in retries), events
+        assert [e["retryIn"] for e in retries] == sorted(e["retryIn"] for e in retries)
+        states = [e["state"] for e in events if e.get("type") == "connection"]
+        assert states.count("online") == 2, states  # retried on the same connection, not by reconnecting
+        await asyncio.sleep(0.5)
+        assert _texts(events).count("missed while refused") == 1
     finally:
         await asyncio.gather(mine.stop(), theirs.stop())
         await asyncio.gather(*runners)

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from clients.cli.auth import AuthError, CognitoAuth
 from clients.cli.config import ChatConfig, ConfigError, config_url, load_from_stack
-from clients.cli.main import build_parser
+from clients.cli.main import NoPassword, build_parser, read_password
 from clients.cli.render import format_event
 from clients.cli.session import url_with_token
 
@@ -36,6 +36,23 @@ def test_a_stacks_outputs_make_a_config_with_the_regional_cognito_endpoint() -> 
     config = load_from_stack("ServerlessChat", cloudformation=FakeCloudFormation(outputs))
     assert config.websocket_url == outputs["WebSocketUrl"]
     assert config.cognito_endpoint == "https://cognito-idp.eu-west-1.amazonaws.com/"
+
+
+@pytest.mark.parametrize(
+    ("region", "endpoint"),
+    [
+        ("cn-north-1", "https://cognito-idp.cn-north-1.amazonaws.com.cn/"),
+        ("cn-northwest-1", "https://cognito-idp.cn-northwest-1.amazonaws.com.cn/"),
+        ("cn-south-9", "https://cognito-idp.cn-south-9.amazonaws.com.cn/"),  # not yet in botocore's list
+        ("us-gov-west-1", "https://cognito-idp.us-gov-west-1.amazonaws.com/"),
+        ("ap-southeast-5", "https://cognito-idp.ap-southeast-5.amazonaws.com/"),
+    ],
+)
+def test_the_cognito_endpoint_has_the_partitions_dns_suffix(region: str, endpoint: str) -> None:
+    """--stack in a China region signs in at amazonaws.com.cn, elsewhere at amazonaws.com."""
+    outputs = {"WebSocketUrl": "wss://x", "Region": region, "UserPoolId": "p", "UserPoolClientId": "c"}
+    config = load_from_stack("ServerlessChat", cloudformation=FakeCloudFormation(outputs))
+    assert config.cognito_endpoint == endpoint
 
 
 def test_a_missing_value_is_an_error_that_names_it() -> None:
@@ -160,3 +177,64 @@ def test_options_work_before_and_after_the_subcommand() -> None:
     after = build_parser().parse_args(["send", "--user", "alice", "--to", "bob", "hi", "there"])
     assert vars(before) == vars(after)
     assert before.url == "http://127.0.0.1:8080/config.json" and before.text == ["hi", "there"]
+
+
+def _entry(partner: str | None, unread: int) -> dict[str, Any]:
+    return {"with": partner, "last": None, "unread": unread, "readUpTo": None, "theirReadUpTo": None}
+
+
+def test_the_inbox_shows_one_line_per_private_conversation_with_unread_messages() -> None:
+    """Unread counts on connect: DMs only, none for zero, and 100 reads as 100+."""
+    inbox = {"type": "inbox", "conversations": [_entry(None, 7), _entry("bob", 3), _entry("carol", 0)]}
+    inbox["conversations"].append(_entry("dave", 100))
+    assert format_event(inbox, "alice") == "* 3 unread from bob\n* 100+ unread from dave"
+    assert format_event({"type": "inbox", "conversations": [_entry(None, 2)]}, "alice") is None
+
+
+def test_a_history_page_prints_oldest_first_and_says_when_there_are_no_more() -> None:
+    """/history shows the page as message lines between a heading and where to go on (or that it ended)."""
+    page = [_message("bob", "alice", "first"), _message("alice", "bob", "second")]
+    more = {"type": "history", "with": "bob", "messages": page, "more": True}
+    assert format_event(more, "alice") == (
+        "* earlier with bob:\n--:-- [from bob] first\n--:-- [to bob] second\n"
+        "* /history bob again for older ones"
+    )
+    last = {"type": "history", "with": None, "messages": [_message("bob", None, "hi")], "more": False}
+    assert format_event(last, "alice") == "* earlier in public:\n--:-- bob: hi\n* no older messages in public"
+    empty = {"type": "history", "with": "bob", "messages": [], "more": False}
+    assert format_event(empty, "alice") == "* no older messages with bob"
+
+
+def test_a_refused_sync_says_it_will_try_again() -> None:
+    """The retry of a refused sync is one line, not a raw error frame."""
+    event = {"type": "sync-retry", "code": "rate_limited", "message": "x", "retryIn": 2.5}
+    assert format_event(event, "alice") == "* could not catch up yet (rate_limited); trying again in 2.5s"
+
+
+def test_without_a_password_or_a_terminal_it_says_how_to_give_one(monkeypatch, tmp_path) -> None:
+    """No CHAT_PASSWORD, no --password-file, no terminal: NoPassword naming both; nothing is asked."""
+    monkeypatch.delenv("CHAT_PASSWORD", raising=False)
+
+    def prompt(_: str) -> str:
+        raise AssertionError("asked without a terminal")
+
+    with pytest.raises(NoPassword, match="set CHAT_PASSWORD or pass --password-file FILE"):
+        read_password("alice", None, prompt=prompt, terminal=lambda: False)
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file-1\nignored\n")
+    assert read_password("alice", str(secret), prompt=prompt, terminal=lambda: False) == "from-a-file-1"
+    monkeypatch.setenv("CHAT_PASSWORD", "from-the-env-1")
+    assert read_password("alice", None, prompt=prompt, terminal=lambda: False) == "from-the-env-1"
+
+
+def test_a_terminal_is_asked_and_ctrl_d_there_is_no_password(monkeypatch) -> None:
+    """On a terminal the prompt asks; Ctrl-D (EOFError) or an empty answer is a clean NoPassword."""
+    monkeypatch.delenv("CHAT_PASSWORD", raising=False)
+    assert read_password("alice", None, prompt=lambda _: "typed-1", terminal=lambda: True) == "typed-1"
+
+    def ctrl_d(_: str) -> str:
+        raise EOFError
+
+    for prompt in (ctrl_d, lambda _: ""):
+        with pytest.raises(NoPassword):
+            read_password("alice", None, prompt=prompt, terminal=lambda: True)

@@ -17,8 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
+from infra.web_client import WEB_CONTENT_TYPES
 from infra.web_policy import content_security_policy
 from tests.clients.peers import PASSWORD
 
@@ -107,7 +108,7 @@ def page_server(stack: Any, *, app_js: str | None = None, csp: str | None = None
     """The web client's files (as the bucket holds them) and the stack's config.json, from one origin,
     with the CSP header the hosted page gets: what CloudFront serves, on loopback."""
     files = {path.name: path for path in WEB_ROOT.iterdir() if path.is_file()}
-    types = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+    types = {suffix: accepted[0] for suffix, accepted in WEB_CONTENT_TYPES.items()}
 
     def answer(path: str) -> Answer | None:
         name = path.lstrip("/") or "index.html"
@@ -122,14 +123,6 @@ def page_server(stack: Any, *, app_js: str | None = None, csp: str | None = None
     return RecordingServer(answer, {"Content-Security-Policy": csp} if csp else None)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def attacker() -> Iterator[RecordingServer]:
     with attacker_server() as server:
@@ -137,10 +130,9 @@ def attacker() -> Iterator[RecordingServer]:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    opened = browser.new_context()
-    yield opened
-    opened.close()
+def context(open_context: Callable[..., BrowserContext]) -> BrowserContext:
+    """One browser context (the conftest's browser), closed after the test."""
+    return open_context()
 
 
 def origin(url: str) -> str:
@@ -247,7 +239,8 @@ def test_the_csp_stops_the_old_loader_before_anything_leaves(
 def test_the_page_works_under_its_csp(
     context: BrowserContext, stack: Any, new_username: Callable[[str], str]
 ) -> None:
-    """Served with the hosted page's CSP header (local URLs): sign-in, connect, send and reload work."""
+    """Under the hosted page's CSP header (local URLs): sign-in, connect, send, reload, the service worker
+    and the manifest all work, with no violation."""
     with page_server(stack, csp=local_policy(stack)) as site:
         page = context.new_page()
         violations = csp_violations(page)
@@ -257,10 +250,12 @@ def test_the_page_works_under_its_csp(
             "data-state", "online", timeout=WAIT_MS
         )
         send(page, "allowed by the policy")
+        assert page.evaluate("navigator.serviceWorker.ready.then(r => Boolean(r.active))")
         page.reload()
         expect(page.get_by_test_id("connection-state")).to_have_attribute(
             "data-state", "online", timeout=WAIT_MS
         )
         # Read at each load and again at sign-in, always from the page's own origin.
     assert len([path for _, path, _ in site.requests if path == "/config.json"]) >= 2
+    assert "/manifest.webmanifest" in [path for _, path, _ in site.requests]
     assert violations == []

@@ -50,23 +50,40 @@ def test_values_of_the_wrong_type_are_problems() -> None:
     assert problems(error) == ["error.code is not an error code of the protocol: 'oops'"]
 
 
-def test_a_messages_frame_is_checked_message_by_message() -> None:
-    """A batched replay's frame holds at least one message, each a message frame's fields but `type`."""
-    item = {k: v for k, v in MESSAGE.items() if k != "type"}
-    assert problems({"type": "messages", "messages": [item, item]}) == []
-    assert problems({"type": "messages", "messages": []}) == ["messages.messages is not a non-empty list: []"]
-    assert problems({"type": "messages", "messages": [{**item, "from": "No Name"}]}) == [
-        "messages.messages holds a malformed message: message.from is not a username: 'No Name'"
-    ]
-    assert problems({"type": "messages", "messages": [MESSAGE]}) == [
-        "messages.messages holds a message with a `type` field"
-    ]
-
-
 def test_frames_that_are_not_protocol_frames_are_problems() -> None:
     """API Gateway's own error body and plain text are not frames of the protocol."""
     assert problems({"message": "Internal server error", "connectionId": "x"}) == ["unknown frame type None"]
     assert problems("pong") == ["not a JSON object: 'pong'"]
+
+
+def test_conversation_frames_are_checked_to_the_field() -> None:
+    """history, read, typing and inbox frames as the protocol says pass; a message object with a
+    `type`, an unread count past 100, history newest first or an inbox without public are caught."""
+    item = {k: v for k, v in MESSAGE.items() if k != "type"}
+    later = {**item, "id": "01JD0000000000000000000001"}
+    assert problems({"type": "history", "with": None, "messages": [item, later], "more": False}) == []
+    assert problems({"type": "history", "with": "bob", "messages": [later, item], "more": True}) == [
+        "history.messages is not oldest first"
+    ]
+    assert problems({"type": "history", "with": None, "messages": [MESSAGE], "more": False})[0].startswith(
+        "history.messages is not a message object"
+    )
+    assert problems({"type": "typing", "from": "alice"}) == []
+    assert problems({"type": "read", "user": "alice", "with": None, "upTo": "nope"}) == [
+        "read.upTo is not a message id: 'nope'"
+    ]
+    public = {"with": None, "last": None, "unread": 0, "readUpTo": None, "theirReadUpTo": None}
+    bob = {"with": "bob", "last": item, "unread": 100, "readUpTo": None, "theirReadUpTo": item["id"]}
+    assert problems({"type": "inbox", "conversations": [bob, public]}) == []
+    assert problems({"type": "inbox", "conversations": [bob]}) == [
+        "inbox.conversations does not list the public conversation once"
+    ]
+    assert problems({"type": "inbox", "conversations": [{**bob, "unread": 101}, public]}) == [
+        "inbox.conversations unread 101 is not 0 to 100"
+    ]
+    assert problems({"type": "inbox", "conversations": [public, bob]}) == [
+        "inbox.conversations is not newest first"
+    ]
 
 
 def test_cognito_endpoint_follows_the_partition() -> None:
@@ -100,7 +117,7 @@ def test_a_stacks_outputs_say_where_it_is() -> None:
 
 def test_missing_outputs_are_named() -> None:
     """A stack without the outputs a client needs cannot be checked, and the error says which."""
-    with pytest.raises(TargetUnavailable, match="stack X lacks region, userPoolId, userPoolClientId"):
+    with pytest.raises(TargetUnavailable, match="stack X has no region, userPoolId, userPoolClientId"):
         Target.from_config(
             config_from_outputs([{"OutputKey": "WebSocketUrl", "OutputValue": "wss://x"}]), "stack X"
         )

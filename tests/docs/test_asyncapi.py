@@ -87,9 +87,9 @@ def all_refs(node: Any) -> Iterator[str]:
 
 
 def test_is_asyncapi_3(doc: dict[str, Any]) -> None:
-    """The document declares AsyncAPI 3.0.0 and protocol version 1."""
+    """The document declares AsyncAPI 3.0.0 and protocol version 1.1."""
     assert doc["asyncapi"] == "3.0.0"
-    assert doc["info"]["version"] == "1"
+    assert doc["info"]["version"] == "1.1"
 
 
 def test_every_reference_resolves(doc: dict[str, Any]) -> None:
@@ -143,9 +143,9 @@ def test_examples_match_their_payloads(doc: dict[str, Any]) -> None:
 
 
 def test_client_actions_are_the_protocols(doc: dict[str, Any]) -> None:
-    """The JSON client messages are exactly chat.protocol.ACTIONS."""
+    """The JSON client messages are exactly chat.protocol's actions, versions 1 and 1.1."""
     actions = [const_of(doc, m, "action") for m in channel_messages(doc).values()]
-    assert sorted(a for a in actions if a) == sorted(protocol.ACTIONS)
+    assert sorted(a for a in actions if a) == sorted(protocol.ACTIONS + protocol.CONVERSATION_ACTIONS)
 
 
 def test_bare_text_ping_is_described(doc: dict[str, Any]) -> None:
@@ -160,9 +160,10 @@ def test_bare_text_ping_is_described(doc: dict[str, Any]) -> None:
 
 
 def test_server_frame_types_are_the_protocols(doc: dict[str, Any]) -> None:
-    """The server frames are exactly chat.protocol's, version 1 and the batched replay's."""
+    """The server frames are exactly chat.protocol's frame types, versions 1 and 1.1."""
     types = [const_of(doc, m, "type") for m in channel_messages(doc).values()]
-    assert sorted(t for t in types if t) == sorted(protocol.FRAME_TYPES + protocol.BATCHED_FRAME_TYPES)
+    expected = protocol.FRAME_TYPES + protocol.CONVERSATION_FRAME_TYPES + protocol.BATCHED_FRAME_TYPES
+    assert sorted(t for t in types if t) == sorted(expected)
 
 
 def test_error_codes_are_the_protocols(doc: dict[str, Any]) -> None:
@@ -184,6 +185,24 @@ def test_limits_and_patterns_are_the_protocols(doc: dict[str, Any]) -> None:
     assert schemas["Username"]["pattern"] == USERNAME_RE.pattern
     for frame in ("MessageFrame", "AckFrame", "ErrorFrame"):
         assert schemas[frame]["properties"]["clientMsgId"]["pattern"] == protocol.CLIENT_MSG_ID_RE.pattern
+
+
+def test_conversation_limits_and_patterns_are_the_protocols(doc: dict[str, Any]) -> None:
+    """History's limit, the message id form and the inbox's 100 are the runtime's."""
+    schemas = doc["components"]["schemas"]
+    limit = schemas["HistoryRequest"]["properties"]["limit"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        1,
+        protocol.HISTORY_MAX_LIMIT,
+        protocol.HISTORY_DEFAULT_LIMIT,
+    )
+    id_pattern = protocol.MESSAGE_ID_RE.pattern
+    assert schemas["MessageId"]["pattern"] == id_pattern
+    assert schemas["HistoryRequest"]["properties"]["before"]["pattern"] == id_pattern
+    assert (
+        schemas["InboxFrame"]["properties"]["conversations"]["maxItems"] == protocol.INBOX_MAX_CONVERSATIONS
+    )
+    assert set(schemas["MessageObject"]["required"]) == set(schemas["MessageFrame"]["required"]) - {"type"}
 
 
 def real_frames() -> dict[str, list[dict[str, Any]]]:
@@ -216,7 +235,7 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
             json.loads(text)
             for text, _ in protocol.pack_messages(
                 [
-                    protocol.message_object(
+                    protocol.message_fields(
                         message_id=message_id,
                         cursor=cursor,
                         sender="alice",
@@ -241,6 +260,42 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
         "pong": [protocol.pong_frame()],
         "error": [protocol.error_frame(code, "why", client_msg_id="c-9") for code in protocol.ERROR_CODES]
         + [protocol.error_frame("invalid_json", "not JSON")],
+        **conversation_frames(message_id, cursor),
+    }
+
+
+def conversation_frames(message_id: str, cursor: Cursor) -> dict[str, list[dict[str, Any]]]:
+    """Version 1.1's answers as chat.protocol builds them."""
+    objects = [
+        protocol.message_object(
+            protocol.message_frame(
+                message_id=message_id,
+                cursor=cursor,
+                sender="alice",
+                to=to,
+                text="hi",
+                sent_at="2026-11-27T09:30:00.123Z",
+                client_msg_id=None,
+            )
+        )
+        for to in (None, "bob")
+    ]
+    rows = [
+        protocol.Conversation(None, objects[0], 100, message_id, None),
+        protocol.Conversation("bob", objects[1], 0, None, message_id),
+        protocol.Conversation("carol", None, 0, None, None),
+    ]
+    return {
+        "history": [
+            protocol.fit_history(None, objects[:1], more=False),
+            protocol.fit_history("bob", [], more=False),
+        ],
+        "typing": [protocol.typing_frame("alice")],
+        "read": [
+            protocol.read_frame("alice", None, message_id),
+            protocol.read_frame("alice", "bob", message_id),
+        ],
+        "inbox": [protocol.inbox_frame(rows), protocol.inbox_frame(rows[:1])],
     }
 
 
@@ -253,10 +308,19 @@ def test_frames_the_runtime_builds_match_the_document(doc: dict[str, Any], name:
         assert protocol.encode(frame)  # and is sendable as JSON text
 
 
-@pytest.mark.parametrize("name", ["sendmessage", "sync"])
+PARSERS = {
+    "sendmessage": protocol.parse_send,
+    "sync": protocol.parse_sync,
+    "historyRequest": protocol.parse_history,
+    "typingRequest": protocol.parse_typing,
+    "readRequest": protocol.parse_read,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
 def test_client_examples_are_accepted_by_the_runtime(doc: dict[str, Any], name: str) -> None:
     """The document's request examples pass the runtime's own parsers."""
-    parse = {"sendmessage": protocol.parse_send, "sync": protocol.parse_sync}[name]
+    parse = PARSERS[name]
     for example in doc["components"]["messages"][name]["examples"]:
         parse(example["payload"])
 
@@ -304,3 +368,31 @@ def test_document_and_runtime_refuse_the_same_syncs(doc: dict[str, Any], body: d
     assert not payload_validator(doc, "sync").is_valid(body)
     with pytest.raises(RejectedFrame):
         protocol.parse_sync(body)
+
+
+AN_ID = IdGenerator().new_id(1_795_771_800_123)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("historyRequest", {"action": "history", "limit": 0}),
+        ("historyRequest", {"action": "history", "limit": protocol.HISTORY_MAX_LIMIT + 1}),
+        ("historyRequest", {"action": "history", "limit": True}),
+        ("historyRequest", {"action": "history", "before": "not-an-id"}),
+        ("historyRequest", {"action": "history", "before": AN_ID.lower()}),
+        ("historyRequest", {"action": "history", "with": "a"}),
+        ("typingRequest", {"action": "typing"}),
+        ("typingRequest", {"action": "typing", "to": "has space"}),
+        ("readRequest", {"action": "read", "with": "bob"}),
+        ("readRequest", {"action": "read", "upTo": 5}),
+        ("readRequest", {"action": "read", "upTo": "c1." + AN_ID}),
+    ],
+)
+def test_document_and_runtime_refuse_the_same_conversation_requests(
+    doc: dict[str, Any], name: str, body: dict[str, Any]
+) -> None:
+    """A history, typing or read request the document calls invalid is one the runtime refuses."""
+    assert not payload_validator(doc, name).is_valid(body)
+    with pytest.raises(RejectedFrame):
+        PARSERS[name](body)

@@ -54,6 +54,20 @@ def test_every_error_code_the_runtime_can_send_is_explained() -> None:
     assert set(first_column(VERSION_1, "code")) == codes
 
 
+VERSION_1_1 = section("Version 1.1")
+
+
+def test_version_1_1_lists_the_conversation_actions_the_runtime_routes() -> None:
+    """The new actions of version 1.1 (beside `sync`'s new option) are chat.protocol.CONVERSATION_ACTIONS."""
+    actions = first_column(VERSION_1_1, "action")
+    assert tuple(a for a in actions if a != "sync") == protocol.CONVERSATION_ACTIONS
+
+
+def test_version_1_1_lists_the_frames_that_answer_them() -> None:
+    """Each conversation frame the runtime sends has a row in version 1.1's frame table."""
+    assert set(protocol.CONVERSATION_FRAME_TYPES) <= set(first_column(VERSION_1_1, "type"))
+
+
 def test_version_1_1_lists_the_batched_replay_frame() -> None:
     """The new frames of version 1.1 include chat.protocol.BATCHED_FRAME_TYPES, and its size limit."""
     new_frames = section("New frames")

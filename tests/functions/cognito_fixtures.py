@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import jwt
 import pytest
-from chat import auth, config
+from chat import config, token_verifier
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.cognitoidp import models as cognito_models
 from moto.server import ThreadedMotoServer
@@ -120,14 +120,14 @@ def cognito_fixture() -> Iterator[Cognito]:
 @pytest.fixture(name="verifier_env")
 def verifier_env_fixture(cognito: Cognito, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The authorizer's environment pointed at moto, and a fresh process-wide verifier."""
-    for name in (config.TOKEN_ISSUER, "AUTO_CONFIRM"):
+    for name in (config.TOKEN_ISSUER, config.AUTO_CONFIRM):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(config.USER_POOL_ID, cognito.pool.id)
     monkeypatch.setenv(config.USER_POOL_CLIENT_ID, cognito.pool.client_id)
     monkeypatch.setenv(config.JWKS_URL, cognito.jwks_url())
-    auth.default_verifier.cache_clear()
+    token_verifier.default_verifier.cache_clear()
     yield
-    auth.default_verifier.cache_clear()
+    token_verifier.default_verifier.cache_clear()
 
 
 @pytest.fixture(name="minted_at")

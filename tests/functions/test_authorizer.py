@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 import pytest
-from chat import auth
+from chat import token_verifier
 from chat.handlers import authorizer
 
 from tests.functions.cognito_fixtures import (  # noqa: F401 - pytest finds fixtures by their name=
@@ -95,7 +95,7 @@ def test_valid_access_token_is_allowed_with_lower_cased_username(cognito: Cognit
 def test_explicit_issuer_setting_is_honoured(cognito: Cognito, monkeypatch: pytest.MonkeyPatch) -> None:
     """TOKEN_ISSUER, when set, is the issuer a token must name (here: another pool's, so refused)."""
     monkeypatch.setenv("TOKEN_ISSUER", cognito.other_pool.issuer)
-    auth.default_verifier.cache_clear()
+    token_verifier.default_verifier.cache_clear()
     assert authorize(cognito.access_token("bob"))["policyDocument"]["Statement"][0]["Effect"] == "Deny"
 
 
@@ -195,10 +195,10 @@ def test_invalid_username_claim_is_denied(cognito: Cognito, logs: Any) -> None:
     """Even a validly signed token needs a username of the protocol's form (re-signed here)."""
     claims = claims_of(cognito.access_token()) | {"username": "Not Valid!"}
     key = new_rsa_key()
-    verifier = auth.TokenVerifier(
+    verifier = token_verifier.TokenVerifier(
         issuer=cognito.pool.issuer, client_id=cognito.pool.client_id, signing_keys=StaticKeys(key, "k1")
     )
-    with pytest.raises(auth.InvalidToken, match="username"):
+    with pytest.raises(token_verifier.InvalidToken, match="username"):
         verifier.verify(signed_with(key, "k1", claims))
 
 
@@ -207,7 +207,7 @@ def test_unreachable_jwks_is_denied_and_logged_as_error(
 ) -> None:
     """When the keys cannot be fetched the answer is still a Deny, with the failure logged."""
     monkeypatch.setenv("JWKS_URL", "http://127.0.0.1:9/nowhere/.well-known/jwks.json")
-    auth.default_verifier.cache_clear()
+    token_verifier.default_verifier.cache_clear()
     logged = assert_denied(cognito.access_token(), logs)
     assert '"level":"ERROR"' in logged
     assert "KeysUnavailable" in logged
@@ -218,16 +218,16 @@ def test_missing_configuration_is_denied(
 ) -> None:
     """A stack without USER_POOL_CLIENT_ID refuses everyone and says which variable is missing."""
     monkeypatch.delenv("USER_POOL_CLIENT_ID")
-    auth.default_verifier.cache_clear()
+    token_verifier.default_verifier.cache_clear()
     assert "USER_POOL_CLIENT_ID" in assert_denied(cognito.access_token(), logs)
 
 
 def test_verifier_is_built_once_per_process(cognito: Cognito) -> None:
     """Warm invocations reuse the verifier and with it the cached key set."""
     authorize(cognito.access_token())
-    first = auth.default_verifier()
+    first = token_verifier.default_verifier()
     authorize(cognito.access_token("bob"))
-    assert auth.default_verifier() is first
+    assert token_verifier.default_verifier() is first
 
 
 # The key set: cached, refetched on an unknown key id, and not more often than the cooldown allows.
@@ -303,9 +303,9 @@ def rotating_claims() -> dict[str, Any]:
     }
 
 
-def verifier_for(server: JwksServer, cooldown_seconds: float) -> auth.TokenVerifier:
-    keys = auth.build_jwks_client(server.url, refresh_cooldown_seconds=cooldown_seconds)
-    return auth.TokenVerifier(issuer=ISSUER, client_id="client-1", signing_keys=keys)
+def verifier_for(server: JwksServer, cooldown_seconds: float) -> token_verifier.TokenVerifier:
+    keys = token_verifier.build_jwks_client(server.url, refresh_cooldown_seconds=cooldown_seconds)
+    return token_verifier.TokenVerifier(issuer=ISSUER, client_id="client-1", signing_keys=keys)
 
 
 def test_keys_are_fetched_once_and_cached(jwks_server: JwksServer) -> None:
@@ -339,7 +339,7 @@ def test_unknown_kid_refetches_at_most_once_per_cooldown(jwks_server: JwksServer
     forged = [signed_with(stranger, f"forged-{n}", rotating_claims()) for n in range(3)]
     time.sleep(0.6)
     for token in forged:
-        with pytest.raises(auth.InvalidToken, match="does not publish"):
+        with pytest.raises(token_verifier.InvalidToken, match="does not publish"):
             verifier.verify(token)
     assert jwks_server.requests == 2  # the first fetch, then one refresh for the first unknown kid
 

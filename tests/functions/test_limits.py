@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from chat import config, wiring
+from chat import config, limits, wiring
 from chat.config import ConfigError, Settings
 from chat.errors import DependencyError
 from chat.limits import Bucket, RateLimiter, Spent, cost_of
@@ -282,3 +282,13 @@ def test_every_message_route_has_a_budget() -> None:
     message_routes = {route.key for route in constants.ROUTES} - {"$connect", "$disconnect"}
     assert message_routes == set(config.DEFAULT_BUDGETS_PER_MINUTE)
     assert all(n > 0 for n in config.DEFAULT_BUDGETS_PER_MINUTE.values())
+
+
+def test_conversation_routes_cost_what_they_may_read() -> None:
+    """history costs 1 + limit // 25 (3 for the default 50), inbox 5, typing and read 1."""
+    assert limits.cost_of("history", '{"action": "history"}') == 3
+    assert limits.cost_of("history", '{"action": "history", "limit": 100}') == 5
+    assert limits.cost_of("history", "not json") == 1
+    assert limits.cost_of("inbox", None) == limits.INBOX_COST == 5
+    assert limits.cost_of("typing", '{"action": "typing", "to": "bob"}') == 1
+    assert limits.cost_of("read", "{}") == 1

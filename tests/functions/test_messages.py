@@ -117,7 +117,7 @@ def test_a_message_stored_but_never_fanned_out_is_delivered_on_resend(
         raise RuntimeError("the Lambda died here")
 
     with monkeypatch.context() as patch:
-        patch.setattr(world.service, "_fan_out", crash)
+        patch.setattr(world.service, "_deliver_message", crash)
         world.say(a1, "alice", "survivor", clientMsgId="crash-1")
     assert world.frames(b1, "message") == [] and world.frames(a1, "ack") == []
     world.say(a1, "alice", "survivor", clientMsgId="crash-1")  # resent at once: the first may still run

@@ -261,6 +261,46 @@ def test_a_hung_endpoint_is_bounded_in_time(serve: Callable[..., RawServer]) -> 
     assert time.monotonic() - started < FAST.attempts * (FAST.read_timeout + FAST.max_delay) + 2
 
 
+def test_a_hung_endpoint_over_tls_is_bounded_in_time(
+    serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS too, a post that gets no answer is cut off after the read timeout, attempt by attempt."""
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    server = serve(lambda head: b"", server_tls)
+    started = time.monotonic()
+    outcome = Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST).send("a=", "{}")
+    elapsed = time.monotonic() - started
+    assert outcome is Delivery.FAILED and len(server.requests) == FAST.attempts
+    assert (
+        FAST.attempts * FAST.read_timeout
+        <= elapsed
+        < FAST.attempts * (FAST.read_timeout + FAST.max_delay) + 2
+    )
+
+
+def test_each_post_gets_the_whole_read_timeout(serve: Callable[..., RawServer]) -> None:
+    """A post on a kept-alive connection is timed from its own start, not from an earlier post's: the
+    second post, which gets no answer the first time, is cut off a full read timeout after it was sent."""
+    asked: list[bytes] = []
+
+    def answer(head: bytes) -> bytes:
+        asked.append(head.split(b" ")[1])
+        return b"" if asked.count(asked[-1]) == 1 and b"slow" in asked[-1] else OK
+
+    server = serve(answer)
+    notifier = Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST)
+    assert notifier.send("fast=", "{}") is Delivery.DELIVERED
+    time.sleep(FAST.read_timeout * 0.6)
+    started = time.monotonic()
+    assert notifier.send("slow=", "{}") is Delivery.DELIVERED
+    elapsed = time.monotonic() - started
+    assert FAST.read_timeout <= elapsed < FAST.read_timeout + FAST.max_delay + 1.5
+    assert server.targets() == [b"fast=", b"slow=", b"slow="] and server.connections == 2
+
+
 def test_a_204_without_a_length_is_one_quick_delivery(serve: Callable[..., RawServer]) -> None:
     """A 204 has no body whatever its headers say: delivered at once, posted once, connection kept."""
     server = serve(lambda head: b"HTTP/1.1 204 No Content\r\n\r\n")

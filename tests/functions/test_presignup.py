@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from chat import config
 from chat.handlers import presignup
 
 from tests.support.world import lambda_context
@@ -29,7 +30,7 @@ def sign_up_event(
 
 @pytest.fixture(autouse=True)
 def _default_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(presignup.AUTO_CONFIRM, raising=False)
+    monkeypatch.delenv(config.AUTO_CONFIRM, raising=False)
 
 
 def sign_up(username: str, email: str | None = None, source: str = "PreSignUp_SignUp") -> dict[str, Any]:
@@ -70,7 +71,7 @@ def test_invalid_username_is_rejected_for_admin_created_users_too() -> None:
 @pytest.mark.parametrize("setting", ["false", "FALSE", " false "])
 def test_auto_confirm_can_be_turned_off(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """AUTO_CONFIRM=false leaves confirmation to Cognito's e-mail verification."""
-    monkeypatch.setenv(presignup.AUTO_CONFIRM, setting)
+    monkeypatch.setenv(config.AUTO_CONFIRM, setting)
     answer = sign_up("dave", email="dave@example.com")
     assert answer["response"]["autoConfirmUser"] is False
     assert answer["response"]["autoVerifyEmail"] is False
@@ -78,6 +79,6 @@ def test_auto_confirm_can_be_turned_off(setting: str, monkeypatch: pytest.Monkey
 
 def test_invalid_username_is_rejected_even_without_auto_confirm(monkeypatch: pytest.MonkeyPatch) -> None:
     """Turning auto-confirmation off does not turn the username rule off."""
-    monkeypatch.setenv(presignup.AUTO_CONFIRM, "false")
+    monkeypatch.setenv(config.AUTO_CONFIRM, "false")
     with pytest.raises(presignup.InvalidUsername):
         sign_up("x")

@@ -194,7 +194,7 @@ def test_sync_batch_that_is_not_a_boolean_is_invalid(batch: object) -> None:
 def message_objects(texts: list[str]) -> list[dict[str, Any]]:
     ids = IdGenerator()
     return [
-        protocol.message_object(
+        protocol.message_fields(
             message_id=(message_id := ids.new_id(1_780_000_000_000 + n)),
             cursor=Cursor.for_live(message_id, 30_000),
             sender="alice",

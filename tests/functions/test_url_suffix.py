@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from chat import config
-from chat.auth import VerifierSettings
 from chat.notifier import management_endpoint
+from chat.token_verifier import VerifierSettings
 
 
 def test_suffix_comes_from_the_environment_the_stack_sets() -> None:

@@ -10,7 +10,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra import constants, identity, nag
+from infra import constants, nag, user_pool_rules
 from infra.stack import ChatStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +23,17 @@ def synthesize(**context: Any) -> ChatStack:
     stack = ChatStack(app, constants.STACK_NAME)
     nag.check(app)
     return stack
+
+
+def all_functions(chat_stack: ChatStack) -> dict[str, Any]:
+    """Every function of the stack by its short name: the routes' function ids and the others."""
+    return {
+        **chat_stack.functions.routes,
+        "FanoutWorker": chat_stack.functions.fanout_worker,
+        "PresenceCheck": chat_stack.functions.presence_check,
+        "Authorizer": chat_stack.functions.authorizer,
+        "PreSignUp": chat_stack.identity.pre_sign_up,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +55,7 @@ def resources(template: Template) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def verify_email_stack() -> ChatStack:
     """The stack with auto-confirmation turned off (`-c autoConfirmSignUp=false`)."""
-    return synthesize(**{identity.AUTO_CONFIRM_CONTEXT_KEY: "false"})
+    return synthesize(**{user_pool_rules.AUTO_CONFIRM_CONTEXT_KEY: "false"})
 
 
 @pytest.fixture(scope="session")

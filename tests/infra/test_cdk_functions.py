@@ -7,25 +7,15 @@ from typing import Any
 import pytest
 from chat import config
 
-from infra import constants
+from infra import constants, sizing
 from infra.stack import ChatStack
-from tests.infra.conftest import logical_id
+from tests.infra.conftest import all_functions, logical_id
 
 ROUTE_IDS = [route.function_id for route in constants.ROUTES]
 
 
-def _all_functions(chat_stack: ChatStack) -> dict[str, Any]:
-    return {
-        **chat_stack.functions.routes,
-        "FanoutWorker": chat_stack.functions.fanout_worker,
-        "PresenceCheck": chat_stack.functions.presence_check,
-        "Authorizer": chat_stack.functions.authorizer,
-        "PreSignUp": chat_stack.identity.pre_sign_up,
-    }
-
-
 def _properties(chat_stack: ChatStack, resources: dict[str, Any], name: str) -> dict[str, Any]:
-    return resources[logical_id(_all_functions(chat_stack)[name])]["Properties"]
+    return resources[logical_id(all_functions(chat_stack)[name])]["Properties"]
 
 
 @pytest.mark.parametrize("name", [*ROUTE_IDS, "FanoutWorker", "PresenceCheck", "Authorizer", "PreSignUp"])
@@ -63,6 +53,20 @@ def test_memory_and_timeouts(chat_stack: ChatStack, resources: dict[str, Any]) -
     assert _properties(chat_stack, resources, "Authorizer")["Timeout"] == 10
     worker = _properties(chat_stack, resources, "FanoutWorker")
     assert (worker["MemorySize"], worker["Timeout"]) == (1769, 120)  # a full vCPU; not behind API Gateway
+
+
+def test_sizes_are_the_ones_the_local_stack_reads(chat_stack: ChatStack, resources: dict[str, Any]) -> None:
+    """Each function's memory and timeout in the template are infra/sizing.py's, the local stack's source."""
+    expected = {name: (sizing.route_memory_mb(name), sizing.ROUTE_TIMEOUT_S) for name in ROUTE_IDS}
+    expected |= {
+        "FanoutWorker": (sizing.FANOUT_WORKER_MEMORY_MB, sizing.FANOUT_WORKER_TIMEOUT_S),
+        "PresenceCheck": (sizing.DEFAULT_MEMORY_MB, sizing.PRESENCE_CHECK_TIMEOUT_S),
+        "Authorizer": (sizing.DEFAULT_MEMORY_MB, sizing.AUTHORIZER_TIMEOUT_S),
+        "PreSignUp": (sizing.DEFAULT_MEMORY_MB, sizing.ROUTE_TIMEOUT_S),
+    }
+    properties = {name: _properties(chat_stack, resources, name) for name in expected}
+    actual = {name: (function["MemorySize"], function["Timeout"]) for name, function in properties.items()}
+    assert actual == expected
 
 
 def test_broadcasting_routes_know_the_fan_out_worker(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
+from chat import config
 
-from infra import constants, identity
+from infra import constants, user_pool_rules
 from infra.stack import ChatStack
 from tests.infra.conftest import logical_id, of_type
 
@@ -24,13 +25,13 @@ def test_pool_signs_in_by_case_insensitive_username(template: Template) -> None:
 
 
 def test_password_policy_comes_from_identity_rules(template: Template) -> None:
-    """The password policy is the one in infra/identity.py, shared with the local stack."""
+    """The password policy is the one in infra/user_pool_rules.py, shared with the local stack."""
     policy = _pool(template)["Properties"]["Policies"]["PasswordPolicy"]
-    assert policy["MinimumLength"] == identity.PASSWORD_MIN_LENGTH
-    assert policy["RequireLowercase"] == identity.PASSWORD_REQUIRE["lowercase"]
-    assert policy["RequireUppercase"] == identity.PASSWORD_REQUIRE["uppercase"]
-    assert policy["RequireNumbers"] == identity.PASSWORD_REQUIRE["digits"]
-    assert policy["RequireSymbols"] == identity.PASSWORD_REQUIRE["symbols"]
+    assert policy["MinimumLength"] == user_pool_rules.PASSWORD_MIN_LENGTH
+    assert policy["RequireLowercase"] == user_pool_rules.PASSWORD_REQUIRE["lowercase"]
+    assert policy["RequireUppercase"] == user_pool_rules.PASSWORD_REQUIRE["uppercase"]
+    assert policy["RequireNumbers"] == user_pool_rules.PASSWORD_REQUIRE["digits"]
+    assert policy["RequireSymbols"] == user_pool_rules.PASSWORD_REQUIRE["symbols"]
 
 
 def test_account_recovery_by_verified_email(template: Template) -> None:
@@ -43,22 +44,22 @@ def test_account_recovery_by_verified_email(template: Template) -> None:
 
 
 def test_app_client_for_public_clients(template: Template) -> None:
-    """No secret; password and SRP sign-in plus refresh; token lifetimes from infra/identity.py."""
+    """No secret; password and SRP sign-in plus refresh; token lifetimes from infra/user_pool_rules.py."""
     template.has_resource_properties(
         "AWS::Cognito::UserPoolClient",
         {
             "GenerateSecret": False,
-            "ExplicitAuthFlows": Match.array_with(list(identity.AUTH_FLOWS)),
+            "ExplicitAuthFlows": Match.array_with(list(user_pool_rules.AUTH_FLOWS)),
             "PreventUserExistenceErrors": "ENABLED",
-            "AccessTokenValidity": identity.ACCESS_TOKEN_MINUTES,
-            "IdTokenValidity": identity.ID_TOKEN_MINUTES,
-            "RefreshTokenValidity": identity.REFRESH_TOKEN_DAYS * 24 * 60,
+            "AccessTokenValidity": user_pool_rules.ACCESS_TOKEN_MINUTES,
+            "IdTokenValidity": user_pool_rules.ID_TOKEN_MINUTES,
+            "RefreshTokenValidity": user_pool_rules.REFRESH_TOKEN_DAYS * 24 * 60,
             "TokenValidityUnits": {"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "minutes"},
             "AllowedOAuthFlows": Match.absent(),
         },
     )
     client = next(iter(of_type(template.to_json()["Resources"], "AWS::Cognito::UserPoolClient").values()))
-    assert sorted(client["Properties"]["ExplicitAuthFlows"]) == sorted(identity.AUTH_FLOWS)
+    assert sorted(client["Properties"]["ExplicitAuthFlows"]) == sorted(user_pool_rules.AUTH_FLOWS)
 
 
 def test_pre_sign_up_trigger_auto_confirms_by_default(chat_stack: ChatStack, template: Template) -> None:
@@ -69,7 +70,7 @@ def test_pre_sign_up_trigger_auto_confirms_by_default(chat_stack: ChatStack, tem
     assert {"Name": "email", "Required": False, "Mutable": True} in pool["Schema"]
     properties = template.to_json()["Resources"][logical_id(trigger)]["Properties"]
     assert properties["Handler"] == constants.PRESIGNUP_HANDLER
-    assert properties["Environment"]["Variables"]["AUTO_CONFIRM"] == "true"
+    assert properties["Environment"]["Variables"][config.AUTO_CONFIRM] == "true"
     template.has_resource_properties(
         "AWS::Lambda::Permission",
         {
@@ -89,7 +90,7 @@ def test_without_auto_confirm_email_is_required(
     trigger = verify_email_template.to_json()["Resources"][
         logical_id(verify_email_stack.identity.pre_sign_up)
     ]
-    assert trigger["Properties"]["Environment"]["Variables"]["AUTO_CONFIRM"] == "false"
+    assert trigger["Properties"]["Environment"]["Variables"][config.AUTO_CONFIRM] == "false"
 
 
 def test_user_pool_is_retained_by_default(template: Template) -> None:

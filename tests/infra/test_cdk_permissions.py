@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.stack import ChatStack
-from tests.infra.conftest import logical_id, of_type
+from tests.infra.conftest import all_functions, logical_id, of_type
 
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 MANAGE_CONNECTIONS = (
@@ -59,6 +59,22 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         **POSTS_FRAMES,
     },
     "Ping": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "History": {**PRUNE, "Messages": {"dynamodb:Query", "dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "Inbox": {**PRUNE, "Messages": {"dynamodb:Query", "dynamodb:UpdateItem"}, **POSTS_FRAMES},
+    "Read": {
+        **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "Messages": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "UserPool": {"cognito-idp:AdminGetUser"},
+        **POSTS_FRAMES,
+    },
+    "Typing": {
+        **PRUNE,
+        "Presence": {"dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        "Messages": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "UserPool": {"cognito-idp:AdminGetUser"},
+        **POSTS_FRAMES,
+    },
     "Default": {**PRUNE, "Messages": {"dynamodb:UpdateItem"}, **POSTS_FRAMES},
     "PresenceCheck": {
         **PRUNE,
@@ -78,16 +94,6 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "Authorizer": {},
     "PreSignUp": {},
 }
-
-
-def _functions(chat_stack: ChatStack) -> dict[str, Any]:
-    return {
-        **chat_stack.functions.routes,
-        "FanoutWorker": chat_stack.functions.fanout_worker,
-        "PresenceCheck": chat_stack.functions.presence_check,
-        "Authorizer": chat_stack.functions.authorizer,
-        "PreSignUp": chat_stack.identity.pre_sign_up,
-    }
 
 
 def _friendly_names(chat_stack: ChatStack) -> dict[str, str]:
@@ -139,7 +145,7 @@ def test_each_function_gets_exactly_its_actions(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """The function's role allows these actions on these resources, nothing more and nothing less."""
-    actual = _role_permissions(chat_stack, resources, _functions(chat_stack)[name])
+    actual = _role_permissions(chat_stack, resources, all_functions(chat_stack)[name])
     assert actual == {**EXPECTED[name], "*": XRAY}
 
 
@@ -148,14 +154,14 @@ def test_only_managed_policy_is_basic_execution(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """Besides its inline grants, a function role holds only AWSLambdaBasicExecutionRole (write logs)."""
-    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role_id = resources[logical_id(all_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
     managed = resources[role_id]["Properties"]["ManagedPolicyArns"]
     assert len(managed) == 1
     assert managed[0]["Fn::Join"][1][-1].endswith(":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
 
 
 # Functions whose only write to the Messages table is spending a budget (rate#<user> items).
-BUDGET_ONLY = ("Sync", "Who", "Ping", "Default")
+BUDGET_ONLY = ("Sync", "Who", "Ping", "Default", "History", "Inbox")
 
 
 @pytest.mark.parametrize("name", BUDGET_ONLY)
@@ -163,7 +169,7 @@ def test_budget_updates_reach_only_the_rate_limit_items(
     chat_stack: ChatStack, resources: dict[str, Any], name: str
 ) -> None:
     """Sync, who, ping and $default may update only partition keys rate#*: never a stored message."""
-    role_id = resources[logical_id(_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role_id = resources[logical_id(all_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
     names = _friendly_names(chat_stack)
     updates = [
         statement
@@ -176,3 +182,29 @@ def test_budget_updates_reach_only_the_rate_limit_items(
     assert [u["Condition"] for u in updates] == [
         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["rate#*"]}}
     ]
+
+
+def _messages_statements(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str, action: str
+) -> list[Any]:
+    role_id = resources[logical_id(all_functions(chat_stack)[name])]["Properties"]["Role"]["Fn::GetAtt"][0]
+    names = _friendly_names(chat_stack)
+    return [
+        statement
+        for policy in of_type(resources, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "Messages" in {_render(r, names) for r in _as_list(statement["Resource"])}
+        and action in _as_list(statement["Action"])
+    ]
+
+
+@pytest.mark.parametrize(("name", "keys"), [("Read", "inbox#*"), ("Typing", "typing#*")])
+def test_conversation_writes_reach_only_their_own_items(
+    chat_stack: ChatStack, resources: dict[str, Any], name: str, keys: str
+) -> None:
+    """Read may put only inbox#* items (read positions), Typing only typing#* (its throttle):
+    neither can write a stored message."""
+    puts = _messages_statements(chat_stack, resources, name, "dynamodb:PutItem")
+    assert [p["Condition"] for p in puts] == [{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [keys]}}]
+    assert all(_as_list(p["Action"]) == ["dynamodb:PutItem"] for p in puts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,10 @@ def test_assets_cache_long_documents_and_config_do_not(resources: dict[str, Any]
         return policies[behaviour["CachePolicyId"]["Ref"]]
 
     by_pattern = {b["PathPattern"]: policy_of(b) for b in distribution["CacheBehaviors"]}
+    # The service worker first (CloudFront takes the first match), revalidated like the page.
+    assert next(iter(by_pattern)) == web_client.SERVICE_WORKER_OBJECT
+    worker = by_pattern.pop(web_client.SERVICE_WORKER_OBJECT)
+    assert worker == policy_of(distribution["DefaultCacheBehavior"])
     assert set(by_pattern) == set(web_client.ASSET_PATTERNS)
     for policy in by_pattern.values():
         assert policy["MinTTL"] >= 86_400 and policy["DefaultTTL"] >= policy["MinTTL"]
@@ -151,6 +156,9 @@ def test_headers_policy_sets_the_csp_and_security_headers(
         "https://cognito-idp.{AWS::Region}.{AWS::URLSuffix}/",
     ]
     assert policy["frame-ancestors"] == ["'none'"]
+    # The installable app: its manifest and its service worker, from the page's own origin only.
+    assert policy["manifest-src"] == ["'self'"] and policy["worker-src"] == ["'self'"]
+    assert policy["img-src"] == ["'self'", "data:"]
     assert policy["base-uri"] == ["'none'"] and policy["form-action"] == ["'none'"]
     assert not [s for sources in policy.values() for s in sources if "*" in s or "unsafe" in s]
     assert security["ContentSecurityPolicy"]["Override"] is True
@@ -207,6 +215,19 @@ def test_deployed_files_are_plain_file_assets_no_docker(chat_stack: ChatStack, t
     assert {path.name for path in staged[0].iterdir()} == web_files
     assert {path.name for path in staged[1].iterdir()} == {web_client.CONFIG_OBJECT}
     assert "index.html" in web_files and web_client.CONFIG_OBJECT not in web_files
+
+
+def test_every_web_file_gets_its_content_type_from_the_deployment(chat_stack: ChatStack) -> None:
+    """The deployment's sync types objects with Python's own mimetypes table: it knows every suffix
+    of clients/web (the manifest's application/manifest+json included), as WEB_CONTENT_TYPES says."""
+    builtin = mimetypes.MimeTypes(filenames=())  # the table alone, no /etc/mime.types
+    suffixes = {path.suffix for path in web_client.WEB_ROOT.iterdir() if path.is_file()}
+    assert suffixes <= set(web_client.WEB_CONTENT_TYPES), suffixes
+    for suffix in suffixes:
+        assert builtin.guess_type(f"file{suffix}")[0] in web_client.WEB_CONTENT_TYPES[suffix]
+    assert {"manifest.webmanifest", "sw.js", "icon.svg", "icon-192.png", "icon-512.png"} <= {
+        path.name for path in web_client.WEB_ROOT.iterdir()
+    }
 
 
 def test_web_client_url_output(chat_stack: ChatStack, template: Template) -> None:

@@ -50,11 +50,10 @@ def _no_aws_environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("command", ["deploy", "destroy"])
-def test_no_credentials_is_one_line_and_a_failure(tmp_path: Path, command: str) -> None:
-    """With no credentials anywhere, the command prints one line on stderr, runs nothing, exits 2."""
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.deploy", command, "--region", REGION],
+def _deploy_without_aws(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m infra.deploy`` with these arguments, in an environment that knows no AWS account."""
+    return subprocess.run(
+        [sys.executable, "-m", "infra.deploy", *arguments],
         cwd=ROOT,
         env=_no_aws_environment(tmp_path),
         capture_output=True,
@@ -62,6 +61,12 @@ def test_no_credentials_is_one_line_and_a_failure(tmp_path: Path, command: str) 
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize("command", ["deploy", "destroy"])
+def test_no_credentials_is_one_line_and_a_failure(tmp_path: Path, command: str) -> None:
+    """With no credentials anywhere, the command prints one line on stderr, runs nothing, exits 2."""
+    result = _deploy_without_aws(tmp_path, command, "--region", REGION)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -73,15 +78,7 @@ def test_no_credentials_is_one_line_and_a_failure(tmp_path: Path, command: str) 
 
 def test_no_region_is_one_line_and_a_failure(tmp_path: Path) -> None:
     """With no region configured or given, one line says how to give one."""
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.deploy"],
-        cwd=ROOT,
-        env=_no_aws_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _deploy_without_aws(tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "make deploy: no AWS region: set AWS_REGION, run aws configure, or run make deploy REGION=eu-west-1"

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from local_stack_client import PRESENCE_GRACE, Client
+from local_stack_client import PRESENCE_GRACE
 
 from local_stack.testing import RunningStack, User, running_stack
+from tests.support.chat_client import ChatClient
 
 
 @pytest.fixture(scope="session")
@@ -18,12 +19,12 @@ def stack() -> Iterator[RunningStack]:
 
 
 @pytest.fixture
-def open_client(stack: RunningStack) -> Iterator[Callable[[User], Client]]:
+def open_client(stack: RunningStack) -> Iterator[Callable[[User], ChatClient]]:
     """Opens clients for users; closes them all after the test."""
-    clients: list[Client] = []
+    clients: list[ChatClient] = []
 
-    def make(user: User) -> Client:
-        client = Client(stack, user)
+    def make(user: User) -> ChatClient:
+        client = ChatClient.connect(stack, user)
         clients.append(client)
         return client
 

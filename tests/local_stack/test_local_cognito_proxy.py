@@ -143,3 +143,30 @@ def test_a_user_deletes_their_own_account_with_their_access_token(stack: Running
     names = {user["Username"] for user in admin.list_users(UserPoolId=stack.config["userPoolId"])["Users"]}
     assert leaving.username not in names
     assert staying.username in names
+
+
+def test_a_revoked_refresh_token_is_refused_and_the_other_sessions_go_on(stack: RunningStack) -> None:
+    """RevokeToken ends one sign-in: a refresh with that token is refused, another sign-in's still works."""
+    first = stack.create_user("revoking")
+    second = stack.sign_in(first.username)
+    client_id = stack.config["userPoolClientId"]
+
+    def refresh(token: str) -> tuple[int, dict[str, Any]]:
+        body = {
+            "AuthFlow": "REFRESH_TOKEN_AUTH",
+            "ClientId": client_id,
+            "AuthParameters": {"REFRESH_TOKEN": token},
+        }
+        status, _, answer = post(stack, "InitiateAuth", body)
+        return status, answer
+
+    status, answer = post(stack, "RevokeToken", {"Token": first.refresh_token, "ClientId": "another-client"})[
+        ::2
+    ]
+    assert status == 400 and answer["__type"].endswith("NotAuthorizedException"), answer
+    assert refresh(first.refresh_token)[0] == 200  # a refusal revokes nothing
+    status, _, answer = post(stack, "RevokeToken", {"Token": first.refresh_token, "ClientId": client_id})
+    assert status == 200, answer
+    status, answer = refresh(first.refresh_token)
+    assert status == 400 and answer["__type"].endswith("NotAuthorizedException"), answer
+    assert refresh(second.refresh_token)[0] == 200

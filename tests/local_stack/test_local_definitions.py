@@ -1,6 +1,6 @@
 """The local tables and user pool agree with the CDK stack's: keys, indexes, TTL, pool rules.
 
-Both are built from ``infra/schema.py`` and ``infra/identity.py``; this compares what the local stack
+Both are built from ``infra/schema.py`` and ``infra/user_pool_rules.py``; this compares what the local stack
 actually created (read back from moto) with the synthesized CloudFormation template.
 """
 

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 from chat import config
-from local_stack_client import Client
 
 from local_stack.testing import running_stack
+from tests.support.chat_client import ChatClient
 
 pytestmark = pytest.mark.slow
 WARM_UP_SENDS = 60
@@ -18,7 +18,7 @@ MEASURED_SENDS = 300
 ALLOWED_GROWTH_KIB = 4 * 1024
 
 
-def send_and_wait(client: Client, count: int) -> None:
+def send_and_wait(client: ChatClient, count: int) -> None:
     for i in range(count):
         client_msg_id = f"m-{uuid.uuid4().hex[:12]}"
         client.send(
@@ -33,7 +33,7 @@ def test_memory_stays_flat_over_hundreds_of_sends(monkeypatch: pytest.MonkeyPatc
     for name, value in config.budgets_off().items():  # one sender, faster than a person
         monkeypatch.setenv(name, value)
     with running_stack() as stack:
-        client = Client(stack, stack.create_user("talker"))
+        client = ChatClient.connect(stack, stack.create_user("talker"))
         send_and_wait(client, WARM_UP_SENDS)  # clients, pools and caches settle first
         before = stack.resident_memory_kib()
         send_and_wait(client, MEASURED_SENDS)

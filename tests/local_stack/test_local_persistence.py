@@ -11,21 +11,21 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from local_stack_client import Client
 
 from local_stack.testing import RunningStack, User, running_stack
+from tests.support.chat_client import ChatClient
 
 pytestmark = pytest.mark.slow
 
 
-def send(client: Client, text: str, **fields: Any) -> dict[str, Any]:
+def send(client: ChatClient, text: str, **fields: Any) -> dict[str, Any]:
     """Send a message and return its ack."""
     client_msg_id = f"m-{uuid.uuid4().hex[:12]}"
     client.send({"action": "sendmessage", "text": text, "clientMsgId": client_msg_id, **fields})
     return client.wait_type("ack", clientMsgId=client_msg_id)
 
 
-def synced_texts(client: Client) -> list[str]:
+def synced_texts(client: ChatClient) -> list[str]:
     """The texts a ``sync`` without a cursor replays (the latest the user may see)."""
     client.send({"action": "sync", "limit": 100})
     client.wait_type("synced")
@@ -44,7 +44,7 @@ def test_kill_9_keeps_accounts_ids_and_messages(tmp_path: Path) -> None:
     with running_stack(data_dir=tmp_path) as first:
         alice, bob = first.create_user("alice"), first.create_user("bob")
         time.sleep(1.5)  # past the one second a crash may lose: the accounts must be on disk by now
-        alice_socket = Client(first, alice)
+        alice_socket = ChatClient.connect(first, alice)
         public = send(alice_socket, "before the crash")
         private = send(alice_socket, "psst", to=bob.username)
         first.kill()  # right after the acks: nothing waits for a snapshot
@@ -53,12 +53,12 @@ def test_kill_9_keeps_accounts_ids_and_messages(tmp_path: Path) -> None:
         assert second.config["userPoolId"] == old_config["userPoolId"]
         assert second.config["userPoolClientId"] == old_config["userPoolClientId"]
         again = second.sign_in(alice.username, alice.password)
-        alice_again = Client(second, again)
+        alice_again = ChatClient.connect(second, again)
         assert {"before the crash", "psst"} <= set(synced_texts(alice_again))
         ids = {f["id"] for f in alice_again.frames if f.get("type") == "message"}
         assert {public["id"], private["id"]} <= ids
         # A page open across the restart still holds bob's token from before: it connects.
-        bob_again = Client(second, bob)
+        bob_again = ChatClient.connect(second, bob)
         assert "psst" in synced_texts(bob_again)
         alice_again.close()
         bob_again.close()
@@ -68,7 +68,7 @@ def test_old_connections_are_forgotten_at_start(tmp_path: Path) -> None:
     """Connection and presence records from before a crash are gone after a restart; who lists live users."""
     with running_stack(data_dir=tmp_path) as first:
         carol = first.create_user("carol")
-        watcher = Client(first, carol)
+        watcher = ChatClient.connect(first, carol)
         watcher.send({"action": "who"})
         assert watcher.wait_type("who")["users"] == [carol.username]
         assert table_items(first, "Connections") and table_items(first, "Presence")
@@ -77,7 +77,7 @@ def test_old_connections_are_forgotten_at_start(tmp_path: Path) -> None:
         assert table_items(second, "Connections") == []
         assert table_items(second, "Presence") == []
         dave = second.create_user("dave")
-        watcher = Client(second, dave)
+        watcher = ChatClient.connect(second, dave)
         watcher.send({"action": "who"})
         assert watcher.wait_type("who")["users"] == [dave.username]
         watcher.close()
@@ -87,9 +87,9 @@ def test_clean_stop_loses_nothing(tmp_path: Path) -> None:
     """A user signed up and a message sent just before Ctrl-C are both there after the restart."""
     with running_stack(data_dir=tmp_path) as first:
         erin = first.create_user("erin")  # then stop at once: no periodic save has run yet
-        last = send(Client(first, erin), "last words")
+        last = send(ChatClient.connect(first, erin), "last words")
     with running_stack(data_dir=tmp_path) as second:
-        client = Client(second, second.sign_in(erin.username, erin.password))
+        client = ChatClient.connect(second, second.sign_in(erin.username, erin.password))
         client.send({"action": "sync", "limit": 10})
         client.wait_type("synced")
         assert last["id"] in {f["id"] for f in client.frames if f.get("type") == "message"}

@@ -12,13 +12,12 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from local_stack_client import PRESENCE_GRACE, Client, Frame, close_frame_after_frames, connection_id_of
+from local_stack_client import PRESENCE_GRACE, Frame, close_frame_after_frames, connection_id_of
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from local_stack.testing import RunningStack, User, running_stack
-
-OpenClient = Callable[[User], Client]
+from local_stack.testing import RunningStack, running_stack
+from tests.support.chat_client import ChatClient, OpenClient
 
 
 def text_id() -> str:
@@ -29,12 +28,12 @@ def is_message(text: str) -> Callable[[Frame], bool]:
     return lambda frame: frame.get("type") == "message" and frame.get("text") == text
 
 
-def assert_never(client: Client, matches: Callable[[Frame], bool], wait: float = 0.5) -> None:
+def assert_never(client: ChatClient, matches: Callable[[Frame], bool], wait: float = 0.5) -> None:
     client.drain(quiet_for=wait)
     assert not [frame for frame in client.frames if matches(frame)]
 
 
-def send_message(client: Client, text: str, **fields: object) -> Frame:
+def send_message(client: ChatClient, text: str, **fields: object) -> Frame:
     """Send and return the ack."""
     client_msg_id = fields.pop("clientMsgId", None) or f"m-{text_id()}"
     client.send({"action": "sendmessage", "text": text, "clientMsgId": client_msg_id, **fields})
@@ -123,9 +122,9 @@ def test_presence_once_per_user_not_per_tab(stack: RunningStack, open_client: Op
     def about_alice(frame: Frame) -> bool:
         return frame.get("type") == "presence" and frame.get("user") == alice.username
 
-    alice_1 = Client(stack, alice)
+    alice_1 = ChatClient.connect(stack, alice)
     assert bob_1.wait_for(about_alice)["online"] is True
-    alice_2 = Client(stack, alice)
+    alice_2 = ChatClient.connect(stack, alice)
     bob_1.send({"action": "who"})
     assert alice.username in bob_1.wait_type("who")["users"]
     alice_1.close()
@@ -152,7 +151,7 @@ def test_reconnect_within_the_grace_is_silent(stack: RunningStack, open_client: 
     def about_alice(frame: Frame) -> bool:
         return frame.get("type") == "presence" and frame.get("user") == alice.username
 
-    alice_1 = Client(stack, alice)
+    alice_1 = ChatClient.connect(stack, alice)
     bob_1.wait_for(about_alice)
     alice_1.close()
     bob_1.send({"action": "who"})
@@ -396,7 +395,7 @@ def test_connection_lifetime_limit_closes_busy_sockets(short_stack: RunningStack
 def test_internal_error_when_the_history_table_is_gone() -> None:
     """A storage failure is ``internal_error`` to the client, and the connection stays open."""
     with running_stack() as broken:
-        client = Client(broken, broken.create_user("unlucky"))
+        client = ChatClient.connect(broken, broken.create_user("unlucky"))
         try:
             broken.aws_client("dynamodb").delete_table(TableName=broken.table_names["Messages"])
             client.send({"action": "sendmessage", "text": "into the void", "clientMsgId": "void-1"})

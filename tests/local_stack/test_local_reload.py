@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_stack_client import Client
 
 from local_stack import REPO_ROOT
 from local_stack.testing import RunningStack, running_stack
+from tests.support.chat_client import ChatClient
 
 PROTOCOL = Path("chat") / "protocol.py"
 OLD_TEXT = "unknown action {action[:64]!r}; known actions"
@@ -32,7 +32,7 @@ def reloading_stack(code_copy: Path) -> Iterator[RunningStack]:
         yield running
 
 
-def unknown_action_message(client: Client, action: str) -> str:
+def unknown_action_message(client: ChatClient, action: str) -> str:
     """The message of the error frame answering ``{"action": action}`` (each test uses a new action)."""
     client.send({"action": action})
     frame = client.wait_for(
@@ -56,7 +56,7 @@ def test_an_edit_reaches_an_open_socket_and_a_syntax_error_keeps_the_old_code(
 ) -> None:
     """The same socket sees an edited message after the reload line; a syntax error changes nothing."""
     stack = reloading_stack
-    client = Client(stack, stack.create_user("alice"))
+    client = ChatClient.connect(stack, stack.create_user("alice"))
     source = code_copy / PROTOCOL
     original = source.read_text()
     try:
@@ -87,7 +87,7 @@ def test_an_import_error_keeps_the_old_code_and_the_fix_is_taken(
 ) -> None:
     """A module that fails at import keeps the previous code; fixing it reloads."""
     stack = reloading_stack
-    client = Client(stack, stack.create_user("bob"))
+    client = ChatClient.connect(stack, stack.create_user("bob"))
     errors_module = code_copy / "chat" / "errors.py"
     original = errors_module.read_text()
     try:

@@ -9,7 +9,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -19,12 +18,13 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketMessageEventModel,
 )
 from botocore.exceptions import ClientError
-from local_stack_client import Client, close_frame_after_frames, connection_id_of, events_of
+from local_stack_client import close_frame_after_frames, connection_id_of, events_of
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from local_stack import REPO_ROOT
 from local_stack.testing import RunningStack, User
+from tests.support.chat_client import ChatClient, OpenClient
 
 MODELS = {
     "CONNECT": APIGatewayWebSocketConnectEventModel,
@@ -32,7 +32,6 @@ MODELS = {
     "DISCONNECT": APIGatewayWebSocketDisconnectEventModel,
 }
 AWS_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
-OpenClient = Callable[[User], Client]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def http_get(url: str) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
-def closed_code(client: Client) -> int:
+def closed_code(client: ChatClient) -> int:
     return close_frame_after_frames(client.socket).code
 
 
@@ -57,7 +56,7 @@ def closed_code(client: Client) -> int:
 
 def test_every_event_validates_against_powertools_models(stack: RunningStack, alice: User) -> None:
     """$connect, message and $disconnect events parse with Powertools' API Gateway WebSocket models."""
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     for body in ['{"action":"ping"}', "ping", '{"action":"who"}', '{"action":"nope"}', "not json"]:
         client.send(body)
     client.wait_type("who")
@@ -158,7 +157,7 @@ def test_id_token_is_refused(stack: RunningStack, alice: User) -> None:
 
 def test_frame_over_32_kb_closes_with_1009(stack: RunningStack, alice: User) -> None:
     """One frame over 32 KB closes the socket with 1009, and $disconnect reports it."""
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     client.send(json.dumps({"action": "sendmessage", "text": "x" * (33 * 1024)}))
     assert closed_code(client) == 1009
     recorded = events_of(stack, connection_id_of(stack, alice.username), wait_for_kind="$disconnect")
@@ -167,14 +166,14 @@ def test_frame_over_32_kb_closes_with_1009(stack: RunningStack, alice: User) -> 
 
 def test_message_over_128_kb_in_small_frames_closes_with_1009(stack: RunningStack, alice: User) -> None:
     """Fragments under 32 KB adding up to over 128 KB still close the socket with 1009."""
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     client.socket.send(iter(["y" * (30 * 1024)] * 5))
     assert closed_code(client) == 1009
 
 
 def test_fragmented_message_under_the_limits_is_one_message(stack: RunningStack, alice: User) -> None:
     """A message sent in fragments reaches its route whole."""
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     client.socket.send(iter(['{"action":', '"ping"}']))
     assert client.wait_type("pong")
     client.close()
@@ -213,7 +212,7 @@ def test_management_gone_for_unknown_and_closed_connections(stack: RunningStack,
     ):
         with pytest.raises(api.exceptions.GoneException):
             call(unknown)
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     connection_id = connection_id_of(stack, alice.username)
     client.close()
     events_of(stack, connection_id, wait_for_kind="$disconnect")
@@ -326,7 +325,7 @@ def test_missing_file_and_traversal_are_404(stack: RunningStack) -> None:
 
 def test_console_has_one_line_per_call(stack: RunningStack, alice: User) -> None:
     """The console names user, connection, route, status and duration of every call."""
-    client = Client(stack, alice)
+    client = ChatClient.connect(stack, alice)
     client.send('{"action":"who"}')
     client.wait_type("who")
     client.close()

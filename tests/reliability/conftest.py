@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from local_stack.testing import RunningStack, User, running_stack
-from tests.reliability.chat_client import ChatClient, OpenClient
+from tests.support.chat_client import ChatClient, OpenClient
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -19,7 +19,7 @@ import pytest
 from chat.cursor import Cursor, lowest_id_at
 
 from local_stack.testing import RunningStack, User
-from tests.reliability.chat_client import ChatClient, Frame, OpenClient
+from tests.support.chat_client import ChatClient, Frame, OpenClient
 
 NOBODY = "nobody-has-this-name"
 FUTURE_CURSOR = Cursor(after=lowest_id_at(int(time.time() * 1000) + 86_400_000), floor_ms=0).encode()

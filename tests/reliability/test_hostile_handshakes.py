@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
 from local_stack.testing import DEFAULT_PASSWORD, RunningStack, User, unique_username
-from tests.reliability.chat_client import handshake_status
+from tests.support.chat_client import handshake_status
 
 MOTO_KID = "dummy"  # moto signs every pool's tokens with the one key it ships, under this kid
 

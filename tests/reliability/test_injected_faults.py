@@ -272,7 +272,7 @@ def test_crash_during_fan_out_is_recovered_by_sync_and_by_the_resend(
 ) -> None:
     """Stored, then the fan-out died before the ack: sync has it at once, and the resend delivers it live."""
     alice, bob, carol = world.connect("alice"), world.connect("bob"), world.connect("carol")
-    broadcast = ChatService._broadcast_encoded
+    broadcast = ChatService._broadcast
     crashes = [RuntimeError("the invocation died mid fan-out")]
 
     def crash_once(self: ChatService, *args: Any, **kwargs: Any) -> None:
@@ -280,7 +280,7 @@ def test_crash_during_fan_out_is_recovered_by_sync_and_by_the_resend(
             raise crashes.pop()
         broadcast(self, *args, **kwargs)
 
-    monkeypatch.setattr(ChatService, "_broadcast_encoded", crash_once)
+    monkeypatch.setattr(ChatService, "_broadcast", crash_once)
     world.say(alice, "alice", "lost live, kept stored", clientMsgId="f-1")
     assert errors(world, alice) == ["internal_error"] and received_texts(world, bob) == []
     [stored] = stored_messages(world, "public")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from local_stack.testing import RunningStack, running_stack
-from tests.reliability.chat_client import ChatClient, Frame, OpenClient, new_client_msg_id
+from tests.support.chat_client import ChatClient, Frame, OpenClient, new_client_msg_id
 
 
 def send_all(client: ChatClient, texts: list[str], **fields: object) -> list[Frame]:

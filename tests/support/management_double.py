@@ -1,23 +1,30 @@
-"""A stand-in for API Gateway's management API over real HTTP, for the handler tests.
+"""API Gateway's management API for the handler tests: the local stack's own routes
+(``local_stack.management``) over real HTTP, in front of a recorder instead of sockets.
 
-moto's management API accepts every connection id and never answers 410, so the tests run the
-handlers' own boto3 client against this server instead: it records what each connection was sent,
-answers 410 GoneException for ids marked gone, and 429 LimitExceededException a chosen number of
-times, in the wire shape botocore turns into its modeled exceptions. GET answers 410 for the
-same gone ids (and 200 otherwise), as API Gateway's GET @connections/{id} does. A DELETE closes
-(marks gone).
+moto's management API accepts every connection id and never answers 410, so the tests point the
+handlers at this server instead (the notifier posts with its own HTTP client over h11; the
+presence probe's GET and the closer's DELETE use boto3's). The recorder keeps what each connection
+was sent, answers 410 ``GoneException`` for ids marked gone (POST and GET, as API Gateway does),
+and 429 ``LimitExceededException`` a chosen number of times per connection. A DELETE closes (marks
+gone). The routes, error shapes and size limit are the local stack's, so both answer alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import unquote
+
+from aiohttp import web
+
+from local_stack.gateway import GoneConnection
+from local_stack.management import ManagementApi, Throttled
 
 STAGE = "prod"
+CONNECTION = {"connectedAt": "2026-01-01T00:00:00.000Z", "identity": {}}
 
 
 class ManagementApiDouble:
@@ -30,22 +37,30 @@ class ManagementApiDouble:
         self.log: list[tuple[str, str]] = []  # (connection id, frame type) in the order received
         self.deletes: list[str] = []  # DELETE @connections/{id}, in order (the id is then gone)
         self.lookups: list[str] = []  # connection ids asked about with GET, in order
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        # Posts are answered on threads, so that a test may hold one (tests/reliability/faults.py)
+        # while the others are served; a fan-out has up to FANOUT_WORKERS in flight.
+        self._answering = ThreadPoolExecutor(max_workers=64, thread_name_prefix="management-double")
+        self._runner: web.AppRunner | None = None
+        self._port = 0
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/{STAGE}"
+        return f"http://127.0.0.1:{self._port}/{STAGE}"
 
     def start(self) -> ManagementApiDouble:
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+        self._answering.shutdown(wait=False, cancel_futures=True)
 
     def reset(self) -> None:
         with self.lock:
@@ -62,6 +77,28 @@ class ManagementApiDouble:
             frames = list(self.frames[connection_id])
         return [f for f in frames if frame_type is None or f.get("type") == frame_type]
 
+    # -- the connections' side, as local_stack.management.ManagementApi calls it
+
+    async def post(self, connection_id: str, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        status, _ = await loop.run_in_executor(self._answering, self._answer_post, connection_id, data)
+        if status == 410:
+            raise GoneConnection(connection_id)
+        if status == 429:
+            raise Throttled(connection_id)
+
+    def describe(self, connection_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.lookups.append(connection_id)
+            if connection_id in self.gone:
+                raise GoneConnection(connection_id)
+        return dict(CONNECTION)
+
+    def delete(self, connection_id: str) -> None:
+        with self.lock:
+            self.gone.add(connection_id)
+            self.deletes.append(connection_id)
+
     def _answer_post(self, connection_id: str, body: bytes) -> tuple[int, str | None]:
         with self.lock:
             self.attempts[connection_id] += 1
@@ -75,49 +112,12 @@ class ManagementApiDouble:
             self.log.append((connection_id, frame.get("type", "")))
         return 200, None
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        double = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                connection_id = unquote(self.path.rsplit("/", 1)[-1])
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status, error = double._answer_post(connection_id, body)
-                self._reply(status, error)
-
-            def do_GET(self) -> None:
-                connection_id = unquote(self.path.rsplit("/", 1)[-1])
-                with double.lock:
-                    double.lookups.append(connection_id)
-                    gone = connection_id in double.gone
-                if gone:
-                    self._reply(410, "GoneException")
-                    return
-                payload = json.dumps({"connectedAt": "2026-01-01T00:00:00.000Z", "identity": {}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_DELETE(self) -> None:
-                connection_id = unquote(self.path.rsplit("/", 1)[-1])
-                with double.lock:
-                    double.gone.add(connection_id)
-                    double.deletes.append(connection_id)
-                self._reply(204, None)
-
-            def _reply(self, status: int, error: str | None) -> None:
-                payload = json.dumps({"message": error}).encode() if error else b""
-                self.send_response(status)
-                if error:
-                    self.send_header("x-amzn-ErrorType", error)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep test output readable
-
-        return Handler
+    async def _serve(self) -> None:
+        app = web.Application()
+        ManagementApi(self).add_routes(app, STAGE)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        # A fan-out opens up to FANOUT_WORKERS connections at once: more than the default backlog.
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])

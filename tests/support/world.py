@@ -19,6 +19,7 @@ from chat.handlers import connect, default, disconnect, ping, presence, sendmess
 from chat.service import ChatService
 
 from infra import schema
+from local_stack.events import select_route
 from local_stack.lambdas import LambdaContext
 from local_stack.queues import Queues, create_queues, sqs_event
 from tests.support.management_double import ManagementApiDouble
@@ -29,6 +30,7 @@ ROUTE_HANDLERS = {
     "sync": sync.handler,
     "who": who.handler,
     "ping": ping.handler,
+    "$default": default.handler,
 }
 _connection_numbers = itertools.count(1)
 _frame_numbers = itertools.count(1)
@@ -144,16 +146,12 @@ class ChatWorld:
     def send(self, connection_id: str, username: str, body: dict[str, Any] | str) -> dict[str, Any]:
         """A frame from a client: routed on ``action`` like API Gateway, anything else to $default."""
         raw = body if isinstance(body, str) else json.dumps(body)
-        try:
-            action = json.loads(raw).get("action")
-        except (ValueError, AttributeError):
-            action = None
-        handler = ROUTE_HANDLERS.get(action, default.handler) if isinstance(action, str) else default.handler
+        route_key = select_route(raw, ROUTE_HANDLERS)
         message = self._event("message", username, connection_id)
-        message["requestContext"]["routeKey"] = action if handler is not default.handler else "$default"
+        message["requestContext"]["routeKey"] = route_key
         message["body"] = raw
         message["requestContext"]["messageId"] = f"msg{next(_frame_numbers):09d}="
-        return self.invoke(handler, message)
+        return self.invoke(ROUTE_HANDLERS[route_key], message)
 
     def invoke(self, handler: Any, raw_event: dict[str, Any]) -> dict[str, Any]:
         """Call a handler the way Lambda does (a test may repeat an event to mimic a redelivery)."""

@@ -19,14 +19,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chat import auth
-from chat.observability import logger, tracer
+from chat import token_verifier
+from chat.observability import logger
 
 DENIED_PRINCIPAL = "anonymous"
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     query = event.get("queryStringParameters")
     token = query.get("token") if isinstance(query, dict) else None
@@ -36,8 +35,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # The exact text API Gateway (and the local stack) turn into a 401.
         raise Exception("Unauthorized")
     try:
-        identity = auth.default_verifier().verify(token)
-    except auth.InvalidToken as exc:
+        identity = token_verifier.default_verifier().verify(token)
+    except token_verifier.InvalidToken as exc:
         logger.info("refused: invalid token", extra={"reason": str(exc)})
         return policy(DENIED_PRINCIPAL, "Deny", method_arn)
     except Exception:  # noqa: BLE001 - nothing but "Unauthorized" may leave an authorizer

@@ -6,6 +6,8 @@ from chat.handlers.route import connection_route
 from chat.service import Caller, ChatService
 
 
-@connection_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def connect(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.connect(caller)
+
+
+handler = connection_route(connect)

@@ -6,6 +6,8 @@ from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def unmatched_frame(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.default(caller, event.decoded_body)
+
+
+handler = websocket_route(unmatched_frame)

@@ -6,6 +6,8 @@ from chat.handlers.route import connection_route
 from chat.service import Caller, ChatService
 
 
-@connection_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def disconnect(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.disconnect(caller)
+
+
+handler = connection_route(disconnect)

@@ -10,11 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chat import wiring
 from chat.dispatch import FanoutJob
 from chat.notifier import begin_invocation
-from chat.observability import logger, metrics, tracer
+from chat.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     begin_invocation()  # no kept-alive connection from before a freeze is trusted

@@ -6,6 +6,8 @@ from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def ping(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.ping(caller)
+
+
+handler = websocket_route(ping)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chat import wiring
 from chat.grace import PresenceCheck
 from chat.notifier import begin_invocation
-from chat.observability import logger, metrics, tracer
+from chat.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -29,7 +29,6 @@ def check_one(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     begin_invocation()  # no kept-alive connection from before a freeze is trusted

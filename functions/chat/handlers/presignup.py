@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.cognito_user_pool_event import PreSignUpTriggerEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chat.observability import logger, tracer
+from chat.config import AUTO_CONFIRM
+from chat.observability import logger
 from chat.usernames import normalize_username
-
-AUTO_CONFIRM = "AUTO_CONFIRM"
 
 
 class InvalidUsername(Exception):
@@ -27,7 +26,6 @@ class InvalidUsername(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @event_source(data_class=PreSignUpTriggerEvent)
 def handler(event: PreSignUpTriggerEvent, context: LambdaContext) -> dict[str, Any]:
     if normalize_username(event.user_name) is None:

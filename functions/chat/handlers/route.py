@@ -1,16 +1,26 @@
 """What every WebSocket route handler shares: observability, identity, and errors as frames.
 
-A route handler is one line of intent; this decorator gives it Powertools' logger context, tracing
-and metrics, the caller's identity from the authorizer's context (never from the body or the query
-string), the caller's budget for the route checked before any other work (``chat.limits``), and
-one place where errors become ``error`` frames. No input escapes as an exception.
+A route module holds one plain function of what the route does, and the Lambda entry point made
+from it::
+
+    def ping(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+        service.ping(caller)
+
+    handler = websocket_route(ping)
+
+``websocket_route`` (message routes) and ``connection_route`` ($connect, $disconnect) each return
+one flat ``handler(event, context)``, as Lambda calls it. It gives the route Powertools' logger
+context and metrics, the caller's identity from the authorizer's context (never from the body or
+the query string), the caller's budget for the route checked before any other work
+(``chat.limits``), and one place where errors become ``error`` frames. No input escapes as an
+exception.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,22 +28,89 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chat import wiring
 from chat.errors import ChatError, DependencyError, RejectedFrame
 from chat.notifier import begin_invocation
-from chat.observability import logger, metrics, tracer
+from chat.observability import logger, metrics
 from chat.protocol import client_msg_id_of
 from chat.service import Caller, ChatService
 from chat.usernames import normalize_username
 
-UseCase = Callable[[ChatService, Caller, APIGatewayWebSocketEvent], None]
+RouteAction = Callable[[ChatService, Caller, APIGatewayWebSocketEvent], None]
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 OK = {"statusCode": 200}
+FAILED = {"statusCode": 500}
+FORBIDDEN = {"statusCode": 403}
 
 
 class MissingIdentity(Exception):
     """The event carries no authorizer context: the API is wired without the authorizer."""
 
 
+def websocket_route(action: RouteAction) -> LambdaHandler:
+    """The Lambda handler of a message route: errors become an ``error`` frame and the connection
+    stays open; the answer is always 200 once the caller is known."""
+
+    def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        event = begin(raw_event)
+        try:
+            service, caller = service_of(event), caller_of(event)
+        except Exception:  # noqa: BLE001 - no event may crash a handler
+            logger.exception("cannot serve this route")
+            return FAILED
+        try:
+            # The route API Gateway chose, not the frame's action: $default is budgeted too.
+            if service.admit(caller, event.request_context.route_key, event.body):
+                action(service, caller, event)
+        except RejectedFrame as error:
+            logger.info("frame refused", code=error.code)
+            service.report_error(caller, error)
+        except Exception as error:  # noqa: BLE001 - the last line of defence: log, answer internal_error
+            logger.exception("route failed")
+            service.report_error(caller, internal_error(error, event))
+        return OK
+
+    return observed(handler, action)
+
+
+def connection_route(action: RouteAction) -> LambdaHandler:
+    """The Lambda handler of $connect / $disconnect: the answer is the status code (nothing can be
+    posted back), 403 without an identity from the authorizer, 500 when the action fails."""
+
+    def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        event = begin(raw_event)
+        try:
+            caller = caller_of(event)
+        except MissingIdentity:
+            logger.error("refused: no identity from the authorizer")
+            return FORBIDDEN
+        try:
+            action(service_of(event), caller, event)
+        except Exception:  # noqa: BLE001 - refuse the handshake rather than crash
+            logger.exception("connection route failed")
+            return FAILED
+        return OK
+
+    return observed(handler, action)
+
+
+def begin(raw_event: dict[str, Any]) -> APIGatewayWebSocketEvent:
+    """Start an invocation: fresh management-API connections, the connection id and route on every
+    log line."""
+    begin_invocation()  # no kept-alive connection from before a freeze is trusted
+    event = APIGatewayWebSocketEvent(raw_event)
+    context = event.request_context
+    logger.append_keys(connection_id=context.connection_id, route=context.route_key)
+    return event
+
+
+def observed(handler: LambdaHandler, action: RouteAction) -> LambdaHandler:
+    """``handler`` with Powertools' logger context and metrics flush, named after ``action``."""
+    functools.update_wrapper(handler, action)
+    answer: LambdaHandler = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(handler))
+    return answer
+
+
 def caller_of(event: APIGatewayWebSocketEvent) -> Caller:
+    """Who is calling: only ever the authorizer's context, never the body or the query string."""
     context = event.request_context
     authorizer = context.get("authorizer") or {}
     username = normalize_username(authorizer.get("username"))
@@ -47,67 +124,8 @@ def service_of(event: APIGatewayWebSocketEvent) -> ChatService:
     return wiring.service_for(wiring.endpoint_for(api_id=context.api_id, stage=context.stage))
 
 
-def observed(answer: Callable[[APIGatewayWebSocketEvent], dict[str, Any]]) -> LambdaHandler:
-    """A Lambda handler around ``answer``: Powertools' logger context, tracing and metrics, and the
-    connection id and route on every log line."""
-
-    @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
-    @functools.wraps(answer)
-    def handler(raw_event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        begin_invocation()  # no kept-alive connection from before a freeze is trusted
-        event = APIGatewayWebSocketEvent(raw_event)
-        context_of_request = event.request_context
-        logger.append_keys(connection_id=context_of_request.connection_id, route=context_of_request.route_key)
-        return answer(event)
-
-    return cast(LambdaHandler, handler)
-
-
-def websocket_route(use_case: UseCase) -> LambdaHandler:
-    """Wrap a message route: errors become an ``error`` frame and the connection stays open."""
-
-    def answer(event: APIGatewayWebSocketEvent) -> dict[str, Any]:
-        try:
-            service, caller = service_of(event), caller_of(event)
-        except Exception:  # noqa: BLE001 - no event may crash a handler
-            logger.exception("cannot serve this route")
-            return {"statusCode": 500}
-        try:
-            # The route API Gateway chose, not the frame's action: $default is budgeted too.
-            if service.admit(caller, event.request_context.route_key, event.body):
-                use_case(service, caller, event)
-        except RejectedFrame as error:
-            logger.info("frame refused", code=error.code)
-            service.report_error(caller, error)
-        except Exception as error:  # noqa: BLE001 - the last line of defence: log, answer internal_error
-            logger.exception("route failed")
-            # Say what failed when it was a dependency, never how (no stack, no SDK message).
-            message = (
-                error.message if isinstance(error, DependencyError) else "something went wrong on our side"
-            )
-            client_msg_id = client_msg_id_of(event.body)
-            service.report_error(caller, ChatError(f"{message}; try again", client_msg_id=client_msg_id))
-        return OK
-
-    return observed(functools.wraps(use_case)(answer))
-
-
-def connection_route(use_case: UseCase) -> LambdaHandler:
-    """Wrap $connect / $disconnect: the answer is the status code (nothing can be posted back)."""
-
-    def answer(event: APIGatewayWebSocketEvent) -> dict[str, Any]:
-        try:
-            caller = caller_of(event)
-        except MissingIdentity:
-            logger.error("refused: no identity from the authorizer")
-            return {"statusCode": 403}
-        try:
-            use_case(service_of(event), caller, event)
-        except Exception:  # noqa: BLE001 - refuse the handshake rather than crash
-            logger.exception("connection route failed")
-            return {"statusCode": 500}
-        return OK
-
-    return observed(functools.wraps(use_case)(answer))
+def internal_error(error: Exception, event: APIGatewayWebSocketEvent) -> ChatError:
+    """The frame for a failure of ours: what failed when it was a dependency, never how (no stack,
+    no SDK message)."""
+    message = error.message if isinstance(error, DependencyError) else "something went wrong on our side"
+    return ChatError(f"{message}; try again", client_msg_id=client_msg_id_of(event.body))

@@ -7,6 +7,8 @@ from chat.protocol import parse_json_object
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def send_message(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.send_message(caller, parse_json_object(event.body), frame_id=event.request_context.message_id)
+
+
+handler = websocket_route(send_message)

@@ -7,6 +7,8 @@ from chat.protocol import parse_json_object
 from chat.service import Caller, ChatService
 
 
-@websocket_route
-def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def sync(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
     service.sync(caller, parse_json_object(event.body))
+
+
+handler = websocket_route(sync)

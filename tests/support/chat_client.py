@@ -1,5 +1,7 @@
-"""A plain WebSocket client of the chat, over real sockets: it keeps every frame it received and
-the latest cursor it holds, as the protocol asks a resuming client to."""
+"""The tests' synchronous WebSocket client of the chat, over real sockets: it keeps every frame it
+received and the latest cursor it holds, as the protocol asks a resuming client to. The local
+stack's, the reliability and the client tests all use it (the benchmarks keep their own asyncio
+one, built for thousands of connections)."""
 
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ def handshake_status(url: str) -> int:
 class ChatClient:
     """One connection of one user."""
 
-    def __init__(self, user: User, url: str) -> None:
-        self.user = user
+    def __init__(self, username: str, url: str) -> None:
+        self.username = username
         self._scope = contextlib.ExitStack()
         # Frames queue up unread while a test reads another client (API Gateway sends no pings).
         socket = connect(url, open_timeout=OPEN_TIMEOUT_S, max_queue=None, ping_interval=None)
@@ -47,7 +49,7 @@ class ChatClient:
 
     @classmethod
     def connect(cls, stack: RunningStack, user: User) -> ChatClient:
-        return cls(user, stack.connect_url(user.access_token))
+        return cls(user.username, stack.connect_url(user.access_token))
 
     def send(self, frame: Frame | str | bytes) -> None:
         self.socket.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
@@ -84,6 +86,10 @@ class ChatClient:
         return self.wait_for(
             lambda f: f.get("type") == kind and all(f.get(k) == v for k, v in fields.items()), timeout
         )
+
+    def wait_for_message(self, text: str, timeout: float = 10.0) -> Frame:
+        """The first ``message`` frame with this text."""
+        return self.wait_type("message", timeout, text=text)
 
     def next_answer(self, timeout: float = 10.0) -> Frame:
         """The next frame that answers this connection (not a message or presence from others)."""

@@ -1,6 +1,6 @@
 """Sign-up and sign-in: the Cognito user pool, its app client and the pre-sign-up trigger.
 
-The rules (password policy, token lifetimes, auth flows) are plain data in ``infra/identity.py``,
+The rules (password policy, token lifetimes, auth flows) are plain data in ``infra/user_pool_rules.py``,
 shared with the local stack.
 """
 
@@ -9,16 +9,14 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
+from chat import config
 from constructs import Construct
 
-from infra import constants, identity
+from infra import constants, user_pool_rules
 from infra.functions import chat_function
 
-# The trigger's own switch (read by chat.handlers.presignup).
-AUTO_CONFIRM_ENV = "AUTO_CONFIRM"
 
-
-class ChatIdentity(Construct):
+class ChatUserPool(Construct):
     """A user pool where people pick a username, and the app client the chat clients use.
 
     With ``auto_confirm`` (the default) the pre-sign-up trigger confirms new users at once, so a
@@ -43,7 +41,7 @@ class ChatIdentity(Construct):
             code=code,
             handler=constants.PRESIGNUP_HANDLER,
             environment={
-                AUTO_CONFIRM_ENV: "true" if auto_confirm else "false",
+                config.AUTO_CONFIRM: "true" if auto_confirm else "false",
                 "POWERTOOLS_SERVICE_NAME": "chat-signup",
             },
         )
@@ -65,11 +63,11 @@ class ChatIdentity(Construct):
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             password_policy=cognito.PasswordPolicy(
-                min_length=identity.PASSWORD_MIN_LENGTH,
-                require_lowercase=identity.PASSWORD_REQUIRE["lowercase"],
-                require_uppercase=identity.PASSWORD_REQUIRE["uppercase"],
-                require_digits=identity.PASSWORD_REQUIRE["digits"],
-                require_symbols=identity.PASSWORD_REQUIRE["symbols"],
+                min_length=user_pool_rules.PASSWORD_MIN_LENGTH,
+                require_lowercase=user_pool_rules.PASSWORD_REQUIRE["lowercase"],
+                require_uppercase=user_pool_rules.PASSWORD_REQUIRE["uppercase"],
+                require_digits=user_pool_rules.PASSWORD_REQUIRE["digits"],
+                require_symbols=user_pool_rules.PASSWORD_REQUIRE["symbols"],
             ),
             lambda_triggers=cognito.UserPoolTriggers(pre_sign_up=self.pre_sign_up),
             # Lite covers username/password sign-in; the pricier plans add nothing this chat uses.
@@ -79,7 +77,7 @@ class ChatIdentity(Construct):
         )
 
     def _app_client(self) -> cognito.UserPoolClient:
-        flows = set(identity.AUTH_FLOWS)
+        flows = set(user_pool_rules.AUTH_FLOWS)
         return self.user_pool.add_client(
             "AppClient",
             # Browser, mobile and CLI clients cannot keep a secret.
@@ -90,9 +88,9 @@ class ChatIdentity(Construct):
                 user_password="ALLOW_USER_PASSWORD_AUTH" in flows,
                 user_srp="ALLOW_USER_SRP_AUTH" in flows,
             ),
-            access_token_validity=Duration.minutes(identity.ACCESS_TOKEN_MINUTES),
-            id_token_validity=Duration.minutes(identity.ID_TOKEN_MINUTES),
-            refresh_token_validity=Duration.days(identity.REFRESH_TOKEN_DAYS),
+            access_token_validity=Duration.minutes(user_pool_rules.ACCESS_TOKEN_MINUTES),
+            id_token_validity=Duration.minutes(user_pool_rules.ID_TOKEN_MINUTES),
+            refresh_token_validity=Duration.days(user_pool_rules.REFRESH_TOKEN_DAYS),
             enable_token_revocation=True,
             # Sign-in failures do not reveal whether a username exists.
             prevent_user_existence_errors=True,

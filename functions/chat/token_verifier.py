@@ -84,17 +84,11 @@ class VerifierSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> VerifierSettings:
         env = os.environ if env is None else env
-        pool_id = _required(env, config.USER_POOL_ID)
+        pool_id = config.required(env, config.USER_POOL_ID)
         issuer = env.get(config.TOKEN_ISSUER, "").strip() or _default_issuer(pool_id, env)
         jwks_url = env.get(config.JWKS_URL, "").strip() or f"{issuer}/.well-known/jwks.json"
-        return cls(issuer=issuer, client_id=_required(env, config.USER_POOL_CLIENT_ID), jwks_url=jwks_url)
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise config.ConfigError(f"environment variable {name} is required but not set")
-    return value
+        client_id = config.required(env, config.USER_POOL_CLIENT_ID)
+        return cls(issuer=issuer, client_id=client_id, jwks_url=jwks_url)
 
 
 def _default_issuer(pool_id: str, env: Mapping[str, str]) -> str:

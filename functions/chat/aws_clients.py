@@ -1,0 +1,33 @@
+"""The AWS SDK's low-level clients, all from one botocore session per process.
+
+botocore rather than boto3: every client here is a low-level one, which boto3 only hands over from
+botocore, while importing boto3 also loads its resource layer and s3transfer, a sixth of a route
+handler's cold start. The session is built at the first client, never at import.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from botocore.config import Config
+
+# A botocore session is not safe to create clients from in several threads at once.
+_creating = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+def client(
+    service_name: str, *, config: Config, endpoint_url: str | None = None, region_name: str | None = None
+) -> Any:
+    """A client for ``service_name``; region and credentials from the environment unless given."""
+    with _creating:
+        return session().create_client(
+            service_name, config=config, endpoint_url=endpoint_url, region_name=region_name
+        )

@@ -1,0 +1,140 @@
+"""The pure parts of version 1.1's conversation actions: parsing, blank text, fitting frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from chat import protocol
+from chat.cursor import IdGenerator
+from chat.errors import InvalidMessage
+
+AN_ID = IdGenerator().new_id(1_764_000_000_000)
+
+
+def _size(frame: dict[str, Any]) -> int:
+    return len(protocol.encode(frame).encode())
+
+
+def _message(n: int, text: str) -> dict[str, Any]:
+    return {
+        "id": f"{n:026d}",
+        "cursor": "c",
+        "from": "a",
+        "to": None,
+        "text": text,
+        "sentAt": "t",
+        "clientMsgId": None,
+    }
+
+
+def test_history_defaults_and_fields() -> None:
+    """No fields: public, the latest, 50; `with` is lower-cased; null means absent."""
+    assert protocol.parse_history({}) == protocol.HistoryRequest(None, None, 50)
+    assert protocol.parse_history({"with": "Bob", "before": AN_ID, "limit": 100}) == protocol.HistoryRequest(
+        "bob", AN_ID, 100
+    )
+    assert protocol.parse_history({"with": None, "before": None, "limit": None}).limit == 50
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": True},
+        {"limit": 1.5},
+        {"before": "c1." + AN_ID + ".abc"},
+        {"before": AN_ID.lower()},
+        {"before": "8" + AN_ID[1:]},
+        {"before": AN_ID[:-1] + "U"},
+        {"with": ""},
+        {"with": ["bob"]},
+    ],
+)
+def test_history_refuses_what_the_protocol_refuses(body: dict[str, Any]) -> None:
+    """Every malformed field of `history` is `invalid_message`."""
+    with pytest.raises(InvalidMessage):
+        protocol.parse_history(body)
+
+
+def test_read_and_typing_need_their_fields() -> None:
+    """`read` needs an id-shaped `upTo`; `typing` a `to`."""
+    assert protocol.parse_read({"upTo": AN_ID}) == protocol.ReadRequest(None, AN_ID)
+    assert protocol.parse_typing({"to": "BOB"}) == protocol.TypingRequest("bob")
+    for bad in ({}, {"upTo": None}, {"upTo": 5}, {"upTo": "x"}):
+        with pytest.raises(InvalidMessage):
+            protocol.parse_read(bad)
+    for bad_typing in ({}, {"to": None}, {"to": "no spaces"}):
+        with pytest.raises(InvalidMessage):
+            protocol.parse_typing(bad_typing)
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        ("\u200b\u200c\u200d", True),
+        ("\u2060\ufeff\u00ad", True),
+        ("\u202a\u202e\u2066\u2069 \t\n", True),
+        ("\u3164\u115f", True),
+        ("a\u200b", False),
+        ("\u200bx\u200b", False),
+        ("\u0660", False),
+        ("🙂", False),
+    ],
+)
+def test_blank_is_what_a_reader_sees_as_nothing(text: str, blank: bool) -> None:
+    """Whitespace, Cf characters and fillers are blank; one visible character is not."""
+    assert protocol.is_blank(text) is blank
+
+
+def test_a_visible_text_with_invisible_characters_is_kept_as_sent() -> None:
+    """Zero-width joiners inside an emoji sequence are text: stored as sent."""
+    family = "👩\u200d👩\u200d👧"
+    assert protocol.parse_send({"text": family}).text == family
+
+
+def test_history_fits_the_newest_messages_into_128_kb() -> None:
+    """Of 60 messages of 4,000 three-byte characters, the newest that fit in 128 KB, oldest first, and
+    `more`; all of them when they fit."""
+    newest_first = [_message(60 - n, "€" * 4000) for n in range(60)]
+    frame = protocol.fit_history("bob", newest_first, more=False)
+    assert _size(frame) <= protocol.MAX_MESSAGE_BYTES
+    kept = len(frame["messages"])
+    assert 5 < kept < 60 and frame["more"] is True
+    assert frame["messages"] == list(reversed(newest_first[:kept]))
+    one_more = protocol.history_frame("bob", [newest_first[kept], *frame["messages"]], more=True)
+    assert _size(one_more) > protocol.MAX_MESSAGE_BYTES
+    small = [_message(3 - n, "hi") for n in range(3)]
+    assert protocol.fit_history(None, small, more=False) == {
+        "type": "history",
+        "with": None,
+        "messages": list(reversed(small)),
+        "more": False,
+    }
+
+
+def test_history_counts_escaped_characters_as_sent() -> None:
+    """Quotes and newlines are escaped on the wire (two bytes each): the size is the encoded one."""
+    newest_first = [_message(40 - n, '"\n' * 2000) for n in range(40)]
+    frame = protocol.fit_history(None, newest_first, more=False)
+    assert _size(frame) <= protocol.MAX_MESSAGE_BYTES
+    assert len(json.dumps(frame["messages"][0])) > 8000
+
+
+def test_inbox_frame_orders_caps_and_keeps_public() -> None:
+    """Newest last message first, conversations without one at the end, public always there, at
+    most 100 rows; rows that would pass 128 KB are left out oldest first."""
+    public = protocol.Conversation(None, None, 0, None, None)
+    rows = [protocol.Conversation(f"u{n:03d}", _message(n, "x"), 1, None, None) for n in range(150)]
+    frame = protocol.inbox_frame([public, *rows])
+    partners = [c["with"] for c in frame["conversations"]]
+    assert len(partners) == 100 and partners[-1] is None
+    assert partners[:-1] == [f"u{n:03d}" for n in range(149, 50, -1)]
+    big = [protocol.Conversation(f"u{n:03d}", _message(n, "€" * 4000), 1, None, None) for n in range(50)]
+    trimmed = protocol.inbox_frame([*big, public])
+    assert _size(trimmed) <= protocol.MAX_MESSAGE_BYTES
+    kept = [c["with"] for c in trimmed["conversations"]]
+    assert None in kept and kept[0] == "u049" and len(kept) < 51
