@@ -340,3 +340,44 @@ def test_peer_helper_is_a_few_lines_of_protocol(peer: Callable[[str], Peer], new
     client = peer(new_username("plain"))
     client.socket.send("ping")
     assert client.wait_for(lambda frame: frame.get("type") == "pong")
+
+
+def test_a_batched_resume_replays_many_missed_messages_once_in_order(chat_config, new_username) -> None:
+    """With `batch: true` a resume comes as `messages` frames; every missed message shows once, in order."""
+    asyncio.run(_batched_resume_scenario(chat_config, new_username("gina"), new_username("hal")))
+
+
+async def _batched_resume_scenario(config: ChatConfig, me: str, other: str) -> None:
+    events: list[dict[str, Any]] = []
+    state = ChatState(me, batch=True)
+    kinds: list[str] = []
+    receive = state.receive
+
+    def recording(frame: dict[str, Any]) -> Any:
+        kinds.append(str(frame.get("type")))
+        return receive(frame)
+
+    state.receive = recording  # type: ignore[method-assign]  # notes the frame types; changes nothing
+    auth = CognitoAuth(config, me, PASSWORD)
+    theirs = _session(config, other, lambda _: None)
+    their_runner = asyncio.create_task(theirs.run())
+    try:
+        first = ChatSession(config, auth, state, events.append)  # the first run, then closed
+        runner = asyncio.create_task(first.run())
+        await _until(lambda: any(e.get("type") == "synced" for e in events))
+        await first.stop()
+        await runner
+        sent = [f"missed {n}" for n in range(20)]  # within the per-user send budget
+        for text in sent:
+            await theirs.send(text, to=me)
+        later = ChatSession(config, auth, state, events.append)  # the same state resumes from its cursor
+        runner = asyncio.create_task(later.run())
+        await _until(lambda: "missed 19" in _texts(events), timeout=40)
+        await asyncio.sleep(0.5)
+        await later.stop()
+        await runner
+        assert [text for text in _texts(events) if text.startswith("missed ")] == sent
+        assert "messages" in kinds and kinds.count("messages") < len(sent), kinds
+    finally:
+        await theirs.stop()
+        await their_runner
