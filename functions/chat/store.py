@@ -216,22 +216,36 @@ class ChatStore:
         ``who`` still lists the user, until ``end_grace`` or a new connection clears the mark.
         ``hold_until`` bounds how long the mark lists the user if no grace check ever comes.
         """
-        old_conns = self._drop_connection(connection, None)
-        if not old_conns or not old_conns <= {connection.connection_id}:
-            return False
+        with _wrapped("remove the connection"):
+            self.client.delete_item(
+                TableName=self.connections_table, Key={"connectionId": {"S": connection.connection_id}}
+            )
+        if self._leave_last(connection, left_at_ms=left_at_ms, hold_until=hold_until):
+            return True
+        # Not the only connection (or a retry after the mark was set): just leave the set.
+        self._forget_presence(connection.username, {connection.connection_id})
+        return False
+
+    def _leave_last(self, connection: ConnectionRecord, *, left_at_ms: int, hold_until: float) -> bool:
+        """Take the user's only connection out of the set and mark the grace in ONE write: with two
+        writes, a ``who`` between them would find neither a connection nor a mark and leave the user
+        out during their grace."""
         return _condition_held(
             "update presence",
             lambda: self.client.update_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": connection.username}},
-                UpdateExpression="SET leftAt = :at, leftBy = :by, expiresAt = :hold",
-                # A connection that opened in between keeps the user online: nothing is pending.
-                ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns) "
+                UpdateExpression="SET leftAt = :at, leftBy = :by, expiresAt = :hold DELETE conns :conns",
+                # Only when this connection is the last one: a connection that opened in between
+                # keeps the user online, and nothing is pending.
+                ConditionExpression="contains(conns, :by) AND size(conns) = :one "
                 "AND attribute_not_exists(leftAt)",
                 ExpressionAttributeValues={
                     ":at": {"N": str(left_at_ms)},
                     ":by": {"S": connection.connection_id},
                     ":hold": {"N": str(int(hold_until))},
+                    ":conns": {"SS": [connection.connection_id]},
+                    ":one": {"N": "1"},
                 },
             ),
         )

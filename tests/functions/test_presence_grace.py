@@ -179,3 +179,26 @@ def test_a_check_delivered_early_looks_again_when_the_grace_is_due(grace_world: 
     time.sleep(GRACE + 0.3)
     assert world.run_presence_checks() == 2  # the original and the one queued again
     assert about(world, b1, "alice") == [True, False]
+
+
+def test_who_lists_the_user_at_every_step_of_their_last_close(grace_world: ChatWorld) -> None:
+    """The last connection leaves the presence set and the grace mark is set in one write: a `who`
+    after any of $disconnect's writes still lists the user."""
+    world = grace_world
+    b1 = world.connect("bob")
+    a1 = world.connect("alice")
+    store = world.service.store
+    listed_after_each_write: list[bool] = []
+
+    def look(**_: object) -> None:
+        listed_after_each_write.append("alice" in store.online_users(now=time.time()))
+
+    store.client.meta.events.register("after-call.dynamodb.UpdateItem", look)
+    store.client.meta.events.register("after-call.dynamodb.DeleteItem", look)
+    try:
+        world.disconnect(a1, "alice")
+    finally:
+        store.client.meta.events.unregister("after-call.dynamodb.UpdateItem", look)
+        store.client.meta.events.unregister("after-call.dynamodb.DeleteItem", look)
+    assert listed_after_each_write and all(listed_after_each_write), listed_after_each_write
+    assert who(world, b1, "bob") == ["alice", "bob"]

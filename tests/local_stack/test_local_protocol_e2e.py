@@ -161,8 +161,7 @@ def test_reconnect_within_the_grace_is_silent(stack: RunningStack, open_client: 
     assert [f["online"] for f in bob_1.frames if about_alice(f)] == [True]
     seen = len(bob_1.frames)
     bob_1.send({"action": "who"})
-    bob_1.wait_for(lambda f: f.get("type") == "who" and bob_1.frames.index(f) >= seen)
-    assert alice.username in bob_1.frames[-1]["users"]
+    assert alice.username in bob_1.wait_for(lambda f: f.get("type") == "who", after=seen)["users"]
 
 
 # -- durability and resume

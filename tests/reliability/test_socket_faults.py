@@ -90,14 +90,12 @@ def test_management_api_throttling_a_share_of_calls_loses_nothing(throttled_stac
             sent += [(ack, None) for ack in send_all(session, [f"storm {n}.{k}" for k in range(8)])]
             to = users[(n // 2 + 1) % len(users)]
             [ack] = send_all(session, [f"whisper {n}"], to=to.username)
-            sent.append((ack, {session.user.username, to.username}))
+            sent.append((ack, {session.username, to.username}))
         for session, since in zip(sessions, start, strict=True):
             session.drain(quiet_for=0.5)
             replayed = session.sync_all(since)
             seen = {f["id"] for f in session.frames + replayed if f["type"] == "message"}
-            due = {
-                ack["id"] for ack, audience in sent if audience is None or session.user.username in audience
-            }
+            due = {ack["id"] for ack, audience in sent if audience is None or session.username in audience}
             assert due <= seen
             assert not seen - {ack["id"] for ack, _ in sent}  # nor anything it may not see
     finally:
