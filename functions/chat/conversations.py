@@ -22,7 +22,7 @@ from chat.cursor import Cursor, id_time_ms
 from chat.errors import InvalidMessage, UnknownUser
 from chat.observability import MetricUnit, metrics
 from chat.ports import ConversationStore
-from chat.service import Caller, ChatService
+from chat.service import Caller, ChatService, message_fields_of
 from chat.store import PUBLIC_FEED, ConnectionRecord, InboxEntry, StoredMessage, dm_feed
 
 # A typing notice is forwarded at most once per sender and recipient in this window.
@@ -134,16 +134,7 @@ class Conversations:
             raise UnknownUser(f"there is no user {partner!r}")
 
     def _message_object(self, message: StoredMessage) -> dict[str, Any]:
-        frame = protocol.message_frame(
-            message_id=message.id,
-            cursor=Cursor.for_live(message.id, self.service.overlap_ms),
-            sender=message.sender,
-            to=message.to,
-            text=message.text,
-            sent_at=message.sent_at,
-            client_msg_id=message.client_msg_id,
-        )
-        return protocol.message_object(frame)
+        return message_fields_of(message, Cursor.for_live(message.id, self.service.overlap_ms))
 
     def _reply(self, caller: Caller, frame: dict[str, Any]) -> None:
         self.service.deliver(

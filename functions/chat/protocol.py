@@ -355,12 +355,6 @@ def replay_frames(messages: list[dict[str, Any]], *, batch: bool) -> list[tuple[
     return [(encode({"type": "message", **message}), 1) for message in messages]
 
 
-def message_object(frame: dict[str, Any]) -> dict[str, Any]:
-    """A message as listed inside other frames (``history``, ``inbox``): a ``message`` frame's
-    fields without ``type``."""
-    return {name: value for name, value in frame.items() if name != "type"}
-
-
 def ack_frame(
     *, message_id: str, cursor: Cursor, client_msg_id: str | None, duplicate: bool
 ) -> dict[str, Any]:

@@ -261,7 +261,7 @@ class ChatService:
         settled = cursor.settled_ms(int(now * 1000), self.overlap_ms)
         messages, held, more, complete = self._replay_page(caller, request, now)
         positions = cursor.replay_positions(held, [m.id for m in messages], settled)
-        objects = [self._message_object(m, at) for m, at in zip(messages, positions, strict=True)]
+        objects = [message_fields_of(m, at) for m, at in zip(messages, positions, strict=True)]
         sent = 0
         for frame, count in protocol.replay_frames(objects, batch=request.batch):
             outcome = self.notifier.send(caller.connection_id, frame)
@@ -335,27 +335,8 @@ class ChatService:
         if not self.directory.exists(request.to):
             raise UnknownUser(f"there is no user {request.to!r}", client_msg_id=request.client_msg_id)
 
-    def _message_object(self, message: StoredMessage, position: Cursor) -> dict[str, Any]:
-        return protocol.message_fields(
-            message_id=message.id,
-            cursor=position,
-            sender=message.sender,
-            to=message.to,
-            text=message.text,
-            sent_at=message.sent_at,
-            client_msg_id=message.client_msg_id,
-        )
-
     def _message_frame(self, message: StoredMessage, cursor: Cursor) -> dict[str, Any]:
-        return protocol.message_frame(
-            message_id=message.id,
-            cursor=cursor,
-            sender=message.sender,
-            to=message.to,
-            text=message.text,
-            sent_at=message.sent_at,
-            client_msg_id=message.client_msg_id,
-        )
+        return {"type": "message", **message_fields_of(message, cursor)}
 
     # ---- delivery: every post goes out through _reply, _broadcast or _deliver ---------------
 
@@ -440,4 +421,18 @@ def _iso(epoch_seconds: float) -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2026-11-27T01:02:03.456Z."""
     return (
         datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def message_fields_of(message: StoredMessage, cursor: Cursor) -> dict[str, Any]:
+    """A stored message as the protocol lists it: a ``message`` frame's fields without ``type``
+    (inside ``messages``, ``history`` and ``inbox`` frames)."""
+    return protocol.message_fields(
+        message_id=message.id,
+        cursor=cursor,
+        sender=message.sender,
+        to=message.to,
+        text=message.text,
+        sent_at=message.sent_at,
+        client_msg_id=message.client_msg_id,
     )

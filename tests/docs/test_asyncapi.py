@@ -267,16 +267,14 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
 def conversation_frames(message_id: str, cursor: Cursor) -> dict[str, list[dict[str, Any]]]:
     """Version 1.1's answers as chat.protocol builds them."""
     objects = [
-        protocol.message_object(
-            protocol.message_frame(
-                message_id=message_id,
-                cursor=cursor,
-                sender="alice",
-                to=to,
-                text="hi",
-                sent_at="2026-11-27T09:30:00.123Z",
-                client_msg_id=None,
-            )
+        protocol.message_fields(
+            message_id=message_id,
+            cursor=cursor,
+            sender="alice",
+            to=to,
+            text="hi",
+            sent_at="2026-11-27T09:30:00.123Z",
+            client_msg_id=None,
         )
         for to in (None, "bob")
     ]
