@@ -196,7 +196,7 @@ def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
                 stack.connect_url(reader.access_token),
                 stack.connect_url(writer.access_token),
                 options,
-                lambda: cpu_seconds(stack.pid, stack.moto_pid),
+                lambda: cpu_seconds(stack.pid, stack.handler_pid, stack.moto_pid),
             )
         )
         times = sync_times_ms(stack)
@@ -216,7 +216,7 @@ def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
             "time (s)",
             "in the handler (s)",
             "of it DynamoDB reads (s)",
-            "CPU of stack and moto (s)",
+            "CPU of stack, handlers and moto (s)",
             "checks",
         ]
     )

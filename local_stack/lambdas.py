@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import sizing
+from local_stack.handler_process import HandlerProcess
 from local_stack.instances import WarmFirstExecutor
 
 Handler = Callable[[Any, Any], Any]
@@ -126,7 +127,12 @@ def take_modules(packages: Collection[str]) -> dict[str, Any]:
 
 
 class LambdaRuntime:
-    """Invokes functions on a thread pool and reports each call as an ``Invocation``."""
+    """Invokes functions on a thread pool and reports each call as an ``Invocation``.
+
+    With ``handler_process``, each thread of the pool hands its call to a child process that runs
+    the handlers (``handler_process.py``) instead of running it itself: the pool still decides
+    which call runs when, and the handlers no longer share this process's interpreter lock.
+    """
 
     def __init__(
         self,
@@ -136,6 +142,7 @@ class LambdaRuntime:
         stack_name: str,
         code_root: Path | None = None,
         max_workers: int = 64,
+        handler_process: bool = False,
     ) -> None:
         self._region = region
         self._account_id = account_id
@@ -146,12 +153,21 @@ class LambdaRuntime:
         self._wanted: list[str] = []
         self._lock = threading.Lock()
         self._packages: list[str] = []
+        self._code_root = code_root
+        self._max_workers = max_workers
+        self._in_process = handler_process
+        self._process: HandlerProcess | None = None
         if code_root is not None:
             self._use_code_root(code_root)
 
     @property
     def packages(self) -> list[str]:
         return list(self._packages)
+
+    @property
+    def handler_pid(self) -> int | None:
+        """The process the handlers run in, when it is not this one (and has started)."""
+        return self._process.pid if self._process is not None else None
 
     def reload(self) -> int:
         """Import every handler's code afresh for the invocations to come; how many handlers.
@@ -168,6 +184,10 @@ class LambdaRuntime:
                 sys.modules.update(previous)
                 raise
             self._handlers = handlers
+            if self._process is not None:
+                # Here first: a broken version fails above, with its traceback, and the child keeps
+                # the code it has. Under the lock, so no call starts between the two.
+                self._process.reload()
             return len(handlers)
 
     def function(self, function_id: str, handler: str, **sizes: Any) -> Function:
@@ -181,6 +201,9 @@ class LambdaRuntime:
                 self._handler(function.handler)
             except Exception as exc:  # noqa: BLE001 - reported at start; each call fails the same way
                 failures[function.handler] = exc
+        if self._in_process:
+            # The environment is the handlers' by now: the child starts with it.
+            self._child().preload(functions)
         return failures
 
     async def invoke(self, function: Function, event: Any, *, wait_s: float | None = None) -> Invocation:
@@ -205,8 +228,29 @@ class LambdaRuntime:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None:
+            process.close()
 
     def _call(self, function: Function, event: Any, request_id: str, started: float) -> Any:
+        if self._in_process:
+            return self._child().call(function, event, request_id, started)
+        return self.run(function, event, request_id, started)
+
+    def _child(self) -> HandlerProcess:
+        with self._lock:
+            if self._process is None:
+                self._process = HandlerProcess(
+                    region=self._region,
+                    account_id=self._account_id,
+                    code_root=self._code_root,
+                    max_workers=self._max_workers,
+                )
+            return self._process
+
+    def run(self, function: Function, event: Any, request_id: str, started: float) -> Any:
+        """One call of ``function``, here, on the calling thread: what a worker thread runs."""
         context = LambdaContext(
             function_name=function.name,
             memory_limit_in_mb=function.memory_mb,

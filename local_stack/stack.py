@@ -1,4 +1,5 @@
-"""The whole local stack in one asyncio loop: moto, the WebSocket gateway, the management API.
+"""The whole local stack: the WebSocket gateway and the management API in one asyncio loop, the
+handlers in a child process (``handler_process.py``), moto in another (``moto_process.py``).
 
 ``LocalStack(options).run()`` serves until cancelled (Ctrl-C in ``__main__``); ``start()`` and
 ``stop()`` are the two halves, for running it on a thread of one's own (``testing.py``).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,7 @@ class LocalStack:
             account_id=aws.ACCOUNT_ID,
             stack_name=constants.STACK_NAME,
             code_root=self.options.functions_dir,
+            handler_process=True,
         )
         self._gateway = self._build_gateway()
         self._management = ManagementApi(
@@ -151,6 +154,9 @@ class LocalStack:
             cognito=f"http://{HOST}:{management_port}{COGNITO_PATH}",
         )
         self._print_urls()
+        # What start-up made (modules, botocore's models, the handlers' code) lives as long as the
+        # stack: out of the collector's generations, full collections no longer walk it all.
+        gc.freeze()
         return self.urls
 
     async def stop(self) -> None:
@@ -186,6 +192,7 @@ class LocalStack:
             "awsEndpoint": self.resources.endpoint,
             "tableNames": self.resources.table_names,
             "motoPid": self._moto.pid if self._moto is not None else None,
+            "handlerPid": self._runtime.handler_pid if self._runtime is not None else None,
         }
 
     @property

@@ -32,7 +32,7 @@ process's environment.
 Stable API: ``http_url``, ``websocket_url``, ``management_url``, ``cognito_url``, ``config``,
 ``region``, ``aws_endpoint``, ``table_names``, ``aws_client``, ``create_user``, ``sign_in``,
 ``connect_url``, ``cognito_client``, ``management_client``, ``recorded_events``, ``log``,
-``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``, ``moto_pid``, ``data_dir``,
+``stop``, ``start``, ``restart``, ``kill``, ``running``, ``pid``, ``moto_pid``, ``handler_pid``, ``data_dir``,
 ``resident_memory_kib``.
 """
 
@@ -88,8 +88,9 @@ class RunningStack:
     table_names: dict[str, str] = field(default_factory=dict)
     region: str = aws.REGION
     log_path: Path | None = None
-    # moto's own process, and the folder the stack's state persists in.
+    # moto's own process, the handlers' process, and the folder the stack's state persists in.
     moto_pid: int = 0
+    handler_pid: int = 0
     data_dir: Path | None = None
     _events_url: str = field(default="", repr=False)
     _process: _StackProcess | None = field(default=None, repr=False)
@@ -108,13 +109,14 @@ class RunningStack:
         """``kill -9`` the stack and moto's process, as a crash would: no ``$disconnect``, no last
         save; ``start()`` brings it back."""
         assert self._process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.moto_pid, signal.SIGKILL)
+        for pid in (self.moto_pid, self.handler_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._process.kill()
 
     def resident_memory_kib(self) -> int:
-        """What the stack's process and moto's hold in memory (``VmRSS``), in KiB."""
-        return _resident_kib(self.pid) + _resident_kib(self.moto_pid)
+        """What the stack's process, the handlers' and moto's hold in memory (``VmRSS``), in KiB."""
+        return sum(_resident_kib(pid) for pid in (self.pid, self.handler_pid, self.moto_pid))
 
     def stop(self) -> None:
         """Stop the stack as Ctrl-C does: sockets closed with 1001, ``$disconnect`` run."""
@@ -128,6 +130,7 @@ class RunningStack:
         ready = self._process.start(["--fresh"] if fresh else [])
         self.config = ready["config"]
         self.moto_pid = ready["resources"]["motoPid"]
+        self.handler_pid = ready["resources"]["handlerPid"] or 0
         self.aws_endpoint = ready["resources"]["awsEndpoint"]
         self.table_names = ready["resources"]["tableNames"]
 
@@ -339,6 +342,7 @@ def _running_stack(ready: dict[str, Any], log_path: Path | None, options: dict[s
         table_names=ready["resources"]["tableNames"],
         log_path=log_path,
         moto_pid=ready["resources"]["motoPid"],
+        handler_pid=ready["resources"]["handlerPid"] or 0,
         _events_url=f"{management_root}/_local/events" if options.get("record_events") else "",
     )
 
