@@ -39,6 +39,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
 from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -181,6 +182,40 @@ class ItemRollbackDynamoDBBackend(DynamoDBBackend):
             writes.append(ItemWrite(self.account_id, self.region_name, table_name, key, attributes))
         return writes
 
+    # -- the Connections Scan, without moto's copy of every item
+
+    def scan(
+        self,
+        table_name: str,
+        filters: dict[str, Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        filter_expression: str | None,
+        expr_names: dict[str, Any],
+        expr_values: dict[str, Any],
+        index_name: str,
+        consistent_read: bool,
+        projection_expression: list[list[str]] | None,
+        segments: tuple[None, None] | tuple[int, int],
+    ) -> tuple[list[Item], int, dict[str, Any] | None]:
+        names = _top_level_names(projection_expression)
+        simple = not (filters or filter_expression or index_name or exclusive_start_key or limit)
+        if names is None or not simple or segments != (None, None):
+            return super().scan(  # type: ignore[no-any-return]
+                table_name,
+                filters,
+                limit,
+                exclusive_start_key,
+                filter_expression,
+                expr_names,
+                expr_values,
+                index_name,
+                consistent_read,
+                projection_expression,
+                segments,
+            )
+        return projected_scan(self.get_table(table_name), names, projection_expression or [])
+
     # -- transactions
 
     def transact_write_items(self, transact_items: list[dict[str, Any]]) -> None:
@@ -268,6 +303,45 @@ class ItemRollbackDynamoDBBackend(DynamoDBBackend):
                 table.items[hash_value][range_value] = item
             else:
                 table.items[hash_value] = item
+
+
+def projected_scan(
+    table: Any, names: list[str], projection: list[list[str]]
+) -> tuple[list[Item], int, dict[str, Any] | None]:
+    """A whole-table Scan with a projection of top-level attributes: moto's answer, the same items
+    in the same order, the same 1 MB page end, without its deep copy of every item.
+
+    moto copies each item in full, then projects the copy through plain JSON and back. A string
+    attribute comes out of that unchanged, so it is taken as it is; an item with another type among
+    the projected attributes goes through moto's own projection (which reads, never writes).
+    """
+    results: list[Item] = []
+    result_size = 0
+    scanned = 0
+    last_full: Item | None = None
+    last_key = None
+    for item in table.all_items():
+        size = item.size()
+        if result_size + size > RESULT_SIZE_LIMIT:
+            last_key = table._get_last_evaluated_key(last_full, None)
+            break
+        attrs = item.attrs
+        if all(attrs[name].type == "S" for name in names if name in attrs):
+            kept = {name: {"S": attrs[name].value} for name in names if name in attrs}
+            results.append(Item(hash_key=item.hash_key, range_key=item.range_key, attrs=kept))
+        else:
+            results.append(item.project(projection))
+        last_full = item
+        result_size += size
+        scanned += 1
+    return results, scanned, last_key
+
+
+def _top_level_names(projection: list[list[str]] | None) -> list[str] | None:
+    """The attribute names of a projection of top-level attributes only (no paths, no indexes)."""
+    if not projection or any(len(path) != 1 or "[" in path[0] for path in projection):
+        return None
+    return list(dict.fromkeys(path[0] for path in projection))
 
 
 def use_item_rollback() -> None:
