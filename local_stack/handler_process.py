@@ -87,9 +87,10 @@ class HandlerProcess:
         count: int = self._ask("reload")
         return count
 
-    def preload(self, functions: list[Any]) -> dict[str, BaseException]:
-        failures: dict[str, BaseException | _Described] = self._ask("preload", functions)
-        return {name: _exception(error) for name, error in failures.items()}
+    def preload(self, functions: list[Any]) -> Future[Any]:
+        """Import the handlers there, without waiting: the calls sent after it wait there instead.
+        The answer is the failures by handler path, as the stack's own import reports them."""
+        return self._send("preload", functions)
 
     def close(self) -> None:
         self._connection.close()  # the child sees the end of its socket and exits
@@ -100,6 +101,9 @@ class HandlerProcess:
             self._process.wait()
 
     def _ask(self, kind: str, *args: Any) -> Any:
+        return self._send(kind, *args).result()
+
+    def _send(self, kind: str, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         with self._waiting_lock:
             number = next(self._ids)
@@ -111,7 +115,7 @@ class HandlerProcess:
             with self._waiting_lock:
                 self._waiting.pop(number, None)
             raise
-        return future.result()
+        return future
 
     def _read_answers(self) -> None:
         while True:

@@ -202,7 +202,8 @@ class LambdaRuntime:
             except Exception as exc:  # noqa: BLE001 - reported at start; each call fails the same way
                 failures[function.handler] = exc
         if self._in_process:
-            # The environment is the handlers' by now: the child starts with it.
+            # The environment is the handlers' by now: the child starts with it. Its imports fail
+            # as the ones above did; the start does not wait for them (the first calls do).
             self._child().preload(functions)
         return failures
 
