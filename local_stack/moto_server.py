@@ -43,6 +43,8 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from local_stack import moto_query
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 TRANSACTION_OPERATIONS = ("ConditionCheck", "Put", "Delete", "Update")
 MAX_TRANSACTION_ITEMS = 100
@@ -180,6 +182,71 @@ class ItemRollbackDynamoDBBackend(DynamoDBBackend):
             attributes = None if current is None else current.to_json()["Attributes"]
             writes.append(ItemWrite(self.account_id, self.region_name, table_name, key, attributes))
         return writes
+
+    # -- Query: one partition's items, not the table's
+
+    def query(
+        self,
+        table_name: str,
+        hash_key_dict: dict[str, Any] | None,
+        range_comparison: str | None,
+        range_value_dicts: list[dict[str, Any]],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        scan_index_forward: bool,
+        projection_expressions: list[list[str]] | None,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        expr_names: dict[str, str] | None = None,
+        expr_values: dict[str, dict[str, str]] | None = None,
+        filter_expression: str | None = None,
+        hash_key_conditions: list[tuple[str, dict[str, Any]]] | None = None,
+        range_key_conditions: list[tuple[str, str, list[dict[str, Any]]]] | None = None,
+        **filter_kwargs: Any,
+    ) -> tuple[list[Item], int, dict[str, Any] | None]:
+        """moto's Query, answered from the partition alone when ``keyed_query`` takes it (see
+        moto_query.py); then filtered and projected as moto's ``Table.query`` does. Its deep copy
+        of the page is left out: the answer is written out within this request, under the lock,
+        and neither the filter nor the projection changes an item."""
+        page = moto_query.keyed_query(
+            self.get_table(table_name),
+            hash_key_dict,
+            range_comparison,
+            range_value_dicts,
+            limit,
+            exclusive_start_key,
+            scan_index_forward,
+            index_name=index_name,
+            hash_key_conditions=hash_key_conditions,
+            range_key_conditions=range_key_conditions,
+            filter_kwargs=filter_kwargs,
+        )
+        if page is None:
+            return super().query(
+                table_name,
+                hash_key_dict,
+                range_comparison,
+                range_value_dicts,
+                limit,
+                exclusive_start_key,
+                scan_index_forward,
+                projection_expressions,
+                index_name,
+                consistent_read,
+                expr_names,
+                expr_values,
+                filter_expression,
+                hash_key_conditions,
+                range_key_conditions,
+                **filter_kwargs,
+            )
+        items, scanned_count, last_evaluated_key = page
+        condition = get_filter_expression(filter_expression, expr_names, expr_values)
+        if condition is not None:
+            items = [item for item in items if condition.expr(item)]
+        if projection_expressions:
+            items = [item.project(projection_expressions) for item in items]
+        return items, scanned_count, last_evaluated_key
 
     # -- transactions
 
