@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
+from moto.core.responses import ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -38,8 +39,9 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.utilities import dynamo_to_dict
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -86,6 +88,7 @@ PLAIN_JSON_OPERATIONS = frozenset(
 DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
 # moto's own answer writer, kept for every other operation (and for tests that compare the two).
 MOTO_SERIALIZED = DynamoHandler.serialized
+_MOTO_RESULT = DynamoResult
 
 ItemKey = tuple[str, DynamoType, DynamoType | None]
 ITEM_WRITE_TARGETS = frozenset(
@@ -391,6 +394,45 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
+# Attribute types whose value moto's dynamo_to_dict hands on as it is (a string, or a boolean).
+_AS_STORED = frozenset({"S", "N", "BOOL", "NULL"})
+
+
+def convert_results_directly() -> None:
+    """Turn moto's DynamoDB results into plain data without its recursion into every string.
+
+    moto's ``DynamoResult`` runs ``dynamo_to_dict`` over the whole result: four type tests for each
+    attribute value and four more for the string inside it, for every item of a page. Here a string,
+    number, boolean or null attribute becomes ``{type: value}`` at once (what that recursion returns
+    for it), containers are walked the same way, and anything else still goes to
+    ``dynamo_to_dict``: the same data (tests/local_stack/test_moto_query.py compares the two).
+    """
+    from moto.dynamodb import responses
+
+    if responses.DynamoResult is not _MOTO_RESULT:
+        return
+    responses.DynamoResult = DirectResult  # type: ignore[misc]
+
+
+class DirectResult(ActionResult):
+    """moto's ``DynamoResult``, converted by ``plain_data``."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__(plain_data(result))
+
+
+def plain_data(value: Any) -> Any:
+    """What ``dynamo_to_dict(value)`` returns."""
+    kind = type(value)
+    if kind is DynamoType and value.type in _AS_STORED and type(value.value) in (str, bool):
+        return {value.type: value.value}
+    if kind is dict or kind is LimitedSizeDict:  # an item's attributes are the latter
+        return {key: plain_data(member) for key, member in value.items()}
+    if kind is list:
+        return [plain_data(member) for member in value]
+    return dynamo_to_dict(value)
+
+
 WriteListener = Callable[[list[ItemWrite]], None]
 
 
@@ -405,7 +447,7 @@ def serve_revoke_token() -> None:
     """
     from moto.cognitoidp.exceptions import NotAuthorizedError
     from moto.cognitoidp.responses import CognitoIdpResponse
-    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.responses import EmptyResult
 
     if hasattr(CognitoIdpResponse, "revoke_token"):
         return
@@ -428,6 +470,7 @@ class AtomicMotoServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         use_item_rollback()
         serialize_items_as_plain_json()
+        convert_results_directly()
         serve_revoke_token()
         # Held for each whole request, and by whoever reads moto's state as a whole.
         self.lock = threading.Lock()

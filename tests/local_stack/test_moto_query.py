@@ -1,6 +1,6 @@
-"""The local stack's keyed Query (local_stack/moto_query.py) against moto's own: over HTTP, on the
-same tables, every page of every Query answers byte for byte what moto's code answers, and the
-keyed path reads only the partition asked for."""
+"""The local stack's keyed Query (local_stack/moto_query.py) and direct result conversion
+(moto_server.convert_results_directly) against moto's own code: over HTTP, on the same tables,
+every page of every Query answers byte for byte what moto answers."""
 
 from __future__ import annotations
 
@@ -13,11 +13,15 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.dynamodb import responses
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.utilities import dynamo_to_dict
 
 from infra import schema
-from local_stack import aws, moto_query
+from local_stack import aws, moto_query, moto_server
 from local_stack.moto_server import AtomicMotoServer, ItemRollbackDynamoDBBackend
+from tests.local_stack.test_moto_server import EVERY_TYPE
 
 PER_REQUEST_HEADERS = {"date", "x-amzn-requestid"}
 BIG_TEXT = "x" * 90_000  # a dozen of these fill a 1 MB page
@@ -45,6 +49,7 @@ def table(server: AtomicMotoServer) -> str:
     for n in range(30):
         dynamodb.put_item(TableName=name, Item=message("big", f"{n:04d}", BIG_TEXT[: 60_000 + n * 1_000]))
     dynamodb.put_item(TableName=name, Item={**message("inbox#a", "last#b", "hi"), "to": {"S": "b"}})
+    dynamodb.put_item(TableName=name, Item=EVERY_TYPE)
     return name
 
 
@@ -130,6 +135,7 @@ def cases(table: str) -> dict[str, dict[str, Any]]:
             table, "public", "id > :v", values={":v": {"S": "9999"}}, ScanIndexForward=forward, Limit=5
         )
         found[f"a partition of one, {way}"] = query(table, "inbox#a", ScanIndexForward=forward, Limit=1)
+        found[f"every attribute type, {way}"] = query(table, "types", ScanIndexForward=forward)
     found["filter, projection and names"] = query(
         table,
         "public",
@@ -153,12 +159,28 @@ def cases(table: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+def use_moto_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's own Query and result conversion, for the rest of the test."""
+    monkeypatch.setattr(ItemRollbackDynamoDBBackend, "query", DynamoDBBackend.query)
+    monkeypatch.setattr(responses, "DynamoResult", moto_server._MOTO_RESULT)
+
+
+def test_direct_conversion_is_moto_conversion() -> None:
+    """plain_data gives what dynamo_to_dict gives, for items of every type, keys and counts."""
+    item = Item(DynamoType(EVERY_TYPE["feed"]), DynamoType(EVERY_TYPE["id"]), EVERY_TYPE)
+    result = {"Items": [item.attrs, item.attrs], "Count": 2, "LastEvaluatedKey": {"id": item.range_key}}
+    assert moto_server.plain_data(result) == dynamo_to_dict(result)
+    assert moto_server.plain_data({"Item": item, "Nothing": None}) == dynamo_to_dict(
+        {"Item": item, "Nothing": None}
+    )
+
+
 def test_keyed_query_answers_every_page_as_moto_does(
     server: AtomicMotoServer, table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each Query's pages, up to the last LastEvaluatedKey, are the same bytes from both paths."""
     keyed = {name: every_page(server.url, body) for name, body in cases(table).items()}
-    monkeypatch.setattr(ItemRollbackDynamoDBBackend, "query", DynamoDBBackend.query)
+    use_moto_own(monkeypatch)
     for name, body in cases(table).items():
         assert keyed[name] == every_page(server.url, body), name
     paged = [name for name, pages in keyed.items() if len(pages) > 1]
@@ -196,6 +218,6 @@ def test_other_queries_fall_back_to_moto(
         "number bound": query(table, "public", "id > :n", values={":n": {"N": "5"}}),
     }
     keyed = {name: every_page(server.url, body) for name, body in odd.items()}
-    monkeypatch.setattr(ItemRollbackDynamoDBBackend, "query", DynamoDBBackend.query)
+    use_moto_own(monkeypatch)
     for name, body in odd.items():
         assert keyed[name] == every_page(server.url, body), name
