@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat import config
+from chat import aws_clients, config
 from chat.cursor import Cursor, id_time_ms
 from chat.store import PUBLIC_FEED, ChatStore, user_feed
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks import machine
 from benchmarks.report import OUTPUT, Report, Table
+from local_stack import aws
 from local_stack.testing import RunningStack, running_stack
 
 WAIT_S = 60.0
@@ -174,8 +175,11 @@ def sync_times_ms(stack: RunningStack) -> list[int]:
 
 
 def read_time_s(stack: RunningStack, reader: str, seen: Replay, limit: int) -> float:
-    """The DynamoDB reads of ``seen``'s syncs made again with the handlers' store, timed."""
-    client = stack.aws_client("dynamodb")
+    """The DynamoDB reads of ``seen``'s syncs made again with the handlers' store and a client from
+    the handlers' botocore session (their answer parser), timed."""
+    client = aws_clients.session().create_client(
+        "dynamodb", endpoint_url=stack.aws_endpoint, region_name=stack.region, **aws.DUMMY_CREDENTIALS
+    )
     store = ChatStore(
         connections_table=stack.table_names["Connections"],
         presence_table=stack.table_names["Presence"],
