@@ -186,16 +186,19 @@ def read_time_s(stack: RunningStack, reader: str, seen: Replay, limit: int) -> f
         messages_table=stack.table_names["Messages"],
         client=client,
     )
-    store.read_since([PUBLIC_FEED], floor_ms=0, after="0", limit=1, now=time.time())  # connect first
-    started = time.perf_counter()
-    for since, _ in seen.pages:
-        position = Cursor.decode(since)
-        assert position is not None
-        feeds = [PUBLIC_FEED, user_feed(reader)]
-        store.read_since(
-            feeds, floor_ms=position.floor_ms, after=position.after, limit=limit, now=time.time()
-        )
-    return time.perf_counter() - started
+    try:
+        store.read_since([PUBLIC_FEED], floor_ms=0, after="0", limit=1, now=time.time())  # connect first
+        started = time.perf_counter()
+        for since, _ in seen.pages:
+            position = Cursor.decode(since)
+            assert position is not None
+            feeds = [PUBLIC_FEED, user_feed(reader)]
+            store.read_since(
+                feeds, floor_ms=position.floor_ms, after=position.after, limit=limit, now=time.time()
+            )
+        return time.perf_counter() - started
+    finally:
+        client.close()  # its pooled sockets, before the stack goes
 
 
 def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
