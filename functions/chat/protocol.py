@@ -266,28 +266,9 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def message_frame(
-    *,
-    message_id: str,
-    cursor: Cursor,
-    sender: str,
-    to: str | None,
-    text: str,
-    sent_at: str,
-    client_msg_id: str | None,
-) -> dict[str, Any]:
-    return {
-        "type": "message",
-        **message_fields(
-            message_id=message_id,
-            cursor=cursor,
-            sender=sender,
-            to=to,
-            text=text,
-            sent_at=sent_at,
-            client_msg_id=client_msg_id,
-        ),
-    }
+def message_frame(fields: dict[str, Any]) -> dict[str, Any]:
+    """A ``message`` frame: a message object (``message_fields``) with its ``type``."""
+    return {"type": "message", **fields}
 
 
 def message_fields(
@@ -352,7 +333,7 @@ def replay_frames(messages: list[dict[str, Any]], *, batch: bool) -> list[tuple[
     many messages it holds: packed ``messages`` frames with ``batch``, else one ``message`` each."""
     if batch:
         return pack_messages(messages)
-    return [(encode({"type": "message", **message}), 1) for message in messages]
+    return [(encode(message_frame(message)), 1) for message in messages]
 
 
 def ack_frame(
