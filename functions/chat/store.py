@@ -258,14 +258,8 @@ class ChatStore:
         condition = "attribute_not_exists(conns) AND " + (
             "attribute_not_exists(leftAt)" if left_by is None else "leftBy = :by"
         )
-        return _condition_held(
-            "update presence",
-            lambda: self.client.delete_item(
-                TableName=self.presence_table,
-                Key={"username": {"S": username}},
-                ConditionExpression=condition,
-                **_values({":by": {"S": left_by}} if left_by is not None else {}),
-            ),
+        return self._delete_presence_if(
+            username, condition, {":by": {"S": left_by}} if left_by is not None else {}
         )
 
     def presence_of(self, username: str) -> Presence | None:
@@ -320,12 +314,21 @@ class ChatStore:
     def _delete_presence_if_empty(self, username: str) -> bool:
         """Delete an emptied presence item; False when a connection arrived in between (the user
         stays online, and nobody is told otherwise)."""
+        return self._delete_presence_if(
+            username, "attribute_exists(username) AND attribute_not_exists(conns)"
+        )
+
+    def _delete_presence_if(
+        self, username: str, condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        """Delete the user's presence item if ``condition`` holds; False (nothing deleted) if not."""
         return _condition_held(
             "update presence",
             lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
-                ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns)",
+                ConditionExpression=condition,
+                **_values(values or {}),
             ),
         )
 
