@@ -281,11 +281,8 @@ def test_a_resend_after_a_minute_of_a_completed_fan_out_is_not_delivered_again()
     assert [a["duplicate"] for a in core.notifier.frames(a1.connection_id, "ack")] == [False, True]
 
 
-def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on() -> None:
-    """Stored, then the invocation died: a resend within 60 s delivers nothing (the first may still
-    run), one at 60 s delivers it once, and later resends deliver nothing more."""
-    core = Core()
-    a1, b1 = core.connect("alice"), core.connect("bob")
+def store_then_die(core: Core, sender: Caller, text: str, client_msg_id: str) -> None:
+    """Send ``text``: it is stored, then the invocation dies at its first message post."""
 
     def die_on_the_first_copy(connection_id: str, frame: dict[str, Any]) -> None:
         if frame["type"] == "message":
@@ -293,8 +290,16 @@ def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on(
 
     core.notifier.on_post = die_on_the_first_copy
     with pytest.raises(RuntimeError):
-        core.say(a1, "survivor", clientMsgId="c-1")
+        core.say(sender, text, clientMsgId=client_msg_id)
     core.notifier.on_post = None
+
+
+def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on() -> None:
+    """Stored, then the invocation died: a resend within 60 s delivers nothing (the first may still
+    run), one at 60 s delivers it once, and later resends deliver nothing more."""
+    core = Core()
+    a1, b1 = core.connect("alice"), core.connect("bob")
+    store_then_die(core, a1, "survivor", "c-1")
     core.clock.advance(59.9995)
     core.say(a1, "survivor", clientMsgId="c-1")
     assert core.texts(b1) == []
@@ -312,15 +317,7 @@ def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_long_after() -> N
     """A resend well past the minute delivers the message its first invocation stored and lost."""
     core = Core()
     a1, b1 = core.connect("alice"), core.connect("bob")
-
-    def die_on_the_first_copy(connection_id: str, frame: dict[str, Any]) -> None:
-        if frame["type"] == "message":
-            raise RuntimeError("the invocation died here")
-
-    core.notifier.on_post = die_on_the_first_copy
-    with pytest.raises(RuntimeError):
-        core.say(a1, "late", clientMsgId="c-2")
-    core.notifier.on_post = None
+    store_then_die(core, a1, "late", "c-2")
     core.clock.advance(90)
     core.say(a1, "late", clientMsgId="c-2")
     assert core.texts(b1) == ["late"]
