@@ -95,7 +95,7 @@ class SyncRequest:
 
     since: Cursor | None
     limit: int
-    batch: bool = False
+    batch: bool
 
 
 # ---- client → server -------------------------------------------------------------------------
@@ -379,13 +379,15 @@ def fit_history(partner: str | None, newest_first: list[dict[str, Any]], *, more
     """The ``history`` frame of as many of these messages (newest first) as fit in one message of
     ``MAX_MESSAGE_BYTES``, oldest first. Older ones left out set ``more``: the client pages on from
     the oldest one it got."""
-    empty = len(encode(history_frame(partner, [], more=True)).encode())
     taken: list[dict[str, Any]] = []
-    size = empty
-    for message in newest_first:
+    size = len(encode(history_frame(partner, [], more=True)).encode())
+    for count, message in enumerate(newest_first, start=1):
         # Each further message adds its JSON and one comma.
         size += len(encode(message).encode()) + (1 if taken else 0)
-        if size > MAX_MESSAGE_BYTES:
+        # Taking the last one when ``more`` is false makes the frame say `false`, a byte longer
+        # than the `true` counted above.
+        says_false = count == len(newest_first) and not more
+        if size + int(says_false) > MAX_MESSAGE_BYTES:
             break
         taken.append(message)
     more = more or len(taken) < len(newest_first)
@@ -433,11 +435,11 @@ def inbox_frame(conversations: list[Conversation]) -> dict[str, Any]:
     private = sorted((c for c in conversations if c.partner is not None), key=_last_id, reverse=True)[
         : INBOX_MAX_CONVERSATIONS - len(public)
     ]
-    size = len(encode({"type": "inbox", "conversations": []}).encode())
-    size += sum(len(encode(c.as_json()).encode()) + 1 for c in public)
     kept = list(public)
+    size = len(encode({"type": "inbox", "conversations": [c.as_json() for c in kept]}).encode())
     for conversation in private:
-        size += len(encode(conversation.as_json()).encode()) + 1
+        # Each further row adds its JSON and, after the first, one comma.
+        size += len(encode(conversation.as_json()).encode()) + (1 if kept else 0)
         if size > MAX_MESSAGE_BYTES:
             break
         kept.append(conversation)
