@@ -459,7 +459,7 @@ class ChatStore:
                     **update,
                 )
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if aws_clients.error_code_of(exc) != "ConditionalCheckFailedException":
                     raise
                 # DynamoDB returns the item as it is (ReturnValuesOnConditionCheckFailure).
                 item = cast(dict[str, Any], exc.response.get("Item", {}))
@@ -735,7 +735,9 @@ class ChatStore:
                 writes: list[Any] = [{"Put": own}, {"Put": theirs}]
                 self.client.transact_write_items(TransactItems=writes)
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException" or _first_condition_failed(exc):
+            if aws_clients.error_code_of(exc) == "ConditionalCheckFailedException" or _first_condition_failed(
+                exc
+            ):
                 return False
             raise DependencyError("could not record the read position") from exc
         except BotoCoreError as exc:
@@ -834,10 +836,6 @@ def _stored_message(item: dict[str, Any]) -> StoredMessage:
 # ---- errors ------------------------------------------------------------------------------------
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _first_condition_failed(exc: ClientError) -> bool:
     """A cancelled transaction whose first write (the dedup record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
@@ -848,14 +846,7 @@ def _if_condition_holds(doing: str, write: Callable[[], Answer]) -> Answer | Non
     """Make one conditional write: its answer, or None when its condition failed (the state it
     guards against was found, which the caller decides about); any other failure is a
     DependencyError naming what was being done."""
-    try:
-        return write()
-    except ClientError as exc:
-        if _error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise DependencyError(f"could not {doing}") from exc
-    except BotoCoreError as exc:
-        raise DependencyError(f"could not {doing}") from exc
+    return aws_clients.unless_error("ConditionalCheckFailedException", doing, write)
 
 
 def _condition_held(doing: str, write: Callable[[], object]) -> bool:
