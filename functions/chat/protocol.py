@@ -47,9 +47,10 @@ MAX_MESSAGE_BYTES = 128 * 1024
 # A message id as the server issues it (chat.cursor): 10 characters of time (48 bits, so the first
 # is 0-7) and 16 random ones, Crockford base32 without I, L, O, U.
 MESSAGE_ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
-# Letters that fill space but show nothing, beside the whitespace and format (Cf) characters:
-# the Hangul fillers and the braille blank.
+# Letters that fill space but show nothing, beside the whitespace, control (Cc) and format (Cf)
+# characters: the Hangul fillers and the braille blank.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_UNSEEN_CATEGORIES = ("Cc", "Cf")
 _PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)
 # C0 controls other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates
 # (valid JSON escapes, but not text anyone can store or display).
@@ -169,10 +170,12 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
 
 
 def is_blank(text: str) -> bool:
-    """True when a reader would see nothing: only whitespace, zero-width and other invisible format
-    characters (Unicode category Cf: U+200B, U+200D, U+2060, U+FEFF, bidi controls...)."""
+    """True when a reader would see nothing: only whitespace, control characters (Unicode category
+    Cc, such as the C1 controls U+0080-U+009F, which the forbidden-character check lets through) and
+    invisible format characters (Cf: U+200B, U+200D, U+2060, U+FEFF, bidi controls...)."""
     return all(
-        char.isspace() or char in _INVISIBLE_LETTERS or unicodedata.category(char) == "Cf" for char in text
+        char.isspace() or char in _INVISIBLE_LETTERS or unicodedata.category(char) in _UNSEEN_CATEGORIES
+        for char in text
     )
 
 
