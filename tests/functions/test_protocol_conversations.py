@@ -138,3 +138,66 @@ def test_inbox_frame_orders_caps_and_keeps_public() -> None:
     assert _size(trimmed) <= protocol.MAX_MESSAGE_BYTES
     kept = [c["with"] for c in trimmed["conversations"]]
     assert None in kept and kept[0] == "u049" and len(kept) < 51
+
+
+def history_of_exactly(limit: int, *, more: bool) -> list[dict[str, Any]]:
+    """Four messages, newest first, whose history frame (``more`` as given) is ``limit`` bytes."""
+    newest_first = [_message(4 - n, "x" * 30_000) for n in range(4)]
+    short = limit - _size(protocol.history_frame("bob", newest_first[::-1], more=more))
+    newest_first[-1] = _message(1, "x" * (30_000 + short))
+    return newest_first
+
+
+def test_the_message_limit_is_api_gateways_128_kb() -> None:
+    """A history or inbox frame is one WebSocket message, which API Gateway caps at 128 KB."""
+    assert protocol.MAX_MESSAGE_BYTES == 128 * 1024
+
+
+def test_history_limit_takes_1_to_100() -> None:
+    """1 and 100 are the ends of a history page's range."""
+    assert [protocol.parse_history({"limit": n}).limit for n in (1, 2, 100)] == [1, 2, 100]
+
+
+@pytest.mark.parametrize("more", [True, False])
+def test_a_history_frame_of_exactly_128_kb_is_sent_whole(more: bool) -> None:
+    """Messages that make the frame 128 KB to the byte all go; one byte more leaves the oldest out."""
+    limit = protocol.MAX_MESSAGE_BYTES
+    newest_first = history_of_exactly(limit, more=more)
+    frame = protocol.fit_history("bob", newest_first, more=more)
+    assert frame["messages"] == newest_first[::-1] and frame["more"] is more
+    assert _size(frame) == limit
+    newest_first[0] = {**newest_first[0], "text": newest_first[0]["text"] + "x"}
+    frame = protocol.fit_history("bob", newest_first, more=more)
+    assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
+
+
+def test_a_history_frame_saying_more_false_counts_that_false() -> None:
+    """Messages filling 128 KB with `"more":true` are a byte over it with `"more":false`: the oldest
+    is left out (and `more` turns true), so the frame never passes the limit."""
+    newest_first = history_of_exactly(protocol.MAX_MESSAGE_BYTES, more=True)
+    frame = protocol.fit_history("bob", newest_first, more=False)
+    assert _size(frame) <= protocol.MAX_MESSAGE_BYTES
+    assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
+
+
+def inbox_of_exactly(limit: int) -> list[protocol.Conversation]:
+    """The public conversation and four private ones whose inbox frame is ``limit`` bytes."""
+    public = protocol.Conversation(None, _message(0, "public"), 2, None, None)
+    rows = [protocol.Conversation(f"user{n}", _message(n, "x" * 30_000), 1, None, None) for n in range(1, 5)]
+    short = limit - _size(protocol.inbox_frame([public, *rows]))
+    rows[0] = protocol.Conversation("user1", _message(1, "x" * (30_000 + short)), 1, None, None)
+    return [public, *rows]
+
+
+def test_an_inbox_frame_of_exactly_128_kb_is_sent_whole() -> None:
+    """Rows that make the inbox 128 KB to the byte all go; one byte more leaves the oldest private
+    one out, and the public one stays."""
+    conversations = inbox_of_exactly(protocol.MAX_MESSAGE_BYTES)
+    frame = protocol.inbox_frame(conversations)
+    assert _size(frame) == protocol.MAX_MESSAGE_BYTES
+    assert [row["with"] for row in frame["conversations"]] == ["user4", "user3", "user2", "user1", None]
+    public = conversations[0]
+    conversations[0] = protocol.Conversation(None, _message(0, "public!"), 2, None, None)
+    frame = protocol.inbox_frame(conversations)
+    assert [row["with"] for row in frame["conversations"]] == ["user4", "user3", "user2", None]
+    assert frame["conversations"][-1] == conversations[0].as_json() != public.as_json()
