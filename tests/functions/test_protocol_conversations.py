@@ -201,3 +201,24 @@ def test_an_inbox_frame_of_exactly_128_kb_is_sent_whole() -> None:
     frame = protocol.inbox_frame(conversations)
     assert [row["with"] for row in frame["conversations"]] == ["user4", "user3", "user2", None]
     assert frame["conversations"][-1] == conversations[0].as_json() != public.as_json()
+
+
+def test_history_stops_at_the_first_message_that_does_not_fit() -> None:
+    """A history page is contiguous: after a message too large for what is left, no older one is
+    sent (the client pages on from the oldest it got, so a skipped one would never come)."""
+    newest_first = [_message(3, "new"), _message(2, "x" * protocol.MAX_MESSAGE_BYTES), _message(1, "old")]
+    frame = protocol.fit_history(None, newest_first, more=False)
+    assert frame["messages"] == newest_first[:1] and frame["more"] is True
+
+
+def test_inbox_leaves_out_every_row_older_than_one_that_does_not_fit() -> None:
+    """Rows are left out oldest first: after a row too large for what is left, no older one is kept;
+    and the public conversation is listed once, whatever the input holds."""
+    public = protocol.Conversation(None, None, 0, None, None)
+    rows = [
+        protocol.Conversation("new", _message(3, "new"), 1, None, None),
+        protocol.Conversation("huge", _message(2, "x" * protocol.MAX_MESSAGE_BYTES), 1, None, None),
+        protocol.Conversation("old", _message(1, "old"), 1, None, None),
+    ]
+    frame = protocol.inbox_frame([public, *rows, public])
+    assert [row["with"] for row in frame["conversations"]] == ["new", None]
