@@ -758,41 +758,43 @@ def test_a_replayed_frame_s_floor_never_passes_the_settled_time() -> None:
     ]
 
 
-def test_a_sync_with_more_keeps_the_floor_where_the_last_frame_left_it() -> None:
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_a_sync_with_more_keeps_the_floor_where_the_last_frame_left_it(limit: int) -> None:
     """A page cut short by `limit` says more, and its synced cursor is the last frame's."""
     core = Core()
     b1 = core.connect("bob")
-    ids = _sent_at(core, b1, [0, 1, 2])
+    ids = _sent_at(core, b1, [0, 1, 2, 3])
     core.clock.now = T0 + 100
     core.notifier.posts.clear()
     since = Cursor(after=lowest_id_at(ms(T0 - 1)), floor_ms=ms(T0 - 1))
-    core.sync(b1, since=since.encode(), limit=2)
+    core.sync(b1, since=since.encode(), limit=limit)
     *replayed, synced = core.notifier.frames(b1.connection_id)
-    assert [f["id"] for f in replayed] == ids[:2]
+    assert [f["id"] for f in replayed] == ids[:limit]
     assert synced["more"] is True and synced["cursor"] == replayed[-1]["cursor"]
-    assert synced["cursor"] == Cursor(after=ids[1], floor_ms=ms(T0 + 1)).encode()
+    assert synced["cursor"] == Cursor(after=ids[limit - 1], floor_ms=ms(T0 + limit - 1)).encode()
 
 
-def test_a_replay_post_that_fails_ends_the_sync_saying_more() -> None:
-    """A replayed frame that cannot be posted stops the replay; synced holds what did arrive."""
+@pytest.mark.parametrize("failing", [2, 3, 4])
+def test_a_replay_post_that_fails_ends_the_sync_saying_more(failing: int) -> None:
+    """A replayed frame that cannot be posted stops the replay; synced holds the last that arrived."""
     core = Core()
     b1 = core.connect("bob")
-    _sent_at(core, b1, [0, 1, 2])
+    _sent_at(core, b1, [0, 1, 2, 3, 4])
     core.clock.now = T0 + 100
     core.notifier.posts.clear()
     replayed: list[str] = []
 
-    def fail_the_second(connection_id: str, frame: dict[str, Any]) -> Delivery | None:
+    def fail_one(connection_id: str, frame: dict[str, Any]) -> Delivery | None:
         if frame["type"] == "message":
             replayed.append(frame["id"])
-            return Delivery.FAILED if len(replayed) == 2 else None
+            return Delivery.FAILED if len(replayed) == failing else None
         return None
 
-    core.notifier.on_post = fail_the_second
+    core.notifier.on_post = fail_one
     core.sync(b1)
-    first, synced = core.notifier.frames(b1.connection_id)
-    assert len(replayed) == 2
-    assert synced == {"type": "synced", "cursor": first["cursor"], "more": True, "complete": True}
+    *arrived, synced = core.notifier.frames(b1.connection_id)
+    assert len(replayed) == failing and len(arrived) == failing - 1
+    assert synced == {"type": "synced", "cursor": arrived[-1]["cursor"], "more": True, "complete": True}
 
 
 def test_complete_is_false_only_for_a_cursor_older_than_the_retention() -> None:
