@@ -180,13 +180,15 @@ def test_a_history_frame_saying_more_false_counts_that_false() -> None:
     assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
 
 
-def inbox_of_exactly(limit: int) -> list[protocol.Conversation]:
-    """The public conversation and four private ones whose inbox frame is ``limit`` bytes."""
-    public = protocol.Conversation(None, _message(0, "public"), 2, None, None)
+def inbox_of_exactly(limit: int, *, public: bool = True) -> list[protocol.Conversation]:
+    """Four private conversations (and the public one) whose inbox frame is ``limit`` bytes."""
     rows = [protocol.Conversation(f"user{n}", _message(n, "x" * 30_000), 1, None, None) for n in range(1, 5)]
-    short = limit - _size(protocol.inbox_frame([public, *rows]))
-    rows[0] = protocol.Conversation("user1", _message(1, "x" * (30_000 + short)), 1, None, None)
-    return [public, *rows]
+    if public:
+        rows.insert(0, protocol.Conversation(None, _message(0, "public"), 2, None, None))
+    short = limit - _size(protocol.inbox_frame(rows))
+    oldest = rows.index(next(row for row in rows if row.partner == "user1"))
+    rows[oldest] = protocol.Conversation("user1", _message(1, "x" * (30_000 + short)), 1, None, None)
+    return rows
 
 
 def test_an_inbox_frame_of_exactly_128_kb_is_sent_whole() -> None:
@@ -201,6 +203,18 @@ def test_an_inbox_frame_of_exactly_128_kb_is_sent_whole() -> None:
     frame = protocol.inbox_frame(conversations)
     assert [row["with"] for row in frame["conversations"]] == ["user4", "user3", "user2", None]
     assert frame["conversations"][-1] == conversations[0].as_json() != public.as_json()
+
+
+def test_an_inbox_without_the_public_row_is_exact_too() -> None:
+    """With no public row, private rows that make the inbox 128 KB to the byte all go; one byte more
+    leaves the oldest out."""
+    conversations = inbox_of_exactly(protocol.MAX_MESSAGE_BYTES, public=False)
+    assert _size(protocol.inbox_frame(conversations)) == protocol.MAX_MESSAGE_BYTES
+    newest = conversations[-1]
+    assert newest.last is not None
+    conversations[-1] = protocol.Conversation("user4", _message(4, newest.last["text"] + "x"), 1, None, None)
+    frame = protocol.inbox_frame(conversations)
+    assert [row["with"] for row in frame["conversations"]] == ["user4", "user3", "user2"]
 
 
 def test_history_stops_at_the_first_message_that_does_not_fit() -> None:
