@@ -171,10 +171,12 @@ def test_a_history_frame_of_exactly_128_kb_is_sent_whole(more: bool) -> None:
     assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
 
 
-def test_a_history_frame_saying_more_false_counts_that_false() -> None:
-    """Messages filling 128 KB with `"more":true` are a byte over it with `"more":false`: the oldest
-    is left out (and `more` turns true), so the frame never passes the limit."""
-    newest_first = history_of_exactly(protocol.MAX_MESSAGE_BYTES, more=True)
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_history_frame_saying_more_false_counts_that_false(over: int) -> None:
+    """Messages filling 128 KB (or a byte more) with `"more":true` are a byte further over it with
+    `"more":false`: the oldest is left out (and `more` turns true), so the frame never passes the
+    limit."""
+    newest_first = history_of_exactly(protocol.MAX_MESSAGE_BYTES + over, more=True)
     frame = protocol.fit_history("bob", newest_first, more=False)
     assert _size(frame) <= protocol.MAX_MESSAGE_BYTES
     assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
