@@ -182,6 +182,15 @@ def test_a_history_frame_saying_more_false_counts_that_false(over: int) -> None:
     assert frame["messages"] == newest_first[:3][::-1] and frame["more"] is True
 
 
+def test_a_history_frame_that_leaves_older_ones_out_fills_128_kb_to_the_byte() -> None:
+    """A frame that leaves older messages out says `"more":true` whatever the caller passed:
+    messages filling 128 KB with that are all sent."""
+    newest_first = [*history_of_exactly(protocol.MAX_MESSAGE_BYTES, more=True), _message(0, "older")]
+    frame = protocol.fit_history("bob", newest_first, more=False)
+    assert frame["messages"] == newest_first[:4][::-1] and frame["more"] is True
+    assert _size(frame) == protocol.MAX_MESSAGE_BYTES
+
+
 def inbox_of_exactly(limit: int, *, public: bool = True) -> list[protocol.Conversation]:
     """Four private conversations (and the public one) whose inbox frame is ``limit`` bytes."""
     rows = [protocol.Conversation(f"user{n}", _message(n, "x" * 30_000), 1, None, None) for n in range(1, 5)]
