@@ -257,13 +257,15 @@ class JwksServer:
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.requests = 0
+        self.status = 200
+        self.raw_body: bytes | None = None  # when set, answered instead of the key set
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests += 1
-                body = json.dumps({"keys": owner.keys}).encode()
-                self.send_response(200)
+                body = owner.raw_body or json.dumps({"keys": owner.keys}).encode()
+                self.send_response(owner.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -463,31 +465,11 @@ def test_keys_of_skips_what_is_not_an_rs256_signing_key() -> None:
         (503, b'{"keys": []}'),
     ],
 )
-def test_a_key_set_that_is_not_one_makes_keys_unavailable(status: int, body: bytes) -> None:
+def test_a_key_set_that_is_not_one_makes_keys_unavailable(
+    jwks_server: JwksServer, status: int, body: bytes
+) -> None:
     """HTML, JSON without keys, an oversized answer or an error status: KeysUnavailable (ours to look
     into), no crash."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _answering(status, body))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        keys = token_verifier.JwksKeys(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")
-        with pytest.raises(token_verifier.KeysUnavailable):
-            keys.get_signing_key("k1")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _answering(status: int, body: bytes) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+    jwks_server.status, jwks_server.raw_body = status, body
+    with pytest.raises(token_verifier.KeysUnavailable):
+        token_verifier.JwksKeys(jwks_server.url).get_signing_key("k1")
