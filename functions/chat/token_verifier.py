@@ -180,7 +180,7 @@ def fetch_jwks(url: str, timeout_seconds: float) -> object:
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.netloc, timeout=timeout_seconds)
     try:
-        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         response = connection.getresponse()
         body = response.read(MAX_JWKS_BYTES + 1)
     except (OSError, http.client.HTTPException) as exc:  # refused, timed out, TLS, broken answer
