@@ -18,11 +18,10 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chat import dynamodb_json
 from chat.errors import DependencyError
 
 Answer = TypeVar("Answer")
-
-from chat import dynamodb_json
 
 # A botocore session is not safe to create clients from in several threads at once.
 _creating = threading.Lock()
