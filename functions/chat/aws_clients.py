@@ -30,7 +30,8 @@ _creating = threading.Lock()
 @lru_cache(maxsize=1)
 def session() -> botocore.session.Session:
     created = botocore.session.get_session()
-    created.register_component("response_parser_factory", dynamodb_json.ParserFactory())
+    if dynamodb_json.fits():
+        created.register_component("response_parser_factory", dynamodb_json.ParserFactory())
     return created
 
 

@@ -43,6 +43,17 @@ def _as_sent(attribute: Any) -> bool:
     return kind in _AS_SENT and raw is not None
 
 
+def fits(parser_class: type[JSONParser] = JSONParser) -> bool:
+    """Whether this botocore's JSON parser has the two private methods ``ItemParser`` builds on.
+
+    On Lambda the runtime provides botocore, at a version this project does not pin: should a
+    release rename them, the handlers keep botocore's own parser rather than fail every read.
+    """
+    return callable(getattr(parser_class, "_handle_map", None)) and callable(
+        getattr(parser_class, "_parse_shape", None)
+    )
+
+
 class ParserFactory(ResponseParserFactory):
     """botocore's parser factory, with ``ItemParser`` for the JSON protocol (DynamoDB's)."""
 

@@ -91,3 +91,13 @@ def test_handler_clients_use_the_item_parser() -> None:
     factory = aws_clients.session().get_component("response_parser_factory")
     assert isinstance(factory.create_parser("json"), dynamodb_json.ItemParser)
     assert not isinstance(factory.create_parser("rest-json"), dynamodb_json.ItemParser)
+
+
+def test_the_item_parser_fits_this_botocore_and_not_one_without_its_methods() -> None:
+    """The parser is used only on a botocore whose JSON parser has the private methods it extends."""
+
+    class RenamedInternals(JSONParser):
+        _handle_map = None  # type: ignore[assignment]
+
+    assert dynamodb_json.fits()
+    assert not dynamodb_json.fits(RenamedInternals)
