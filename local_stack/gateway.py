@@ -269,7 +269,7 @@ class WebSocketGateway:
     async def _authorize(self, handshake: events.Handshake) -> answers.AuthorizerVerdict:
         event = events.authorizer_event(self.api, handshake, at_ms=events.now_ms())
         logged = self.event_log.record(events.AUTHORIZER, event)
-        call = await self._runtime.invoke(self._authorizer, event)
+        call = await self._runtime.invoke(self._authorizer, event, caller=handshake.connection_id)
         verdict = answers.authorizer_verdict(call.answer, call.error, event["methodArn"])
         _finish(logged, verdict.status, call)
         return verdict
@@ -277,7 +277,7 @@ class WebSocketGateway:
     async def _connect(self, handshake: events.Handshake, authorizer: Mapping[str, Any]) -> int:
         event = events.connect_event(self.api, handshake, authorizer, at_ms=events.now_ms())
         logged = self.event_log.record(events.CONNECT, event)
-        call = await self._invoke(events.CONNECT, event)
+        call = await self._invoke(events.CONNECT, event, handshake.connection_id)
         status = answers.connect_status(call.answer, call.error)
         _finish(logged, status, call)
         user = str(authorizer.get("username") or authorizer.get("principalId"))
@@ -322,7 +322,7 @@ class WebSocketGateway:
             at_ms=events.now_ms(),
         )
         logged = self.event_log.record(route_key, event)
-        call = await self._invoke(route_key, event)
+        call = await self._invoke(route_key, event, connection.id)
         status = 200 if call.error is None else (504 if call.timed_out else 500)
         _finish(logged, status, call)
         self._console.call(connection.user, connection.id, route_key, status, call)
@@ -349,7 +349,7 @@ class WebSocketGateway:
             at_ms=events.now_ms(),
         )
         logged = self.event_log.record(events.DISCONNECT, event)
-        call = await self._invoke(events.DISCONNECT, event)
+        call = await self._invoke(events.DISCONNECT, event, connection.id)
         status = 200 if call.error is None else 500
         _finish(logged, status, call)
         self._console.call(connection.user, connection.id, events.DISCONNECT, status, call, detail=str(code))
@@ -366,8 +366,11 @@ class WebSocketGateway:
                 return
             await asyncio.sleep(deadline - now)
 
-    async def _invoke(self, route_key: str, event: dict[str, Any]) -> Invocation:
-        return await self._runtime.invoke(self._routes[route_key], event, wait_s=INTEGRATION_TIMEOUT_S)
+    async def _invoke(self, route_key: str, event: dict[str, Any], connection_id: str) -> Invocation:
+        # Keyed by connection: one connection's backlog never delays another's (instances.py).
+        return await self._runtime.invoke(
+            self._routes[route_key], event, wait_s=INTEGRATION_TIMEOUT_S, caller=connection_id
+        )
 
     def _spawn(self, connection: ClientSocket, coroutine: Any) -> None:
         # Keep a reference: the event loop holds tasks weakly.
