@@ -34,6 +34,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+Inbox = queue.SimpleQueue[tuple[Hashable, Work] | None]  # a worker thread's: its next call and key
 # The key of work submitted without one: one shared backlog, no cap on how much of it runs.
 _UNKEYED: Hashable = object()
 DEFAULT_MAX_RUNNING_PER_KEY = 4
@@ -51,8 +52,8 @@ class WarmFirstExecutor(Executor):
         self._max_running_per_key = max(1, max_running_per_key)
         self._prefix = thread_name_prefix
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[tuple[Hashable, Work] | None]] = []  # the most recently idle last
-        self._workers: list[queue.SimpleQueue[tuple[Hashable, Work] | None]] = []
+        self._idle: list[Inbox] = []  # the most recently idle last
+        self._workers: list[Inbox] = []
         # Keys with work waiting, in the order they are next served (round-robin).
         self._backlogs: OrderedDict[Hashable, deque[Work]] = OrderedDict()
         self._running: dict[Hashable, int] = {}
@@ -61,7 +62,9 @@ class WarmFirstExecutor(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return self.submit_for(None, fn, *args, **kwargs)
 
-    def submit_for(self, key: Hashable | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+    def submit_for(
+        self, key: Hashable | None, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
         """Like ``submit``, with the work queued behind ``key``'s own (None: the shared backlog)."""
         lane = _UNKEYED if key is None else key
         future: Future[Any] = Future()
@@ -96,7 +99,7 @@ class WarmFirstExecutor(Executor):
             return False
         return lane is _UNKEYED or self._running.get(lane, 0) < self._max_running_per_key
 
-    def _hand(self, inbox: queue.SimpleQueue[tuple[Hashable, Work] | None], lane: Hashable, work: Work) -> None:
+    def _hand(self, inbox: Inbox, lane: Hashable, work: Work) -> None:
         self._running[lane] = self._running.get(lane, 0) + 1
         inbox.put((lane, work))
 
@@ -114,13 +117,13 @@ class WarmFirstExecutor(Executor):
         return None
 
     def _start(self, lane: Hashable, work: Work) -> None:
-        inbox: queue.SimpleQueue[tuple[Hashable, Work] | None] = queue.SimpleQueue()
+        inbox: Inbox = queue.SimpleQueue()
         self._workers.append(inbox)
         name = f"{self._prefix}_{len(self._workers) - 1}"
         threading.Thread(target=self._work, args=(inbox,), name=name, daemon=True).start()
         self._hand(inbox, lane, work)
 
-    def _work(self, inbox: queue.SimpleQueue[tuple[Hashable, Work] | None]) -> None:
+    def _work(self, inbox: Inbox) -> None:
         while (item := inbox.get()) is not None:
             lane, (future, fn, args, kwargs) = item
             if future.set_running_or_notify_cancel():
