@@ -8,7 +8,8 @@ One ``WebSocketGateway`` serves ``ws://HOST:PORT/<stage>`` and, on the same port
    ``$connect`` (a non-2xx status refuses the handshake with that status). Only then does the
    socket open and the connection id exist for the management API.
 2. Messages: text frames are routed on ``$request.body.action`` (``$default`` otherwise) and each
-   one is handled concurrently, as API Gateway invokes integrations; a binary frame closes the
+   one is handled concurrently, as API Gateway invokes integrations (each connection's invocations
+   queue apart from every other's: ``instances.py``); a binary frame closes the
    socket with 1003, as API Gateway does not take them. A frame over 32 KB or a message over
    128 KB closes it with 1009 (websockets enforces both, given the two sizes).
 3. Timeouts: 10 minutes without a data frame in either direction, or 2 hours in all, close the
@@ -16,7 +17,10 @@ One ``WebSocketGateway`` serves ``ws://HOST:PORT/<stage>`` and, on the same port
 4. ``$disconnect`` once the socket is closed, with the close code and reason.
 
 The management API (``management.py``) reaches connections through ``post``, ``describe`` and
-``delete``; a connection that is closed or unknown raises ``GoneConnection``. The inspector lists
+``delete``; a connection that is closed or unknown raises ``GoneConnection``. Frames received
+before a ``delete`` still run: API Gateway invokes the integration for each message it receives,
+and its documentation describes no cancelling of those invocations when a connection is deleted;
+what they post then gets a 410. The inspector lists
 them (``open_connections``) and can make one go stale (``make_stale``): its socket is cut without a
 ``$disconnect``, as when API Gateway loses a client and never tells the integration, so its record
 stays behind for a 410 to prune.
