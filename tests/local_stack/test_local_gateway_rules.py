@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import local_stack_stubs
 import pytest
 from aiohttp import web
 from botocore.config import Config
@@ -163,6 +164,32 @@ def test_integration_failure_sends_api_gateways_error_frame(stub: StubGateway) -
         assert frame["message"] == "Internal server error"
         assert set(frame) == {"message", "connectionId", "requestId"}
         socket.send("still open")
+
+
+def test_one_connections_flood_does_not_delay_another_connections_frame(stub: StubGateway) -> None:
+    """With 300 frames of one connection queued (its first calls stuck), another's runs at once."""
+    local_stack_stubs.STARTED.clear()
+    local_stack_stubs.RELEASE.clear()
+    before = len(_bodies(stub, "note:hold"))
+    try:
+        with (
+            connect(f"{stub.ws_url}?token=flooder") as flooder,
+            connect(f"{stub.ws_url}?token=victim") as victim,
+        ):
+            for _ in range(300):
+                flooder.send("note:hold")
+            _wait(lambda: len(_bodies(stub, "note:hold")) - before == 300)  # all 300 invoked
+            victim.send("note:victim")
+            _wait(lambda: "note:victim" in local_stack_stubs.STARTED)
+            # Only the flooder's share of the threads ran ahead of it, not the 296 waiting behind.
+            assert local_stack_stubs.STARTED.index("note:victim") <= 4
+    finally:
+        local_stack_stubs.RELEASE.set()
+    _wait(lambda: local_stack_stubs.STARTED.count("note:hold") == 300, timeout=30)  # frames still run
+
+
+def _bodies(stub: StubGateway, body: str) -> list[dict[str, Any]]:
+    return [event for kind, event in stub.recorded if kind == "$default" and event.get("body") == body]
 
 
 def test_binary_frame_closes_with_1003(stub: StubGateway) -> None:
