@@ -109,8 +109,10 @@ class Victims:
         return [(received.get(sent, until) - sent) * 1000 for sent in self.sent if start <= sent < end]
 
 
-async def flood(url: str, frames: list[str], deadline: float) -> FloodOutcome:
-    """Send every frame as fast as the socket takes them; reconnect when the server closes it."""
+async def flood(url: str, frames: list[str], deadline: float, done: asyncio.Event) -> FloodOutcome:
+    """Send every frame as fast as the socket takes them, until ``deadline``; reconnect when the
+    server closes it. Answers are counted until ``done`` (the run's end): a flood's backlog is
+    still being answered after its window."""
     outcome = FloodOutcome()
     while outcome.sent < len(frames) and time.monotonic() < deadline:
         try:
@@ -125,9 +127,10 @@ async def flood(url: str, frames: list[str], deadline: float) -> FloodOutcome:
                 await socket.send(frame)
                 outcome.sent += 1
                 await asyncio.sleep(0)  # let the answers be read meanwhile
-        # All written (or the server closed it): read answers until it closes or the window ends.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), timeout=max(0.1, deadline - time.monotonic()))
+        # All written (or the server closed it): read answers until it closes or the run ends.
+        ended = asyncio.create_task(done.wait())
+        await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
         outcome.closed += reader.done() and not reader.cancelled() and reader.result()
         reader.cancel()
         await socket.close()
@@ -209,13 +212,18 @@ async def scenario(
     await asyncio.sleep(options.quiet_s)
     flood_started = time.monotonic()
     frames = [json.dumps(FLOOD_FRAMES[route](n)) for n in range(count)]
-    outcome = await flood(stack.connect_url(flooder.access_token), frames, flood_started + options.window_s)
+    done = asyncio.Event()
+    flooding = asyncio.create_task(
+        flood(stack.connect_url(flooder.access_token), frames, flood_started + options.window_s, done)
+    )
     await asyncio.sleep(max(0.0, flood_started + options.window_s - time.monotonic()))
     flood_ended = time.monotonic()
     quiet = victims.latencies_ms(quiet_started, flood_started, flood_started)
     settled_s = await settle(victims, percentile(quiet, 0.5), options.settle_s)
     stop.set()
     await asyncio.sleep(1.0)  # the last probes land
+    done.set()
+    outcome = await flooding
     for task in tasks:
         task.cancel()
     for socket in [receiver_socket, *senders]:
