@@ -67,6 +67,7 @@ class FloodOutcome:
     answers: int = 0  # every frame the flooder was sent (a sync's replayed messages too)
     admitted: int = 0  # requests answered as admitted (ack, synced, who, pong)
     refused: int = 0
+    messages: int = 0  # message frames (what an admitted sync replays)
     closed: int = 0
     connections: int = 0  # handshakes that opened: each an authorizer, $connect and $disconnect
 
@@ -144,6 +145,7 @@ async def _count_answers(socket: ClientConnection, outcome: FloodOutcome) -> boo
             frame = json.loads(raw)
             outcome.answers += 1
             outcome.admitted += frame.get("type") in ADMITTED_ANSWERS.values()
+            outcome.messages += frame.get("type") == "message"
             outcome.refused += frame.get("type") == "error" and frame.get("code") == "rate_limited"
     return True
 
@@ -242,6 +244,7 @@ async def scenario(
         "flood_sent": outcome.sent,
         "flood_admitted": outcome.admitted,
         "flood_answers": outcome.answers,
+        "flood_messages": outcome.messages,
         "flood_refused": outcome.refused,
         "flood_closed": outcome.closed,
         "flood_connections": outcome.connections,
@@ -347,8 +350,8 @@ def run(options: AbuseOptions, command: str, output: Path = OUTPUT) -> Report:
         f"{options.quiet_s:.0f} s quiet, then the flood; victims' p50/p99 "
         f"over the probes sent in the {options.window_s:.0f} s from the flood's start (a probe that never "
         "arrived counts as the time until the end of the run).",
-        f"The sync flood reads a history of {options.history} public messages: each admitted sync of "
-        f"500 posts {min(options.history, 500)} message frames and a 'synced' back "
+        f"The sync flood reads a history of at least {options.history} public messages: each admitted "
+        f"sync of 500 posts a message frame per stored message (up to 500) and a 'synced' back "
         f"({sync_frames_per_admitted(after)}).",
         "'flood invocations': one per frame sent, and an authorizer, $connect and $disconnect per "
         "connection the flooder opened; the share in brackets is the reconnects'.",
@@ -378,7 +381,7 @@ def sync_frames_per_admitted(rows: list[dict[str, Any]]) -> str:
     sync = next((row for row in rows if row["route"] == "sync"), None)
     if sync is None or not sync["flood_admitted"]:
         return "no sync admitted"
-    posts = sync["flood_answers"] - sync["flood_refused"]
+    posts = sync["flood_messages"] + sync["flood_admitted"]
     return f"{sync['flood_admitted']} admitted, {posts / sync['flood_admitted']:.0f} posts each, as measured"
 
 
