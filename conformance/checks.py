@@ -281,29 +281,20 @@ def idempotent_resend(run: Run) -> None:
 
 def sync_after_drop(run: Run) -> None:
     """b drops off; a sends public and private messages; b comes back and syncs from its cursor."""
-    a1, b1 = run.session("a1"), run.session("b1")
-    b = run.username("b")
-    before = run.send(a1, text=run.text("before the drop"), label="before")
-    held = b1.wait_for(
-        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
-    )
-    run.close_user("b")
+    a1, b, held = _b_drops_off(run, "before the drop")
     missed = [
         run.send(a1, text=run.text("missed public 1"), label="missed"),
         run.send(a1, text=run.text("missed private"), to=b, label="missed"),
         run.send(a1, text=run.text("missed public 2"), label="missed"),
     ]
     b3 = run.open_session("b3")
-    replayed, synced = _sync_all(run, b3, held["cursor"])
+    replayed, synced = _sync_all(run, b3, held)
     order = [frame["id"] for frame in replayed]
     for ack, kind in zip(missed, ("public", "private", "public"), strict=True):
         expect(ack["id"] in order, f"sync did not replay the missed {kind} message")
-    positions = [order.index(ack["id"]) for ack in missed]
-    expect(positions == sorted(positions), "sync replayed the missed messages out of order")
+    _expect_in_order_and_visible(replayed, missed, b, "sync")
     for frame in replayed:
         expect_shape(frame)
-        visible = frame["to"] is None or b in (frame["from"], frame["to"])
-        expect(visible, f"sync replayed a private message between {frame['from']} and {frame['to']}")
     expect_shape(synced)
     expect(synced["complete"] is True, "synced says complete: false for a cursor seconds old")
 
@@ -311,20 +302,14 @@ def sync_after_drop(run: Run) -> None:
 def sync_batched(run: Run) -> None:
     """As sync-after-drop with `batch: true` (version 1.1): the replay comes only as `messages`
     frames of at most 32 KB, each message with its own cursor, and resuming from one works."""
-    a1, b1 = run.session("a1"), run.session("b1")
-    b = run.username("b")
-    before = run.send(a1, text=run.text("before the batched drop"), label="before")
-    held = b1.wait_for(
-        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
-    )
-    run.close_user("b")
+    a1, b, held = _b_drops_off(run, "before the batched drop")
     long_text = run.text("missed, long ") + "ü" * 3_000  # 6 KB of UTF-8: five fit in 32 KB
     missed = [run.send(a1, text=long_text, label="missed") for _ in range(2)]
     missed.append(run.send(a1, text=run.text("missed private"), to=b, label="missed"))
     missed += [run.send(a1, text=long_text, label="missed") for _ in range(3)]
     b3 = run.open_session("b3")
     asked = time.monotonic()
-    replayed, synced = _sync_all(run, b3, held["cursor"], batch=True)
+    replayed, synced = _sync_all(run, b3, held, batch=True)
     expect(
         not b3.frames(lambda f: f.get("type") == "message", since=asked), "a batched sync sent message frames"
     )
@@ -335,16 +320,35 @@ def sync_batched(run: Run) -> None:
     order = [frame["id"] for frame in replayed]
     for ack in missed:
         expect(ack["id"] in order, "the batched sync did not replay a missed message")
-    positions = [order.index(ack["id"]) for ack in missed]
-    expect(positions == sorted(positions), "the batched sync replayed the missed messages out of order")
-    for frame in replayed:
-        visible = frame["to"] is None or b in (frame["from"], frame["to"])
-        expect(visible, f"sync replayed a private message between {frame['from']} and {frame['to']}")
+    _expect_in_order_and_visible(replayed, missed, b, "the batched sync")
     expect(synced["complete"] is True, "synced says complete: false for a cursor seconds old")
     middle = replayed[order.index(missed[2]["id"])]
     again, _ = _sync_all(run, run.open_session("b3"), middle["cursor"], batch=True)
     rest = [ack["id"] for ack in missed[3:]]
     expect(all(i in [f["id"] for f in again] for i in rest), "resuming from a packed cursor lost messages")
+
+
+def _b_drops_off(run: Run, text: str) -> tuple[Session, str, str]:
+    """a1 sends ``text`` and b1 gets it; then every connection of b closes. (a1, b's username, the
+    cursor b held when it dropped off.)"""
+    a1, b1 = run.session("a1"), run.session("b1")
+    before = run.send(a1, text=run.text(text), label="before")
+    held = b1.wait_for(
+        lambda f: is_message(f, before["id"]), "message sent before the drop", run.timing.timeout_s
+    )
+    run.close_user("b")
+    return a1, run.username("b"), held["cursor"]
+
+
+def _expect_in_order_and_visible(replayed: list[Frame], missed: list[Frame], reader: str, what: str) -> None:
+    """The missed messages (all replayed) came in the order they were sent, and nothing private
+    between others reached ``reader``."""
+    order = [frame["id"] for frame in replayed]
+    positions = [order.index(ack["id"]) for ack in missed]
+    expect(positions == sorted(positions), f"{what} replayed the missed messages out of order")
+    for frame in replayed:
+        visible = frame["to"] is None or reader in (frame["from"], frame["to"])
+        expect(visible, f"sync replayed a private message between {frame['from']} and {frame['to']}")
 
 
 def _is_messages(frame: Frame | None) -> bool:

@@ -129,7 +129,7 @@ _CONNECTIONS_WILDCARD = (
     "connection of this API is exactly what the chat does."
 )
 _RUNTIME_CHOICE = (
-    "Python 3.13 is the runtime the code and its bundled native wheels (cffi, cryptography) are "
+    "Python 3.13 is the runtime the code and its bundled packages are "
     "built and tested for; it is supported by Lambda until 2029. Moving to a newer runtime is a "
     "deliberate change made together with the packaging target, not a silent one."
 )

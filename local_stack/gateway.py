@@ -8,7 +8,8 @@ One ``WebSocketGateway`` serves ``ws://HOST:PORT/<stage>`` and, on the same port
    ``$connect`` (a non-2xx status refuses the handshake with that status). Only then does the
    socket open and the connection id exist for the management API.
 2. Messages: text frames are routed on ``$request.body.action`` (``$default`` otherwise) and each
-   one is handled concurrently, as API Gateway invokes integrations; a binary frame closes the
+   one is handled concurrently, as API Gateway invokes integrations (each connection's invocations
+   queue apart from every other's: ``instances.py``); a binary frame closes the
    socket with 1003, as API Gateway does not take them. A frame over 32 KB or a message over
    128 KB closes it with 1009 (websockets enforces both, given the two sizes).
 3. Timeouts: 10 minutes without a data frame in either direction, or 2 hours in all, close the
@@ -16,7 +17,10 @@ One ``WebSocketGateway`` serves ``ws://HOST:PORT/<stage>`` and, on the same port
 4. ``$disconnect`` once the socket is closed, with the close code and reason.
 
 The management API (``management.py``) reaches connections through ``post``, ``describe`` and
-``delete``; a connection that is closed or unknown raises ``GoneConnection``. The inspector lists
+``delete``; a connection that is closed or unknown raises ``GoneConnection``. Frames received
+before a ``delete`` still run: API Gateway invokes the integration for each message it receives,
+and its documentation describes no cancelling of those invocations when a connection is deleted;
+what they post then gets a 410. The inspector lists
 them (``open_connections``) and can make one go stale (``make_stale``): its socket is cut without a
 ``$disconnect``, as when API Gateway loses a client and never tells the integration, so its record
 stays behind for a 410 to prune.
@@ -269,7 +273,7 @@ class WebSocketGateway:
     async def _authorize(self, handshake: events.Handshake) -> answers.AuthorizerVerdict:
         event = events.authorizer_event(self.api, handshake, at_ms=events.now_ms())
         logged = self.event_log.record(events.AUTHORIZER, event)
-        call = await self._runtime.invoke(self._authorizer, event)
+        call = await self._runtime.invoke(self._authorizer, event, caller=handshake.connection_id)
         verdict = answers.authorizer_verdict(call.answer, call.error, event["methodArn"])
         _finish(logged, verdict.status, call)
         return verdict
@@ -277,7 +281,7 @@ class WebSocketGateway:
     async def _connect(self, handshake: events.Handshake, authorizer: Mapping[str, Any]) -> int:
         event = events.connect_event(self.api, handshake, authorizer, at_ms=events.now_ms())
         logged = self.event_log.record(events.CONNECT, event)
-        call = await self._invoke(events.CONNECT, event)
+        call = await self._invoke(events.CONNECT, event, handshake.connection_id)
         status = answers.connect_status(call.answer, call.error)
         _finish(logged, status, call)
         user = str(authorizer.get("username") or authorizer.get("principalId"))
@@ -322,7 +326,7 @@ class WebSocketGateway:
             at_ms=events.now_ms(),
         )
         logged = self.event_log.record(route_key, event)
-        call = await self._invoke(route_key, event)
+        call = await self._invoke(route_key, event, connection.id)
         status = 200 if call.error is None else (504 if call.timed_out else 500)
         _finish(logged, status, call)
         self._console.call(connection.user, connection.id, route_key, status, call)
@@ -349,7 +353,7 @@ class WebSocketGateway:
             at_ms=events.now_ms(),
         )
         logged = self.event_log.record(events.DISCONNECT, event)
-        call = await self._invoke(events.DISCONNECT, event)
+        call = await self._invoke(events.DISCONNECT, event, connection.id)
         status = 200 if call.error is None else 500
         _finish(logged, status, call)
         self._console.call(connection.user, connection.id, events.DISCONNECT, status, call, detail=str(code))
@@ -366,8 +370,11 @@ class WebSocketGateway:
                 return
             await asyncio.sleep(deadline - now)
 
-    async def _invoke(self, route_key: str, event: dict[str, Any]) -> Invocation:
-        return await self._runtime.invoke(self._routes[route_key], event, wait_s=INTEGRATION_TIMEOUT_S)
+    async def _invoke(self, route_key: str, event: dict[str, Any], connection_id: str) -> Invocation:
+        # Keyed by connection: one connection's backlog never delays another's (instances.py).
+        return await self._runtime.invoke(
+            self._routes[route_key], event, wait_s=INTEGRATION_TIMEOUT_S, caller=connection_id
+        )
 
     def _spawn(self, connection: ClientSocket, coroutine: Any) -> None:
         # Keep a reference: the event loop holds tasks weakly.

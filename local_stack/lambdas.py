@@ -207,13 +207,19 @@ class LambdaRuntime:
             self._child().preload(functions)
         return failures
 
-    async def invoke(self, function: Function, event: Any, *, wait_s: float | None = None) -> Invocation:
-        """Run ``function`` on a worker thread; give up waiting after its timeout (or ``wait_s``)."""
+    async def invoke(
+        self, function: Function, event: Any, *, wait_s: float | None = None, caller: str | None = None
+    ) -> Invocation:
+        """Run ``function`` on a worker thread; give up waiting after its timeout (or ``wait_s``).
+
+        ``caller`` (the gateway's connection id) queues the call behind that caller's own backlog
+        only, never behind another's (see ``instances.py``)."""
         request_id = str(uuid.uuid4())
         limit = min(function.timeout_s, wait_s or function.timeout_s)
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._call, function, event, request_id, started)
+        future = asyncio.wrap_future(
+            self._pool.submit_for(caller, self._call, function, event, request_id, started)
+        )
         try:
             answer = await asyncio.wait_for(asyncio.shield(future), timeout=limit)
         except TimeoutError:

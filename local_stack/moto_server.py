@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
+from moto.core.responses import ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -38,11 +39,14 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import RESULT_SIZE_LIMIT
-from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodb.models.utilities import dynamo_to_dict
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+
+from local_stack import moto_query
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 TRANSACTION_OPERATIONS = ("ConditionCheck", "Put", "Delete", "Update")
@@ -85,6 +89,8 @@ PLAIN_JSON_OPERATIONS = frozenset(
 DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
 # moto's own answer writer, kept for every other operation (and for tests that compare the two).
 MOTO_SERIALIZED = DynamoHandler.serialized
+_MOTO_RESULT = DynamoResult
+MOTO_ENRICH = DynamoHandler._enrich_response
 
 ItemKey = tuple[str, DynamoType, DynamoType | None]
 ITEM_WRITE_TARGETS = frozenset(
@@ -215,6 +221,71 @@ class ItemRollbackDynamoDBBackend(DynamoDBBackend):
                 segments,
             )
         return projected_scan(self.get_table(table_name), names, projection_expression or [])
+
+    # -- Query: one partition's items, not the table's
+
+    def query(
+        self,
+        table_name: str,
+        hash_key_dict: dict[str, Any] | None,
+        range_comparison: str | None,
+        range_value_dicts: list[dict[str, Any]],
+        limit: int,
+        exclusive_start_key: dict[str, Any],
+        scan_index_forward: bool,
+        projection_expressions: list[list[str]] | None,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        expr_names: dict[str, str] | None = None,
+        expr_values: dict[str, dict[str, str]] | None = None,
+        filter_expression: str | None = None,
+        hash_key_conditions: list[tuple[str, dict[str, Any]]] | None = None,
+        range_key_conditions: list[tuple[str, str, list[dict[str, Any]]]] | None = None,
+        **filter_kwargs: Any,
+    ) -> tuple[list[Item], int, dict[str, Any] | None]:
+        """moto's Query, answered from the partition alone when ``keyed_query`` takes it (see
+        moto_query.py); then filtered and projected as moto's ``Table.query`` does. Its deep copy
+        of the page is left out: the answer is written out within this request, under the lock,
+        and neither the filter nor the projection changes an item."""
+        page = moto_query.keyed_query(
+            self.get_table(table_name),
+            hash_key_dict,
+            range_comparison,
+            range_value_dicts,
+            limit,
+            exclusive_start_key,
+            scan_index_forward,
+            index_name=index_name,
+            hash_key_conditions=hash_key_conditions,
+            range_key_conditions=range_key_conditions,
+            filter_kwargs=filter_kwargs,
+        )
+        if page is None:
+            return super().query(
+                table_name,
+                hash_key_dict,
+                range_comparison,
+                range_value_dicts,
+                limit,
+                exclusive_start_key,
+                scan_index_forward,
+                projection_expressions,
+                index_name,
+                consistent_read,
+                expr_names,
+                expr_values,
+                filter_expression,
+                hash_key_conditions,
+                range_key_conditions,
+                **filter_kwargs,
+            )
+        items, scanned_count, last_evaluated_key = page
+        condition = get_filter_expression(filter_expression, expr_names, expr_values)
+        if condition is not None:
+            items = [item for item in items if condition.expr(item)]
+        if projection_expressions:
+            items = [item.project(projection_expressions) for item in items]
+        return items, scanned_count, last_evaluated_key
 
     # -- transactions
 
@@ -398,6 +469,64 @@ def _base64(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
+def skip_request_id_search_in_json() -> None:
+    """Leave out moto's search of every DynamoDB answer for an XML ``<RequestId>`` to rewrite.
+
+    moto runs a regular expression with a look-behind for ``<RequestId>`` over each answer's whole
+    body, which for a page of 1,000 items is a scan of a few hundred KB that finds nothing: JSON has
+    no such element. When the text is not in the body the expression cannot match, so the body is
+    returned as it is; otherwise moto's own code runs. The headers are moto's in either case.
+    """
+    if DynamoHandler._enrich_response is not MOTO_ENRICH:
+        return
+
+    def enrich(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" not in body:
+            return MOTO_ENRICH(headers, "")[0], body
+        return MOTO_ENRICH(headers, body)
+
+    DynamoHandler._enrich_response = staticmethod(enrich)  # type: ignore[method-assign,assignment]
+
+
+# Attribute types whose value moto's dynamo_to_dict hands on as it is (a string, or a boolean).
+_AS_STORED = frozenset({"S", "N", "BOOL", "NULL"})
+
+
+def convert_results_directly() -> None:
+    """Turn moto's DynamoDB results into plain data without its recursion into every string.
+
+    moto's ``DynamoResult`` runs ``dynamo_to_dict`` over the whole result: four type tests for each
+    attribute value and four more for the string inside it, for every item of a page. Here a string,
+    number, boolean or null attribute becomes ``{type: value}`` at once (what that recursion returns
+    for it), containers are walked the same way, and anything else still goes to
+    ``dynamo_to_dict``: the same data (tests/local_stack/test_moto_query.py compares the two).
+    """
+    from moto.dynamodb import responses
+
+    if responses.DynamoResult is not _MOTO_RESULT:
+        return
+    responses.DynamoResult = DirectResult  # type: ignore[misc]
+
+
+class DirectResult(ActionResult):
+    """moto's ``DynamoResult``, converted by ``plain_data``."""
+
+    def __init__(self, result: object) -> None:
+        super().__init__(plain_data(result))
+
+
+def plain_data(value: Any) -> Any:
+    """What ``dynamo_to_dict(value)`` returns."""
+    kind = type(value)
+    if kind is DynamoType and value.type in _AS_STORED and type(value.value) in (str, bool):
+        return {value.type: value.value}
+    if kind is dict or kind is LimitedSizeDict:  # an item's attributes are the latter
+        return {key: plain_data(member) for key, member in value.items()}
+    if kind is list:
+        return [plain_data(member) for member in value]
+    return dynamo_to_dict(value)
+
+
 WriteListener = Callable[[list[ItemWrite]], None]
 
 
@@ -412,7 +541,7 @@ def serve_revoke_token() -> None:
     """
     from moto.cognitoidp.exceptions import NotAuthorizedError
     from moto.cognitoidp.responses import CognitoIdpResponse
-    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.responses import EmptyResult
 
     if hasattr(CognitoIdpResponse, "revoke_token"):
         return
@@ -435,6 +564,8 @@ class AtomicMotoServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         use_item_rollback()
         serialize_items_as_plain_json()
+        convert_results_directly()
+        skip_request_id_search_in_json()
         serve_revoke_token()
         # Held for each whole request, and by whoever reads moto's state as a whole.
         self.lock = threading.Lock()

@@ -52,6 +52,7 @@ MODULE_TESTS = {
 # The tests need no plugin: loading none but pytest-timeout halves the cost of a mutant.
 TEST_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 WORKER_START_TIMEOUT_S = 120.0
+WORKER_START_ATTEMPTS = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,10 +122,7 @@ def _http_workers(tree: Path, count: int, env: dict[str, str]) -> Iterator[list[
         for number in range(count):
             copy = tree.with_name(f"{tree.name}-worker{number}")
             copy_tracked_files(copy)
-            port = _free_port()
-            command = [str(Path(sys.executable).parent / "cosmic-ray"), "http-worker", "--port", str(port)]
-            processes.append(subprocess.Popen(command, cwd=copy, env=env, stdout=subprocess.DEVNULL))  # noqa: S603
-            _wait_for_port(port)
+            port = _start_worker(copy, env, processes)
             urls.append(f"http://127.0.0.1:{port}")
         yield urls
     finally:
@@ -134,17 +132,36 @@ def _http_workers(tree: Path, count: int, env: dict[str, str]) -> Iterator[list[
             process.wait(timeout=30)
 
 
+def _start_worker(copy: Path, env: dict[str, str], processes: list[subprocess.Popen[bytes]]) -> int:
+    """Start a cosmic-ray HTTP worker in ``copy`` (added to ``processes``); the port it listens on.
+
+    The port is free when chosen but may be taken before the worker binds it (other programs on
+    the machine pick free ports too): a worker that exits without listening is started again on
+    another port."""
+    command = [str(Path(sys.executable).parent / "cosmic-ray"), "http-worker", "--port"]
+    for _ in range(WORKER_START_ATTEMPTS):
+        port = _free_port()
+        process = subprocess.Popen([*command, str(port)], cwd=copy, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
+        processes.append(process)
+        if _wait_for_port(port, process):
+            return port
+    raise RuntimeError(f"no cosmic-ray worker started listening in {WORKER_START_ATTEMPTS} attempts")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def _wait_for_port(port: int) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> bool:
+    """True once ``port`` accepts connections; False when ``process`` exits first."""
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
+            return True
+        if process.poll() is not None:
+            return False
         time.sleep(0.2)
     raise RuntimeError(f"a cosmic-ray worker did not start listening on port {port}")
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chat import aws_clients
 from chat.boto_config import ONE_CALL
-from chat.errors import DependencyError
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -39,13 +36,12 @@ class UserDirectory:
         with self._lock:
             if username in self._known:
                 return True
-        try:
-            self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "UserNotFoundException":
-                return False
-            raise DependencyError("could not look the user up") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not look the user up") from exc
+        found = aws_clients.unless_error(
+            "UserNotFoundException",
+            "look the user up",
+            lambda: self.client.admin_get_user(UserPoolId=self.user_pool_id, Username=username),
+        )
+        if found is None:
+            return False
         self.remember(username)
         return True

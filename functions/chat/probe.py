@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chat import aws_clients
 from chat.boto_config import bounded
-from chat.errors import DependencyError
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -37,12 +34,9 @@ class ConnectionProbe:
 
     def exists(self, connection_id: str) -> bool:
         """False only on API Gateway's 410 GoneException; any other failure raises DependencyError."""
-        try:
-            self.client.get_connection(ConnectionId=connection_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "GoneException":
-                return False
-            raise DependencyError("could not ask whether a connection exists") from exc
-        except BotoCoreError as exc:
-            raise DependencyError("could not ask whether a connection exists") from exc
-        return True
+        answer = aws_clients.unless_error(
+            "GoneException",
+            "ask whether a connection exists",
+            lambda: self.client.get_connection(ConnectionId=connection_id),
+        )
+        return answer is not None

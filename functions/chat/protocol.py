@@ -47,9 +47,10 @@ MAX_MESSAGE_BYTES = 128 * 1024
 # A message id as the server issues it (chat.cursor): 10 characters of time (48 bits, so the first
 # is 0-7) and 16 random ones, Crockford base32 without I, L, O, U.
 MESSAGE_ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
-# Letters that fill space but show nothing, beside the whitespace and format (Cf) characters:
-# the Hangul fillers and the braille blank.
+# Letters that fill space but show nothing, beside the whitespace, control (Cc) and format (Cf)
+# characters: the Hangul fillers and the braille blank.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_UNSEEN_CATEGORIES = ("Cc", "Cf")
 _PRIVATE_COMMAND = re.compile(r"^/msg(?:\s+(\S+))?(?:\s+(.*))?$", re.DOTALL)
 # C0 controls other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates
 # (valid JSON escapes, but not text anyone can store or display).
@@ -95,7 +96,7 @@ class SyncRequest:
 
     since: Cursor | None
     limit: int
-    batch: bool = False
+    batch: bool
 
 
 # ---- client → server -------------------------------------------------------------------------
@@ -169,10 +170,12 @@ def parse_send(body: dict[str, Any]) -> SendRequest:
 
 
 def is_blank(text: str) -> bool:
-    """True when a reader would see nothing: only whitespace, zero-width and other invisible format
-    characters (Unicode category Cf: U+200B, U+200D, U+2060, U+FEFF, bidi controls...)."""
+    """True when a reader would see nothing: only whitespace, control characters (Unicode category
+    Cc, such as the C1 controls U+0080-U+009F, which the forbidden-character check lets through) and
+    invisible format characters (Cf: U+200B, U+200D, U+2060, U+FEFF, bidi controls...)."""
     return all(
-        char.isspace() or char in _INVISIBLE_LETTERS or unicodedata.category(char) == "Cf" for char in text
+        char.isspace() or char in _INVISIBLE_LETTERS or unicodedata.category(char) in _UNSEEN_CATEGORIES
+        for char in text
     )
 
 
@@ -266,28 +269,9 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def message_frame(
-    *,
-    message_id: str,
-    cursor: Cursor,
-    sender: str,
-    to: str | None,
-    text: str,
-    sent_at: str,
-    client_msg_id: str | None,
-) -> dict[str, Any]:
-    return {
-        "type": "message",
-        **message_fields(
-            message_id=message_id,
-            cursor=cursor,
-            sender=sender,
-            to=to,
-            text=text,
-            sent_at=sent_at,
-            client_msg_id=client_msg_id,
-        ),
-    }
+def message_frame(fields: dict[str, Any]) -> dict[str, Any]:
+    """A ``message`` frame: a message object (``message_fields``) with its ``type``."""
+    return {"type": "message", **fields}
 
 
 def message_fields(
@@ -352,7 +336,7 @@ def replay_frames(messages: list[dict[str, Any]], *, batch: bool) -> list[tuple[
     many messages it holds: packed ``messages`` frames with ``batch``, else one ``message`` each."""
     if batch:
         return pack_messages(messages)
-    return [(encode({"type": "message", **message}), 1) for message in messages]
+    return [(encode(message_frame(message)), 1) for message in messages]
 
 
 def ack_frame(
@@ -398,13 +382,15 @@ def fit_history(partner: str | None, newest_first: list[dict[str, Any]], *, more
     """The ``history`` frame of as many of these messages (newest first) as fit in one message of
     ``MAX_MESSAGE_BYTES``, oldest first. Older ones left out set ``more``: the client pages on from
     the oldest one it got."""
-    empty = len(encode(history_frame(partner, [], more=True)).encode())
     taken: list[dict[str, Any]] = []
-    size = empty
-    for message in newest_first:
+    size = len(encode(history_frame(partner, [], more=True)).encode())
+    for count, message in enumerate(newest_first, start=1):
         # Each further message adds its JSON and one comma.
         size += len(encode(message).encode()) + (1 if taken else 0)
-        if size > MAX_MESSAGE_BYTES:
+        # Taking the last one when ``more`` is false makes the frame say `false`, a byte longer
+        # than the `true` counted above.
+        says_false = count == len(newest_first) and not more
+        if size + int(says_false) > MAX_MESSAGE_BYTES:
             break
         taken.append(message)
     more = more or len(taken) < len(newest_first)
@@ -452,11 +438,11 @@ def inbox_frame(conversations: list[Conversation]) -> dict[str, Any]:
     private = sorted((c for c in conversations if c.partner is not None), key=_last_id, reverse=True)[
         : INBOX_MAX_CONVERSATIONS - len(public)
     ]
-    size = len(encode({"type": "inbox", "conversations": []}).encode())
-    size += sum(len(encode(c.as_json()).encode()) + 1 for c in public)
     kept = list(public)
+    size = len(encode({"type": "inbox", "conversations": [c.as_json() for c in kept]}).encode())
     for conversation in private:
-        size += len(encode(conversation.as_json()).encode()) + 1
+        # Each further row adds its JSON and, after the first, one comma.
+        size += len(encode(conversation.as_json()).encode()) + (1 if kept else 0)
         if size > MAX_MESSAGE_BYTES:
             break
         kept.append(conversation)

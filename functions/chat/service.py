@@ -336,7 +336,7 @@ class ChatService:
             raise UnknownUser(f"there is no user {request.to!r}", client_msg_id=request.client_msg_id)
 
     def _message_frame(self, message: StoredMessage, cursor: Cursor) -> dict[str, Any]:
-        return {"type": "message", **message_fields_of(message, cursor)}
+        return protocol.message_frame(message_fields_of(message, cursor))
 
     # ---- delivery: every post goes out through _reply, _broadcast or _deliver ---------------
 

@@ -258,14 +258,8 @@ class ChatStore:
         condition = "attribute_not_exists(conns) AND " + (
             "attribute_not_exists(leftAt)" if left_by is None else "leftBy = :by"
         )
-        return _condition_held(
-            "update presence",
-            lambda: self.client.delete_item(
-                TableName=self.presence_table,
-                Key={"username": {"S": username}},
-                ConditionExpression=condition,
-                **_values({":by": {"S": left_by}} if left_by is not None else {}),
-            ),
+        return self._delete_presence_if(
+            username, condition, {":by": {"S": left_by}} if left_by is not None else {}
         )
 
     def presence_of(self, username: str) -> Presence | None:
@@ -320,12 +314,21 @@ class ChatStore:
     def _delete_presence_if_empty(self, username: str) -> bool:
         """Delete an emptied presence item; False when a connection arrived in between (the user
         stays online, and nobody is told otherwise)."""
+        return self._delete_presence_if(
+            username, "attribute_exists(username) AND attribute_not_exists(conns)"
+        )
+
+    def _delete_presence_if(
+        self, username: str, condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        """Delete the user's presence item if ``condition`` holds; False (nothing deleted) if not."""
         return _condition_held(
             "update presence",
             lambda: self.client.delete_item(
                 TableName=self.presence_table,
                 Key={"username": {"S": username}},
-                ConditionExpression="attribute_exists(username) AND attribute_not_exists(conns)",
+                ConditionExpression=condition,
+                **_values(values or {}),
             ),
         )
 
@@ -456,7 +459,7 @@ class ChatStore:
                     **update,
                 )
             except ClientError as exc:
-                if _error_code(exc) != "ConditionalCheckFailedException":
+                if aws_clients.error_code_of(exc) != "ConditionalCheckFailedException":
                     raise
                 # DynamoDB returns the item as it is (ReturnValuesOnConditionCheckFailure).
                 item = cast(dict[str, Any], exc.response.get("Item", {}))
@@ -732,7 +735,9 @@ class ChatStore:
                 writes: list[Any] = [{"Put": own}, {"Put": theirs}]
                 self.client.transact_write_items(TransactItems=writes)
         except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException" or _first_condition_failed(exc):
+            if aws_clients.error_code_of(exc) == "ConditionalCheckFailedException" or _first_condition_failed(
+                exc
+            ):
                 return False
             raise DependencyError("could not record the read position") from exc
         except BotoCoreError as exc:
@@ -831,10 +836,6 @@ def _stored_message(item: dict[str, Any]) -> StoredMessage:
 # ---- errors ------------------------------------------------------------------------------------
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _first_condition_failed(exc: ClientError) -> bool:
     """A cancelled transaction whose first write (the dedup record) failed its condition."""
     reasons = exc.response.get("CancellationReasons") or []
@@ -845,14 +846,7 @@ def _if_condition_holds(doing: str, write: Callable[[], Answer]) -> Answer | Non
     """Make one conditional write: its answer, or None when its condition failed (the state it
     guards against was found, which the caller decides about); any other failure is a
     DependencyError naming what was being done."""
-    try:
-        return write()
-    except ClientError as exc:
-        if _error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise DependencyError(f"could not {doing}") from exc
-    except BotoCoreError as exc:
-        raise DependencyError(f"could not {doing}") from exc
+    return aws_clients.unless_error("ConditionalCheckFailedException", doing, write)
 
 
 def _condition_held(doing: str, write: Callable[[], object]) -> bool:

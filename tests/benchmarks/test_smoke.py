@@ -109,3 +109,8 @@ def test_cold_start_measures_each_handler_beside_the_code_before(output: Path) -
     assert set(data["imports"]) == {"ping", "sendmessage"} and min(data["imports"].values()) > 0
     before = data["before"]["imports"]
     assert set(before) == set(data["imports"]) and min(before.values()) > 0
+    whole = data["whole_process"]
+    assert set(whole) == set(data["imports"]) and min(whole.values()) > 0
+    assert set(data["before"]["whole_process"]) == set(before)
+    text = (output / "cold_start.md").read_text()
+    assert all(f"| {h} |" in text for h in data["imports"]) and ("| met |" in text or "| not met |" in text)

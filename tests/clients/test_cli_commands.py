@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pty
@@ -13,7 +14,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -236,22 +237,32 @@ def test_session_resumes_with_sync_after_a_dropped_connection(chat_config, new_u
 
 
 async def _resume_scenario(config: ChatConfig, me: str, other: str) -> None:
-    events: list[dict[str, Any]] = []
-    mine = _session(config, me, events.append, backoff=Backoff(base=6, cap=6))
-    theirs = _session(config, other, lambda _: None)
-    runners = [asyncio.create_task(mine.run()), asyncio.create_task(theirs.run())]
-    try:
-        await _until(lambda: any(e.get("type") == "synced" for e in events))
-        await _until(lambda: theirs.connection_state == "online")
-        assert mine._socket is not None
-        mine._socket.transport.abort()  # the network drops, no closing handshake
-        await _until(lambda: mine.connection_state == "offline")
+    async with _dropped_off(config, me, other, Backoff(base=6, cap=6)) as (events, theirs):
         await theirs.send("missed, privately", to=me)
         await theirs.send("missed, publicly")
         await _until(lambda: _texts(events).count("missed, publicly") == 1, timeout=30)
         await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
         assert _texts(events).count("missed, privately") == 1
         assert _texts(events).count("missed, publicly") == 1
+
+
+@contextlib.asynccontextmanager
+async def _dropped_off(
+    config: ChatConfig, me: str, other: str, backoff: Backoff
+) -> AsyncIterator[tuple[list[dict[str, Any]], ChatSession]]:
+    """My session and another's run; once both are online, my network drops (no closing
+    handshake). Yields my session's events and the other session; stops both afterwards."""
+    events: list[dict[str, Any]] = []
+    mine = _session(config, me, events.append, backoff=backoff)
+    theirs = _session(config, other, lambda _: None)
+    runners = [asyncio.create_task(mine.run()), asyncio.create_task(theirs.run())]
+    try:
+        await _until(lambda: any(e.get("type") == "synced" for e in events))
+        await _until(lambda: theirs.connection_state == "online")
+        assert mine._socket is not None
+        mine._socket.transport.abort()
+        await _until(lambda: mine.connection_state == "offline")
+        yield events, theirs
     finally:
         await asyncio.gather(mine.stop(), theirs.stop())
         await asyncio.gather(*runners)
@@ -270,16 +281,7 @@ def test_a_refused_sync_is_retried_until_the_missed_messages_come(monkeypatch, n
 
 
 async def _refused_sync_scenario(config: ChatConfig, me: str, other: str) -> None:
-    events: list[dict[str, Any]] = []
-    mine = _session(config, me, events.append, backoff=Backoff(base=2, cap=2))
-    theirs = _session(config, other, lambda _: None)
-    runners = [asyncio.create_task(mine.run()), asyncio.create_task(theirs.run())]
-    try:
-        await _until(lambda: any(e.get("type") == "synced" for e in events))
-        await _until(lambda: theirs.connection_state == "online")
-        assert mine._socket is not None
-        mine._socket.transport.abort()
-        await _until(lambda: mine.connection_state == "offline")
+    async with _dropped_off(config, me, other, Backoff(base=2, cap=2)) as (events, theirs):
         await theirs.send("missed while refused", to=me)
         await _until(lambda: "missed while refused" in _texts(events), timeout=40)
         retries = [e for e in events if e.get("type") == "sync-retry"]
@@ -289,9 +291,6 @@ async def _refused_sync_scenario(config: ChatConfig, me: str, other: str) -> Non
         assert states.count("online") == 2, states  # retried on the same connection, not by reconnecting
         await asyncio.sleep(0.5)
         assert _texts(events).count("missed while refused") == 1
-    finally:
-        await asyncio.gather(mine.stop(), theirs.stop())
-        await asyncio.gather(*runners)
 
 
 def test_session_pings_to_outlive_the_idle_timeout(new_username) -> None:

@@ -21,13 +21,12 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from infra.web_client import WEB_CONTENT_TYPES
 from infra.web_policy import content_security_policy
+from tests.clients.browser import WAIT_MS
 from tests.clients.peers import PASSWORD
+from tests.clients.web_pages import sign_in, type_line
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-WAIT_MS = 15_000
 WEB_ROOT = Path(__file__).resolve().parents[2] / "clients" / "web"
 APP_JS = WEB_ROOT / "app.js"
 # The loader as it was before: any ?config= URL chose where the password and tokens went.
@@ -163,12 +162,6 @@ def local_policy(stack: Any) -> str:
     )
 
 
-def sign_in(page: Page, username: str) -> None:
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill(PASSWORD)
-    page.get_by_test_id("sign-in-button").click()
-
-
 def old_app_js() -> str:
     """Today's app.js with the former loader put back."""
     current = APP_JS.read_text()
@@ -179,8 +172,7 @@ def old_app_js() -> str:
 
 def send(page: Page, text: str) -> None:
     """Type a public message and wait for its ack."""
-    page.get_by_test_id("message-input").fill(text)
-    page.get_by_test_id("message-input").press("Enter")
+    type_line(page, text)
     sent = page.get_by_test_id("message").filter(has_text=text)
     expect(sent).to_have_attribute("data-pending", "false", timeout=WAIT_MS)
 

@@ -18,12 +18,17 @@ def signed_in(context: BrowserContext, stack: Any, username: str) -> Page:
     """A page of the web client, signed in (or up) as ``username`` and connected."""
     page = context.new_page()
     page.goto(stack.http_url)
-    by_id(page, "username").fill(username)
-    by_id(page, "password").fill(PASSWORD)
-    by_id(page, "sign-in-button").click()
+    sign_in(page, username)
     expect(by_id(page, "current-user")).to_have_text(username, timeout=WAIT_MS)
     expect(by_id(page, "connection-state")).to_have_attribute("data-state", "online", timeout=WAIT_MS)
     return page
+
+
+def sign_in(page: Page, username: str) -> None:
+    """Fill in the sign-in form on an open page and send it."""
+    by_id(page, "username").fill(username)
+    by_id(page, "password").fill(PASSWORD)
+    by_id(page, "sign-in-button").click()
 
 
 def type_line(page: Page, line: str) -> None:

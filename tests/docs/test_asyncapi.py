@@ -205,45 +205,37 @@ def test_conversation_limits_and_patterns_are_the_protocols(doc: dict[str, Any])
     assert set(schemas["MessageObject"]["required"]) == set(schemas["MessageFrame"]["required"]) - {"type"}
 
 
+def message_object(
+    message_id: str, cursor: Cursor, to: str | None, text: str, client_msg_id: str | None
+) -> dict[str, Any]:
+    """A message object as chat.protocol builds it, from alice at a fixed time."""
+    return protocol.message_fields(
+        message_id=message_id,
+        cursor=cursor,
+        sender="alice",
+        to=to,
+        text=text,
+        sent_at="2026-11-27T09:30:00.123Z",
+        client_msg_id=client_msg_id,
+    )
+
+
 def real_frames() -> dict[str, list[dict[str, Any]]]:
     """Frames as chat.protocol builds them, by message name in the document."""
     message_id = IdGenerator().new_id(1_795_771_800_123)
     cursor = Cursor.for_live(message_id, 30_000)
-    frame = protocol.message_frame
     return {
         "message": [
-            frame(
-                message_id=message_id,
-                cursor=cursor,
-                sender="alice",
-                to=None,
-                text="hello",
-                sent_at="2026-11-27T09:30:00.123Z",
-                client_msg_id=None,
-            ),
-            frame(
-                message_id=message_id,
-                cursor=cursor,
-                sender="alice",
-                to="bob",
-                text="x" * protocol.TEXT_LIMIT,
-                sent_at="2026-11-27T09:30:00.123Z",
-                client_msg_id="c-1",
+            protocol.message_frame(message_object(message_id, cursor, None, "hello", None)),
+            protocol.message_frame(
+                message_object(message_id, cursor, "bob", "x" * protocol.TEXT_LIMIT, "c-1")
             ),
         ],
         "messages": [
             json.loads(text)
             for text, _ in protocol.pack_messages(
                 [
-                    protocol.message_fields(
-                        message_id=message_id,
-                        cursor=cursor,
-                        sender="alice",
-                        to=to,
-                        text=text,
-                        sent_at="2026-11-27T09:30:00.123Z",
-                        client_msg_id=client_msg_id,
-                    )
+                    message_object(message_id, cursor, to, text, client_msg_id)
                     for to, text, client_msg_id in ((None, "hello", None), ("bob", "x" * 3000, "c-1"))
                 ]
             )
@@ -266,18 +258,7 @@ def real_frames() -> dict[str, list[dict[str, Any]]]:
 
 def conversation_frames(message_id: str, cursor: Cursor) -> dict[str, list[dict[str, Any]]]:
     """Version 1.1's answers as chat.protocol builds them."""
-    objects = [
-        protocol.message_fields(
-            message_id=message_id,
-            cursor=cursor,
-            sender="alice",
-            to=to,
-            text="hi",
-            sent_at="2026-11-27T09:30:00.123Z",
-            client_msg_id=None,
-        )
-        for to in (None, "bob")
-    ]
+    objects = [message_object(message_id, cursor, to, "hi", None) for to in (None, "bob")]
     rows = [
         protocol.Conversation(None, objects[0], 100, message_id, None),
         protocol.Conversation("bob", objects[1], 0, None, message_id),

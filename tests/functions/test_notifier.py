@@ -58,6 +58,23 @@ def _self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _server_tls(directory: Path, host: str = "127.0.0.1") -> tuple[ssl.SSLContext, Path]:
+    """A server's TLS context with a fresh self-signed certificate for ``host``, and that certificate."""
+    cert, key = _self_signed(directory, host)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    return server_tls, cert
+
+
+def _trusted_server_tls(
+    directory: Path, monkeypatch: pytest.MonkeyPatch, host: str = "127.0.0.1"
+) -> ssl.SSLContext:
+    """A server's TLS context whose certificate the notifier trusts (for this test only)."""
+    server_tls, cert = _server_tls(directory, host)
+    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    return server_tls
+
+
 class RawServer:
     """A socket server whose every answer is chosen by the test; it records the requests it read.
 
@@ -170,10 +187,7 @@ def test_posts_over_https_are_delivered_and_signed(
     serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over TLS (verified against the server's certificate) each post arrives, SigV4-signed."""
-    cert, key = _self_signed(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
-    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    server_tls = _trusted_server_tls(tmp_path, monkeypatch)
     server = serve(lambda head: OK, server_tls)
     report = Notifier(server.endpoint, workers=4, region="us-east-1").send_many(
         ["a=", "b=", "c="], '{"type":"pong"}'
@@ -191,9 +205,7 @@ def test_an_untrusted_certificate_is_refused(
     serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server whose certificate does not verify gets no frame: the post fails, nothing raises."""
-    cert, key = _self_signed(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
+    server_tls, _ = _server_tls(tmp_path)
     server = serve(lambda head: OK, server_tls)
     assert (
         Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST).send("a=", "{}")
@@ -265,10 +277,7 @@ def test_a_hung_endpoint_over_tls_is_bounded_in_time(
     serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over TLS too, a post that gets no answer is cut off after the read timeout, attempt by attempt."""
-    cert, key = _self_signed(tmp_path)
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
-    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    server_tls = _trusted_server_tls(tmp_path, monkeypatch)
     server = serve(lambda head: b"", server_tls)
     started = time.monotonic()
     outcome = Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST).send("a=", "{}")
@@ -402,10 +411,7 @@ def test_a_certificate_for_another_host_is_refused(
     serve: Callable[..., RawServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A trusted certificate that names another host is refused too: host names are checked."""
-    cert, key = _self_signed(tmp_path, host="localhost")
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
-    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    server_tls = _trusted_server_tls(tmp_path, monkeypatch, host="localhost")
     server = serve(lambda head: OK, server_tls)
     assert (
         Notifier(server.endpoint, workers=1, region="us-east-1", retry=FAST).send("a=", "{}")

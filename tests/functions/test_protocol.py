@@ -83,6 +83,17 @@ def test_empty_missing_or_unprintable_text_is_invalid(text: object) -> None:
     assert isinstance(rejection(protocol.parse_send, {"text": text}), InvalidMessage)
 
 
+@pytest.mark.parametrize(("text", "blank"), [("\x80\x9f", True), ("\x85", True), ("a\x80", False)])
+def test_control_characters_alone_show_nothing(text: str, blank: bool) -> None:
+    """A text of only control characters (C1 ones pass the forbidden-character check) is blank and
+    refused; beside a visible character they are text."""
+    assert protocol.is_blank(text) is blank
+    if blank:
+        assert isinstance(rejection(protocol.parse_send, {"text": text}), InvalidMessage)
+    else:
+        assert protocol.parse_send({"text": text}).text == text
+
+
 def test_tabs_and_newlines_are_text() -> None:
     """Whitespace inside a message is kept: only other control characters are refused."""
     assert protocol.parse_send({"text": "a\tb\nc"}).text == "a\tb\nc"
@@ -170,7 +181,15 @@ def test_an_unknown_action_is_quoted_up_to_64_characters() -> None:
 
 def test_parsed_requests_are_values() -> None:
     """A parsed request cannot be changed on its way through the service."""
-    for request in (protocol.parse_send({"text": "hi"}), protocol.parse_sync({})):
+    requests = [
+        protocol.parse_send({"text": "hi"}),
+        protocol.parse_sync({}),
+        protocol.parse_history({}),
+        protocol.parse_read({"upTo": IdGenerator().new_id(1_780_000_000_000)}),
+        protocol.parse_typing({"to": "bob"}),
+        protocol.Conversation(None, None, 0, None, None),
+    ]
+    for request in requests:
         with pytest.raises(AttributeError):
             request.limit = 1  # type: ignore[union-attr]
 
@@ -208,19 +227,11 @@ def message_objects(texts: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_message_object_is_a_message_frame_without_its_type() -> None:
-    """The objects of a messages frame carry exactly the fields of a message frame but `type`."""
+    """A message frame is its message object with `type` first: the fields of both are the same."""
     [item] = message_objects(["hi"])
-    frame = protocol.message_frame(
-        message_id=item["id"],
-        cursor=CURSOR,
-        sender="alice",
-        to="bob",
-        text="hi",
-        sent_at=item["sentAt"],
-        client_msg_id=item["clientMsgId"],
-    )
-    assert frame == {"type": "message", **item, "cursor": CURSOR.encode()}
-    assert list(frame) == ["type", *item]
+    frame = protocol.message_frame(item)
+    assert frame == {"type": "message", **item}
+    assert list(frame) == ["type", "id", "cursor", "from", "to", "text", "sentAt", "clientMsgId"]
 
 
 def test_packed_frames_are_the_encoded_messages_frames_in_order() -> None:
@@ -252,9 +263,11 @@ def test_each_packed_frame_holds_as_many_messages_as_fit_in_its_bytes(max_bytes:
     assert start == len(items)
 
 
-def test_a_frame_exactly_at_the_limit_is_kept_whole() -> None:
-    """Messages that fill the limit to the byte share one frame; one byte less splits them."""
-    items = message_objects(["a", "b", "c"])
+@pytest.mark.parametrize("first", ["a", "ab", "abc", "abcd"])
+def test_a_frame_exactly_at_the_limit_is_kept_whole(first: str) -> None:
+    """Messages that fill the limit to the byte share one frame; one byte less splits them (whatever
+    the first message's length)."""
+    items = message_objects([first, "b", "c"])
     exact = len(protocol.encode(protocol.messages_frame(items)).encode())
     assert [count for _, count in protocol.pack_messages(items, max_bytes=exact)] == [3]
     assert [count for _, count in protocol.pack_messages(items, max_bytes=exact - 1)] == [2, 1]

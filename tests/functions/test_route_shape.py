@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 from chat.handlers.route import connection_route, websocket_route
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 from tests.support.world import lambda_context
 
@@ -42,11 +42,11 @@ def test_the_decorator_form_still_makes_a_lambda_handler() -> None:
     assignment form: without an identity both answer 500 and never run the action."""
     ran: list[str] = []
 
-    def record(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+    def record(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
         ran.append(caller.username)
 
     @websocket_route
-    def handler(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+    def handler(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
         record(service, caller, event)
 
     assigned = websocket_route(record)
@@ -59,7 +59,7 @@ def test_a_connection_route_without_an_identity_is_refused_with_403() -> None:
     """$connect with no authorizer context answers 403 and records nothing."""
     ran: list[str] = []
 
-    def connect(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+    def connect(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
         ran.append(caller.username)
 
     assert connection_route(connect)(_anonymous("connect"), lambda_context()) == {"statusCode": 403}

@@ -281,11 +281,8 @@ def test_a_resend_after_a_minute_of_a_completed_fan_out_is_not_delivered_again()
     assert [a["duplicate"] for a in core.notifier.frames(a1.connection_id, "ack")] == [False, True]
 
 
-def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on() -> None:
-    """Stored, then the invocation died: a resend within 60 s delivers nothing (the first may still
-    run), one at 60 s delivers it once, and later resends deliver nothing more."""
-    core = Core()
-    a1, b1 = core.connect("alice"), core.connect("bob")
+def store_then_die(core: Core, sender: Caller, text: str, client_msg_id: str) -> None:
+    """Send ``text``: it is stored, then the invocation dies at its first message post."""
 
     def die_on_the_first_copy(connection_id: str, frame: dict[str, Any]) -> None:
         if frame["type"] == "message":
@@ -293,8 +290,16 @@ def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on(
 
     core.notifier.on_post = die_on_the_first_copy
     with pytest.raises(RuntimeError):
-        core.say(a1, "survivor", clientMsgId="c-1")
+        core.say(sender, text, clientMsgId=client_msg_id)
     core.notifier.on_post = None
+
+
+def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_a_full_minute_on() -> None:
+    """Stored, then the invocation died: a resend within 60 s delivers nothing (the first may still
+    run), one at 60 s delivers it once, and later resends deliver nothing more."""
+    core = Core()
+    a1, b1 = core.connect("alice"), core.connect("bob")
+    store_then_die(core, a1, "survivor", "c-1")
     core.clock.advance(59.9995)
     core.say(a1, "survivor", clientMsgId="c-1")
     assert core.texts(b1) == []
@@ -312,15 +317,7 @@ def test_a_message_whose_fan_out_died_is_delivered_by_a_resend_long_after() -> N
     """A resend well past the minute delivers the message its first invocation stored and lost."""
     core = Core()
     a1, b1 = core.connect("alice"), core.connect("bob")
-
-    def die_on_the_first_copy(connection_id: str, frame: dict[str, Any]) -> None:
-        if frame["type"] == "message":
-            raise RuntimeError("the invocation died here")
-
-    core.notifier.on_post = die_on_the_first_copy
-    with pytest.raises(RuntimeError):
-        core.say(a1, "late", clientMsgId="c-2")
-    core.notifier.on_post = None
+    store_then_die(core, a1, "late", "c-2")
     core.clock.advance(90)
     core.say(a1, "late", clientMsgId="c-2")
     assert core.texts(b1) == ["late"]
@@ -761,41 +758,43 @@ def test_a_replayed_frame_s_floor_never_passes_the_settled_time() -> None:
     ]
 
 
-def test_a_sync_with_more_keeps_the_floor_where_the_last_frame_left_it() -> None:
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_a_sync_with_more_keeps_the_floor_where_the_last_frame_left_it(limit: int) -> None:
     """A page cut short by `limit` says more, and its synced cursor is the last frame's."""
     core = Core()
     b1 = core.connect("bob")
-    ids = _sent_at(core, b1, [0, 1, 2])
+    ids = _sent_at(core, b1, [0, 1, 2, 3])
     core.clock.now = T0 + 100
     core.notifier.posts.clear()
     since = Cursor(after=lowest_id_at(ms(T0 - 1)), floor_ms=ms(T0 - 1))
-    core.sync(b1, since=since.encode(), limit=2)
+    core.sync(b1, since=since.encode(), limit=limit)
     *replayed, synced = core.notifier.frames(b1.connection_id)
-    assert [f["id"] for f in replayed] == ids[:2]
+    assert [f["id"] for f in replayed] == ids[:limit]
     assert synced["more"] is True and synced["cursor"] == replayed[-1]["cursor"]
-    assert synced["cursor"] == Cursor(after=ids[1], floor_ms=ms(T0 + 1)).encode()
+    assert synced["cursor"] == Cursor(after=ids[limit - 1], floor_ms=ms(T0 + limit - 1)).encode()
 
 
-def test_a_replay_post_that_fails_ends_the_sync_saying_more() -> None:
-    """A replayed frame that cannot be posted stops the replay; synced holds what did arrive."""
+@pytest.mark.parametrize("failing", [2, 3, 4])
+def test_a_replay_post_that_fails_ends_the_sync_saying_more(failing: int) -> None:
+    """A replayed frame that cannot be posted stops the replay; synced holds the last that arrived."""
     core = Core()
     b1 = core.connect("bob")
-    _sent_at(core, b1, [0, 1, 2])
+    _sent_at(core, b1, [0, 1, 2, 3, 4])
     core.clock.now = T0 + 100
     core.notifier.posts.clear()
     replayed: list[str] = []
 
-    def fail_the_second(connection_id: str, frame: dict[str, Any]) -> Delivery | None:
+    def fail_one(connection_id: str, frame: dict[str, Any]) -> Delivery | None:
         if frame["type"] == "message":
             replayed.append(frame["id"])
-            return Delivery.FAILED if len(replayed) == 2 else None
+            return Delivery.FAILED if len(replayed) == failing else None
         return None
 
-    core.notifier.on_post = fail_the_second
+    core.notifier.on_post = fail_one
     core.sync(b1)
-    first, synced = core.notifier.frames(b1.connection_id)
-    assert len(replayed) == 2
-    assert synced == {"type": "synced", "cursor": first["cursor"], "more": True, "complete": True}
+    *arrived, synced = core.notifier.frames(b1.connection_id)
+    assert len(replayed) == failing and len(arrived) == failing - 1
+    assert synced == {"type": "synced", "cursor": arrived[-1]["cursor"], "more": True, "complete": True}
 
 
 def test_complete_is_false_only_for_a_cursor_older_than_the_retention() -> None:

@@ -94,10 +94,9 @@ def test_lambda_asset_has_only_wheels_for_cp313_aarch64(lambda_asset: Path) -> N
 
 
 def test_lambda_asset_native_code_is_aarch64(lambda_asset: Path) -> None:
-    """Every shared library in the asset is an aarch64 ELF file (none built for this machine)."""
-    libraries = list(lambda_asset.rglob("*.so"))
-    assert libraries, "expected native extensions (cryptography, cffi)"
-    for library in libraries:
+    """Every shared library in the asset, should a dependency bring one, is an aarch64 ELF file (none
+    built for this machine). Today there is none: every bundled package is pure Python."""
+    for library in lambda_asset.rglob("*.so"):
         header = library.read_bytes()[:20]
         assert header[:4] == b"\x7fELF", library
         assert int.from_bytes(header[18:20], "little") == ELF_MACHINE_AARCH64, library

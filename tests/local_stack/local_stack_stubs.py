@@ -1,12 +1,16 @@
 """Stand-in handlers for driving the gateway into answers the real handlers never give.
 
 The authorizer's answer is chosen by the token; ``$connect`` refuses when the query says so;
-``$default`` raises on the body ``boom``.
+``$default`` raises on the body ``boom``, and records the bodies ``note:...`` in the order their
+calls started (``STARTED``); ``note:slow`` then takes a second.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+STARTED: list[str] = []
 
 
 def authorize(event: dict[str, Any], context: Any) -> Any:
@@ -43,8 +47,13 @@ def connect(event: dict[str, Any], context: Any) -> Any:
 
 
 def default(event: dict[str, Any], context: Any) -> Any:
-    if event["body"] == "boom":
+    body = event["body"]
+    if body == "boom":
         raise RuntimeError("route bug")
+    if body.startswith("note:"):
+        STARTED.append(body)
+        if body == "note:slow":
+            time.sleep(1.0)
     return {"statusCode": 200}
 
 

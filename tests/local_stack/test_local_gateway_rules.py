@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import local_stack_stubs
 import pytest
 from aiohttp import web
 from botocore.config import Config
@@ -163,6 +164,28 @@ def test_integration_failure_sends_api_gateways_error_frame(stub: StubGateway) -
         assert frame["message"] == "Internal server error"
         assert set(frame) == {"message", "connectionId", "requestId"}
         socket.send("still open")
+
+
+def test_one_connections_flood_does_not_delay_another_connections_frame(stub: StubGateway) -> None:
+    """With 300 slow frames of one connection invoked (64 running), another's starts next, not 301st."""
+    local_stack_stubs.STARTED.clear()
+    before = len(_bodies(stub, "note:slow"))
+    with (
+        connect(f"{stub.ws_url}?token=flooder") as flooder,
+        connect(f"{stub.ws_url}?token=victim") as victim,
+    ):
+        for _ in range(300):
+            flooder.send("note:slow")
+        _wait(lambda: len(_bodies(stub, "note:slow")) - before == 300)  # all 300 invoked
+        victim.send("note:victim")
+        _wait(lambda: "note:victim" in local_stack_stubs.STARTED)
+        # It waited for a running call to finish (a second each), not for the 236 queued ones.
+        assert local_stack_stubs.STARTED.index("note:victim") < 200
+        _wait(lambda: local_stack_stubs.STARTED.count("note:slow") == 300, timeout=30)
+
+
+def _bodies(stub: StubGateway, body: str) -> list[dict[str, Any]]:
+    return [event for kind, event in stub.recorded if kind == "$default" and event.get("body") == body]
 
 
 def test_binary_frame_closes_with_1003(stub: StubGateway) -> None:

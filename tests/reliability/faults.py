@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
+from tests.support.feeds import feed_items
 from tests.support.management_double import ManagementApiDouble
 from tests.support.world import ChatWorld
 
@@ -77,16 +78,7 @@ class HungConnection:
 
 def stored_messages(world: ChatWorld, feed: str) -> list[dict[str, Any]]:
     """Every message item in one feed of the Messages table, oldest first."""
-    items: list[dict[str, Any]] = []
-    paginator = world.dynamodb.get_paginator("query")
-    for page in paginator.paginate(
-        TableName=world.tables["Messages"],
-        KeyConditionExpression="feed = :f",
-        ExpressionAttributeValues={":f": {"S": feed}},
-        ConsistentRead=True,
-    ):
-        items += page["Items"]
-    return items
+    return feed_items(world.dynamodb, world.tables["Messages"], feed)
 
 
 def stored_texts(world: ChatWorld, feed: str = "public") -> list[str]:

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local_stack.testing import RunningStack, User
+from tests.support.feeds import feed_items
 
 Frame = dict[str, Any]
 ACK_TIMEOUT_S = 15.0
@@ -265,16 +266,7 @@ async def run_load(
 
 
 def stored_feed(stack: RunningStack, feed: str) -> list[dict[str, Any]]:
-    client = stack.aws_client("dynamodb")
-    items: list[dict[str, Any]] = []
-    for page in client.get_paginator("query").paginate(
-        TableName=stack.table_names["Messages"],
-        KeyConditionExpression="feed = :f",
-        ExpressionAttributeValues={":f": {"S": feed}},
-        ConsistentRead=True,
-    ):
-        items += page["Items"]
-    return items
+    return feed_items(stack.aws_client("dynamodb"), stack.table_names["Messages"], feed)
 
 
 def check(stack: RunningStack, sessions: list[Session], seconds: float, reconnects: int) -> Figures:

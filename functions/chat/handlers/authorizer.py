@@ -15,12 +15,14 @@ Only the reason for a refusal is logged, never the token. No exception but "Unau
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from chat import token_verifier
 from chat.observability import logger
+
+if TYPE_CHECKING:
+    # Types only: importing Powertools' typing module at run time loads all of Powertools' utilities.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 DENIED_PRINCIPAL = "anonymous"
 

@@ -1,12 +1,11 @@
 """$connect: record the connection; the authorizer has already proved whose it is."""
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-
 from chat.handlers.route import connection_route
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 
-def connect(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def connect(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
     service.connect(caller)
 
 

@@ -1,12 +1,11 @@
 """$default: frames no route matched: the bare text "ping" gets pong, the rest an error frame."""
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-
 from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 
-def unmatched_frame(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def unmatched_frame(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
     service.default(caller, event.decoded_body)
 
 

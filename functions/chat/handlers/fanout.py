@@ -3,14 +3,18 @@
 Run at least once per event (Lambda's asynchronous invocations), which is safe: see ``chat.dispatch``.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from chat import wiring
 from chat.dispatch import FanoutJob
 from chat.notifier import begin_invocation
 from chat.observability import logger, metrics
+
+if TYPE_CHECKING:
+    # Types only: importing Powertools' typing module at run time loads all of Powertools' utilities.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,13 +1,12 @@
 """inbox: the caller's conversations, each with its last message and unread count."""
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-
 from chat.conversations import Conversations
 from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 
-def inbox(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def inbox(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
     Conversations(service).inbox(caller)
 
 

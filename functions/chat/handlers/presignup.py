@@ -10,32 +10,34 @@ chat straight away, unless the stack sets ``AUTO_CONFIRM=false`` to require e-ma
 from __future__ import annotations
 
 import os
-from typing import Any
-
-from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.data_classes.cognito_user_pool_event import PreSignUpTriggerEvent
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from chat.config import AUTO_CONFIRM
 from chat.observability import logger
 from chat.usernames import normalize_username
+
+if TYPE_CHECKING:
+    # Types only: importing Powertools' typing module at run time loads all of Powertools' utilities.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 class InvalidUsername(Exception):
     """The requested username breaks the rule; the message is shown to the person signing up."""
 
 
+# The event is read as the plain dict Cognito sends (userName, triggerSource, request.userAttributes,
+# response): Powertools' PreSignUpTriggerEvent would load all of its event classes for four fields.
 @logger.inject_lambda_context(clear_state=True)
-@event_source(data_class=PreSignUpTriggerEvent)
-def handler(event: PreSignUpTriggerEvent, context: LambdaContext) -> dict[str, Any]:
-    if normalize_username(event.user_name) is None:
-        logger.info("sign-up rejected: invalid username", extra={"trigger": event.trigger_source})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if normalize_username(event.get("userName")) is None:
+        logger.info("sign-up rejected: invalid username", extra={"trigger": event.get("triggerSource")})
         raise InvalidUsername("Username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'.")
     if auto_confirm_enabled():
-        event.response.auto_confirm_user = True
-        event.response.auto_verify_email = bool(event.request.user_attributes.get("email"))
-    answer: dict[str, Any] = event.raw_event
-    return answer
+        attributes = (event.get("request") or {}).get("userAttributes") or {}
+        response = event.setdefault("response", {})
+        response["autoConfirmUser"] = True
+        response["autoVerifyEmail"] = bool(attributes.get("email"))
+    return event
 
 
 def auto_confirm_enabled() -> bool:

@@ -3,7 +3,7 @@
 A route module holds one plain function of what the route does, and the Lambda entry point made
 from it::
 
-    def ping(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+    def ping(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
         service.ping(caller)
 
     handler = websocket_route(ping)
@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from chat import wiring
 from chat.errors import ChatError, DependencyError, RejectedFrame
@@ -32,9 +29,14 @@ from chat.observability import logger, metrics
 from chat.protocol import client_msg_id_of
 from chat.service import Caller, ChatService
 from chat.usernames import normalize_username
+from chat.websocket_event import WebSocketEvent
 
-RouteAction = Callable[[ChatService, Caller, APIGatewayWebSocketEvent], None]
-LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+if TYPE_CHECKING:
+    # Types only: importing Powertools' typing module at run time loads all of Powertools' utilities.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+RouteAction = Callable[[ChatService, Caller, WebSocketEvent], None]
+LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
 OK = {"statusCode": 200}
 FAILED = {"statusCode": 500}
@@ -92,11 +94,11 @@ def connection_route(action: RouteAction) -> LambdaHandler:
     return observed(handler, action)
 
 
-def begin(raw_event: dict[str, Any]) -> APIGatewayWebSocketEvent:
+def begin(raw_event: dict[str, Any]) -> WebSocketEvent:
     """Start an invocation: fresh management-API connections, the connection id and route on every
     log line."""
     begin_invocation()  # no kept-alive connection from before a freeze is trusted
-    event = APIGatewayWebSocketEvent(raw_event)
+    event = WebSocketEvent(raw_event)
     context = event.request_context
     logger.append_keys(connection_id=context.connection_id, route=context.route_key)
     return event
@@ -109,22 +111,21 @@ def observed(handler: LambdaHandler, action: RouteAction) -> LambdaHandler:
     return answer
 
 
-def caller_of(event: APIGatewayWebSocketEvent) -> Caller:
+def caller_of(event: WebSocketEvent) -> Caller:
     """Who is calling: only ever the authorizer's context, never the body or the query string."""
     context = event.request_context
-    authorizer = context.get("authorizer") or {}
-    username = normalize_username(authorizer.get("username"))
+    username = normalize_username(context.authorizer.get("username"))
     if username is None:
         raise MissingIdentity("no username in the authorizer context")
     return Caller(connection_id=context.connection_id, username=username)
 
 
-def service_of(event: APIGatewayWebSocketEvent) -> ChatService:
+def service_of(event: WebSocketEvent) -> ChatService:
     context = event.request_context
     return wiring.service_for(wiring.endpoint_for(api_id=context.api_id, stage=context.stage))
 
 
-def internal_error(error: Exception, event: APIGatewayWebSocketEvent) -> ChatError:
+def internal_error(error: Exception, event: WebSocketEvent) -> ChatError:
     """The frame for a failure of ours: what failed when it was a dependency, never how (no stack,
     no SDK message)."""
     message = error.message if isinstance(error, DependencyError) else "something went wrong on our side"

@@ -1,13 +1,12 @@
 """sync: replay what the user missed since a cursor, oldest first."""
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-
 from chat.handlers.route import websocket_route
 from chat.protocol import parse_json_object
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 
-def sync(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def sync(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
     service.sync(caller, parse_json_object(event.body))
 
 

@@ -1,12 +1,11 @@
 """who: the users online now."""
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
-
 from chat.handlers.route import websocket_route
 from chat.service import Caller, ChatService
+from chat.websocket_event import WebSocketEvent
 
 
-def who(service: ChatService, caller: Caller, event: APIGatewayWebSocketEvent) -> None:
+def who(service: ChatService, caller: Caller, event: WebSocketEvent) -> None:
     service.who(caller)
 
 
