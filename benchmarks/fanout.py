@@ -277,7 +277,12 @@ class FanoutBench:
     def single_worker(self) -> tuple[float, float]:
         """What one process posts per second, and the CPU per post, with the notifier alone."""
         posts = self.options.single_worker_posts
-        notifier = Notifier(self.double.endpoint, workers=self.options.lanes, region="us-east-1")
+        notifier = Notifier(
+            self.double.endpoint,
+            workers=self.options.lanes,
+            region="us-east-1",
+            posts_per_connection=config.FANOUT_POSTS_PER_CONNECTION,
+        )
         frame = '{"type":"message","text":"one worker"}'
         notifier.send_many([f"warm{n}=" for n in range(self.options.lanes)], frame)
         self.double.reset(latency_s=self.options.latency_s)

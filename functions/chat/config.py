@@ -59,6 +59,10 @@ DEFAULT_FLOOD_CLOSE_AFTER = 20
 # The other defaults, each written once: Settings, from_env and infra/environment.py use these.
 DEFAULT_RETENTION_DAYS = 7
 DEFAULT_FANOUT_WORKERS = 200  # posts in flight at once in one fan-out (one keep-alive connection each)
+# A fan-out opens one connection for every this many recipients (up to FANOUT_WORKERS): a message
+# to 200 connections opens 25, each posting 8 frames in turn, rather than 200 handshakes for one
+# post each. 1,000 recipients (a worker's chunk) still get 125 posts in flight.
+FANOUT_POSTS_PER_CONNECTION = 8
 DEFAULT_SYNC_OVERLAP_SECONDS = 30
 # API Gateway closes a connection after 2 hours; a little more lets a missed $disconnect expire.
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 600

@@ -70,10 +70,28 @@ def begin_invocation() -> None:
     _thread_state().pool.invocation += 1
 
 
+def lanes_for(recipients: int, workers: int, posts_per_connection: int) -> int:
+    """How many connections a fan-out to ``recipients`` opens: one for every ``posts_per_connection``
+    recipients (rounded up), at most ``workers``, at least one."""
+    return max(1, min(workers, -(-recipients // posts_per_connection)))
+
+
 class Notifier:
-    def __init__(self, endpoint: str, *, workers: int, region: str, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        workers: int,
+        region: str,
+        retry: RetryPolicy | None = None,
+        posts_per_connection: int = 1,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self.workers = workers  # posts in flight at once (one kept-alive connection each)
+        self.workers = workers  # posts in flight at once, at most (one kept-alive connection each)
+        # Recipients per connection opened: each invocation opens its connections anew (none kept
+        # alive from an earlier one is trusted, see http1.py), and a new connection costs a TCP and
+        # TLS handshake of CPU, many times a post's. 1: as many lanes as recipients, up to ``workers``.
+        self.posts_per_connection = posts_per_connection
         self.region = region
         self.retry = retry or RetryPolicy()
         self._address = Address.of(self.endpoint)
@@ -122,7 +140,7 @@ class Notifier:
     async def _post_all(self, job: _Job, pool: Pool) -> list[Delivery]:
         outcomes: list[Delivery] = [Delivery.FAILED] * len(job.ids)
         pending = iter(enumerate(job.ids))
-        lanes = min(self.workers, len(job.ids))
+        lanes = lanes_for(len(job.ids), self.workers, self.posts_per_connection)
         await asyncio.gather(*(_Lane(self, job, pool).run(pending, outcomes) for _ in range(lanes)))
         return outcomes
 

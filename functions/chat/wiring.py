@@ -9,7 +9,7 @@ import os
 from functools import lru_cache
 
 from chat.closer import ConnectionCloser
-from chat.config import settings
+from chat.config import FANOUT_POSTS_PER_CONNECTION, settings
 from chat.directory import UserDirectory
 from chat.dispatch import FanoutDispatcher
 from chat.grace import PresenceScheduler
@@ -48,7 +48,12 @@ def service_for(endpoint: str) -> ChatService:
     config = settings()
     return ChatService(
         store=store(),
-        notifier=Notifier(endpoint, workers=config.fanout_workers, region=_region()),
+        notifier=Notifier(
+            endpoint,
+            workers=config.fanout_workers,
+            region=_region(),
+            posts_per_connection=FANOUT_POSTS_PER_CONNECTION,
+        ),
         directory=directory(),
         dispatcher=FanoutDispatcher(config.fanout_function_name) if config.fanout_function_name else None,
         limiter=limiter(),

@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 from chat import http1
-from chat.notifier import Delivery, Notifier, RetryPolicy, begin_invocation
+from chat.notifier import Delivery, Notifier, RetryPolicy, begin_invocation, lanes_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -434,3 +434,32 @@ def test_each_handler_invocation_leaves_earlier_connections_alone(
     world.send("ping0001=", "alice", {"action": "ping"})
     assert time.monotonic() - started < DEAD_AFTER.read_timeout
     assert server.targets() == [b"ping0001=", b"ping0001="] and server.connections == 2
+
+
+def test_a_fan_out_opens_one_connection_per_posts_per_connection_recipients(
+    serve: Callable[..., RawServer],
+) -> None:
+    """200 recipients at 8 posts a connection open 25 connections, though 200 posts may be in flight."""
+    server = serve(lambda head: OK)
+    notifier = Notifier(server.endpoint, workers=200, region="us-east-1", posts_per_connection=8)
+    report = notifier.send_many([f"c{n}=" for n in range(200)], "{}")
+    assert report.delivered == 200 and len(server.requests) == 200 and server.connections == 25
+
+
+@pytest.mark.parametrize(
+    ("recipients", "workers", "per_connection", "lanes"),
+    [
+        (1, 200, 8, 1),
+        (8, 200, 8, 1),
+        (9, 200, 8, 2),
+        (200, 200, 8, 25),
+        (1000, 200, 8, 125),
+        (5000, 200, 8, 200),
+        (3, 200, 1, 3),
+        (300, 200, 1, 200),
+        (0, 200, 8, 1),
+    ],
+)
+def test_lanes_for(recipients: int, workers: int, per_connection: int, lanes: int) -> None:
+    """Lanes are recipients per connection rounded up, capped by the posts in flight, never none."""
+    assert lanes_for(recipients, workers, per_connection) == lanes
