@@ -41,7 +41,8 @@ GOAL_POSTS = 40
 GOAL_SECONDS = 0.3
 OVERLAP_MS = 30_000  # SYNC_OVERLAP_SECONDS as the local stack runs it
 # The local stack's line for each route call: "... sync   200   123 ms ...".
-_SYNC_LINE = re.compile(r"\ssync\s+200\s+(\d+) ms")
+# A sync call's line in the stack's console: time, user, connection id, route, status, duration.
+_SYNC_LINE = re.compile(r"^\S+\s+\S+\s+(\S+)\s+sync\s+200\s+(\d+) ms", re.MULTILINE)
 
 
 @dataclass
@@ -169,9 +170,14 @@ def cpu_seconds(*pids: int) -> float:
     return total / ticks
 
 
-def sync_times_ms(stack: RunningStack) -> list[int]:
-    """The handler time of every sync call so far, in order, from the stack's log."""
-    return [int(ms) for ms in _SYNC_LINE.findall(stack.log())]
+def sync_times_ms(stack: RunningStack) -> list[list[int]]:
+    """The handler time of every sync call so far, from the stack's log, grouped by connection in
+    the order the connections first appear. By connection, not by line: an invocation's line is
+    written when it returns, which can be after the next replay's first call has returned."""
+    by_connection: dict[str, list[int]] = {}
+    for connection_id, ms in _SYNC_LINE.findall(stack.log()):
+        by_connection.setdefault(connection_id, []).append(int(ms))
+    return list(by_connection.values())
 
 
 def read_time_s(stack: RunningStack, reader: str, seen: Replay, limit: int) -> float:
@@ -214,9 +220,9 @@ def run(options: ResumeOptions, command: str, output: Path = OUTPUT) -> Report:
                 lambda: (cpu_seconds(stack.pid, stack.handler_pid), cpu_seconds(stack.moto_pid)),
             )
         )
-        times = sync_times_ms(stack)
-        for seen in reversed(replays):
-            seen.handler_ms, times = times[len(times) - seen.calls :], times[: len(times) - seen.calls]
+        # Each replay syncs on a connection of its own, the last ones to sync.
+        for seen, times in zip(replays, sync_times_ms(stack)[-len(replays) :], strict=True):
+            seen.handler_ms = times
         reads = [read_time_s(stack, "reader", seen, options.limit) for seen in replays]
     report = Report("resume", "Resume: sync replays missed messages", machine.describe(command))
     table = Table(
