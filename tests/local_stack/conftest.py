@@ -1,5 +1,6 @@
 """One local stack for the whole folder (with its events recorded, and a presence grace of
-``PRESENCE_GRACE`` seconds so offline frames come soon), and clients closed after each test."""
+``PRESENCE_GRACE`` seconds so offline frames come soon), clients closed after each test, and a
+moto server of our own for each module that asks for ``server``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from local_stack_client import PRESENCE_GRACE
 
+from local_stack.moto_server import AtomicMotoServer
 from local_stack.testing import RunningStack, User, running_stack
 from tests.support.chat_client import ChatClient
 
@@ -31,3 +33,11 @@ def open_client(stack: RunningStack) -> Iterator[Callable[[User], ChatClient]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[AtomicMotoServer]:
+    """The local stack's moto server alone, one per module."""
+    running = AtomicMotoServer().start()
+    yield running
+    running.stop()

@@ -8,7 +8,6 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -25,13 +24,6 @@ from tests.local_stack.test_moto_server import EVERY_TYPE
 
 PER_REQUEST_HEADERS = {"date", "x-amzn-requestid"}
 BIG_TEXT = "x" * 90_000  # a dozen of these fill a 1 MB page
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AtomicMotoServer]:
-    running = AtomicMotoServer().start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -32,13 +31,6 @@ EVERY_TYPE = {
     "m": {"M": {"k": {"BOOL": False}, "e": {"L": []}}},
     "u": {"S": 'é ✓ \u2028 "quoted"'},
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AtomicMotoServer]:
-    running = AtomicMotoServer().start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
