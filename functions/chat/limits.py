@@ -182,23 +182,48 @@ class Ledger:
 
 
 class Strikes:
-    """Refusals per connection within a minute (a connection past ``limit`` has been closed)."""
+    """Refusals per connection within a minute (a connection past ``limit`` has been closed), and
+    how many of them are still being told.
+
+    A flood's frames run side by side (threads of one process), so the refusal that reaches the
+    limit can be ready to close the connection while earlier refusals are still being posted; a
+    post that lands after the close earns a 410 and the client never hears it. The closing call
+    waits for those first (``wait_until_told``), so a flooder hears every refusal before the close.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._counts: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
+        self._telling: dict[str, int] = {}
+        self._changed = threading.Condition()
 
     def add(self, connection_id: str, now: float) -> int:
-        """Count one refusal; the connection's count in its current minute."""
-        with self._lock:
+        """Count one refusal (being told until ``told``); the connection's count in its current minute."""
+        with self._changed:
             started, count = self._counts.get(connection_id, (now, 0))
             if now - started > _STRIKE_WINDOW_S:
                 started, count = now, 0
             self._counts[connection_id] = (started, count + 1)
+            if count + 1 <= self.limit:
+                self._telling[connection_id] = self._telling.get(connection_id, 0) + 1
             if len(self._counts) > _MAX_REMEMBERED:
                 self._counts = {c: v for c, v in self._counts.items() if now - v[0] <= _STRIKE_WINDOW_S}
             return count + 1
+
+    def told(self, connection_id: str) -> None:
+        """One refusal counted by ``add`` has been posted (or its post failed)."""
+        with self._changed:
+            left = self._telling.get(connection_id, 0) - 1
+            if left > 0:
+                self._telling[connection_id] = left
+            else:
+                self._telling.pop(connection_id, None)
+            self._changed.notify_all()
+
+    def wait_until_told(self, connection_id: str, timeout_s: float) -> bool:
+        """Wait until no refusal of this connection is being told; False when ``timeout_s`` ran out."""
+        with self._changed:
+            return self._changed.wait_for(lambda: connection_id not in self._telling, timeout=timeout_s)
 
 
 class RateLimiter:
@@ -257,8 +282,16 @@ class RateLimiter:
         )
 
     def strike(self, connection_id: str) -> Strike:
-        """Count a refusal of this connection's frame: tell it, close it, or (closed) neither."""
+        """Count a refusal of this connection's frame: tell it, close it, or (closed) neither. A
+        strike that is told must be followed by ``told`` once the refusal is posted."""
         count = self.strikes.add(connection_id, self.clock())
         if count < self.strikes.limit:
             return Strike.TELL
         return Strike.TELL_AND_CLOSE if count == self.strikes.limit else Strike.CLOSED_ALREADY
+
+    def told(self, connection_id: str) -> None:
+        self.strikes.told(connection_id)
+
+    def wait_until_told(self, connection_id: str, timeout_s: float) -> bool:
+        """Before a close: wait for this connection's other refusals still being posted."""
+        return self.strikes.wait_until_told(connection_id, timeout_s)

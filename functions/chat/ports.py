@@ -126,6 +126,10 @@ class Limiter(Protocol):
 
     def strike(self, connection_id: str) -> Strike: ...
 
+    def told(self, connection_id: str) -> None: ...
+
+    def wait_until_told(self, connection_id: str, timeout_s: float) -> bool: ...
+
 
 class Closer(Protocol):
     """Closes a connection from the server side."""

@@ -40,6 +40,9 @@ _PRUNE_ROUNDS = 3
 _HEAL_DELAY_SECONDS = 10
 # A grace mark lists the user in `who` at most this long past the grace if no check ever ends it.
 _GRACE_HOLD_SECONDS = 300
+# A flooder's connection is closed once its earlier refusals are posted, or after this long (a post
+# is bounded by its own timeouts; this only keeps a stuck one from holding the close).
+_TELL_BEFORE_CLOSE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,13 @@ class ChatService:
             return False  # posting to it would only earn a 410 and a prune
         wait = max(1, round(verdict.retry_after_s))
         message = f"too many {route} requests; try again in {wait} s"
-        self.report_error(caller, RateLimited(message, client_msg_id=protocol.client_msg_id_of(raw)))
+        try:
+            self.report_error(caller, RateLimited(message, client_msg_id=protocol.client_msg_id_of(raw)))
+        finally:
+            self.limiter.told(caller.connection_id)
         if strike is Strike.TELL_AND_CLOSE and self.closer is not None:
+            # The refusals before this one may still be on their way: close after they land.
+            self.limiter.wait_until_told(caller.connection_id, timeout_s=_TELL_BEFORE_CLOSE_S)
             logger.warning("closing a connection that keeps flooding", username=caller.username, route=route)
             metrics.add_metric(name="FloodingConnectionsClosed", unit=MetricUnit.Count, value=1)
             self.closer.close(caller.connection_id)

@@ -4,6 +4,7 @@ work, flooders closed, everyone else and the connection records untouched."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from chat import config, limits, wiring
 from chat.config import ConfigError, Settings
 from chat.errors import DependencyError
-from chat.limits import Bucket, RateLimiter, Spent, cost_of
+from chat.limits import Bucket, RateLimiter, Spent, Strikes, cost_of
 
 from tests.support.world import ChatWorld
 
@@ -292,3 +293,16 @@ def test_conversation_routes_cost_what_they_may_read() -> None:
     assert limits.cost_of("inbox", None) == limits.INBOX_COST == 5
     assert limits.cost_of("typing", '{"action": "typing", "to": "bob"}') == 1
     assert limits.cost_of("read", "{}") == 1
+
+
+def test_strikes_count_the_refusals_being_told_until_each_is_told() -> None:
+    """Refusals up to the limit are being told until ``told``; those past it (nothing is posted) are not."""
+    strikes = Strikes(limit=3)
+    assert [strikes.add("c1", 0.0) for _ in range(3)] == [1, 2, 3]
+    strikes.told("c1")
+    strikes.told("c1")
+    assert not strikes.wait_until_told("c1", timeout_s=0.05)  # one still being told
+    threading.Timer(0.05, strikes.told, args=("c1",)).start()
+    assert strikes.wait_until_told("c1", timeout_s=5)
+    assert strikes.add("c1", 0.0) == 4 and strikes.wait_until_told("c1", timeout_s=0)
+    assert strikes.wait_until_told("another", timeout_s=0)

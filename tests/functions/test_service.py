@@ -8,6 +8,7 @@ moto and real sockets, by the other tests in this folder.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -867,6 +868,34 @@ def test_a_request_past_its_budget_is_answered_rate_limited_and_a_flooder_closed
         ]
         * 3
     )
+    assert core.closer.closed == [a1.connection_id]
+
+
+def test_a_flooder_is_closed_only_after_its_earlier_refusals_are_posted() -> None:
+    """A flood's frames run side by side: the refusal that reaches flood_close_after waits for an
+    earlier refusal still being posted, so the client hears every refusal before the close."""
+    core = Core(budgets={"who": 4}, flood_close_after=3)
+    a1 = core.connect("alice")
+    assert core.service.admit(a1, "who", None) is True
+    first_post_started, release_first_post = threading.Event(), threading.Event()
+
+    def hold_the_first_refusal(connection_id: str, frame: dict[str, Any]) -> None:
+        if frame["type"] == "error" and not first_post_started.is_set():
+            first_post_started.set()
+            release_first_post.wait(timeout=10)
+
+    core.notifier.on_post = hold_the_first_refusal
+    slow = threading.Thread(target=core.service.admit, args=(a1, "who", None))
+    slow.start()
+    assert first_post_started.wait(timeout=5)
+    closing = threading.Thread(target=lambda: [core.service.admit(a1, "who", None) for _ in range(2)])
+    closing.start()
+    closing.join(timeout=0.2)
+    assert closing.is_alive() and core.closer.closed == []  # waiting for the first refusal
+    release_first_post.set()
+    slow.join(timeout=5)
+    closing.join(timeout=5)
+    assert len(core.notifier.frames(a1.connection_id, "error")) == 3
     assert core.closer.closed == [a1.connection_id]
 
 
