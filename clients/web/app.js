@@ -281,6 +281,15 @@ class ChatState {
     return { events: [frame], replies: [] };
   }
 
+  // A `history` page: what it holds is stored, so ours among it is no longer waiting to be sent
+  // (its ack may still be on the way, and the page draws from the outbox until then).
+  learnStored(messages) {
+    for (const message of messages) {
+      this.seen.add(message.id);
+      if (message.from === this.username && message.clientMsgId) this.outbox.delete(message.clientMsgId);
+    }
+  }
+
   onAck(frame) {
     this.advanceCursor(frame);
     const sent = this.outbox.get(frame.clientMsgId);
@@ -1016,7 +1025,7 @@ class ChatPage {
     thread.more = Boolean(event.more);
     const distanceFromBottom = this.list.scrollHeight - this.list.scrollTop;
     const added = thread.add((event.messages ?? []).map((m) => ({ type: "message", ...m })));
-    for (const message of event.messages ?? []) this.state.seen.add(message.id);
+    this.state.learnStored(event.messages ?? []);
     if (thread.key !== this.current) return this.showConversations();
     if (added) {
       this.renderThread();

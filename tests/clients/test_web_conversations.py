@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.clients.browser import WAIT_MS
 from tests.clients.peers import Peer
@@ -183,3 +183,44 @@ def test_a_batched_replay_frame_shows_each_message_once(open_context, stack, new
     expect(shown).to_have_count(2, timeout=WAIT_MS)
     page.wait_for_timeout(500)
     assert shown.get_by_test_id("message-text").all_inner_texts() == ["batched 1", "batched 2"]
+
+
+def test_an_own_message_in_a_history_page_before_its_ack_is_shown_once(
+    open_context, stack, new_username, peer
+) -> None:
+    """A history page that holds a message of ours whose ack has not come yet shows it once, sent,
+    not also as "sending…" (the ack is held back here until the page has the history frame)."""
+    alice, bob = new_username("alice"), new_username("bob")
+    peer(bob)
+    context = open_context()
+    context.route_web_socket(lambda url: "/local" in url, hold_acks_until_history_with(bob))
+    page = signed_in(context, stack, alice)
+    type_line(page, f"/msg {bob} the ack comes last")
+    open_conversation(page, bob)
+    expect_message(page, "the ack comes last", kind="private", label=f"to {bob}")
+
+
+def hold_acks_until_history_with(partner: str):
+    """A WebSocket route that passes every frame on, except acks: those wait until a history page
+    of the conversation with ``partner`` has reached the page."""
+
+    def route(page_side: WebSocketRoute) -> None:
+        server_side = page_side.connect_to_server()
+        held: list[str | bytes] = []
+        released = False
+
+        def from_server(data: str | bytes) -> None:
+            nonlocal released
+            frame = json.loads(data) if isinstance(data, str) else {}
+            if frame.get("type") == "ack" and not released:
+                held.append(data)
+                return
+            page_side.send(data)
+            if frame.get("type") == "history" and frame.get("with") == partner:
+                released = True
+                for waiting in held:
+                    page_side.send(waiting)
+
+        server_side.on_message(from_server)
+
+    return route
