@@ -63,6 +63,14 @@ FANOUT_WORKER_RETRIES = AsyncRetryPolicy(
     max_event_age_s=float(sizing.FANOUT_WORKER_MAX_EVENT_AGE_S),
 )
 
+# One connection's calls running at once: enough to run a burst side by side (its races are AWS's
+# too), few enough that a flooding client leaves the other 60 threads, and most of the CPU, to
+# everyone else, as separate execution environments do on AWS (see instances.py). Measured with
+# `python -m benchmarks --only abuse`: a victim's p99 under a send flood went from 6-10x its quiet
+# figure with no cap to 2.4-3.3x with 4 (8 gave 3.6-5.1x, 2 gave 1.9-2.7x but serialises the
+# opening burst of a client's frames).
+CALLS_PER_CONNECTION = 4
+
 
 @dataclass(frozen=True)
 class Function:
@@ -147,7 +155,9 @@ class LambdaRuntime:
         self._region = region
         self._account_id = account_id
         self._stack_name = stack_name
-        self._pool = WarmFirstExecutor(max_workers=max_workers, thread_name_prefix="lambda")
+        self._pool = WarmFirstExecutor(
+            max_workers=max_workers, thread_name_prefix="lambda", max_running_per_key=CALLS_PER_CONNECTION
+        )
         self._handlers: dict[str, Handler] = {}
         # Every handler path asked for, in order: a reload imports them all (a broken one too).
         self._wanted: list[str] = []

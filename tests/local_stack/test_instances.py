@@ -56,6 +56,44 @@ def test_a_victim_submitted_after_a_flood_runs_before_the_flood_drains() -> None
     executor.shutdown()
 
 
+def test_one_key_runs_at_most_its_cap_and_another_key_starts_at_once() -> None:
+    """A flood on one key holds max_running_per_key threads; another key's call runs on a free
+    thread while the flood waits, and the flood's backlog drains in order as its calls finish."""
+    executor = WarmFirstExecutor(max_workers=8, max_running_per_key=3)
+    release, running = threading.Event(), _Gauge()
+    flood = [executor.submit_for("flooder", running.hold, release, n) for n in range(30)]
+    assert running.wait_for(3) and running.peak == 3
+    assert executor.submit_for("victim", lambda: "ran").result(timeout=5) == "ran"
+    release.set()
+    assert [future.result(timeout=5) for future in flood] == list(range(30))
+    assert running.started == list(range(30)) and running.peak == 3
+    executor.shutdown()
+
+
+class _Gauge:
+    """Counts the calls running at once, the most ever, and the order they started in."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+        self.started: list[int] = []
+        self.changed = threading.Condition()
+
+    def hold(self, release: threading.Event, n: int) -> int:
+        with self.changed:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            self.started.append(n)
+            self.changed.notify_all()
+        release.wait(timeout=5)
+        with self.changed:
+            self.now -= 1
+        return n
+
+    def wait_for(self, running: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.now == running, timeout=5)
+
+
 def test_the_backlogs_are_served_in_turn_each_in_order() -> None:
     """With the only thread busy, two keys' queued calls then run alternately, each key's in order."""
     executor = WarmFirstExecutor(max_workers=1)
