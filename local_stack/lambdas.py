@@ -65,10 +65,8 @@ FANOUT_WORKER_RETRIES = AsyncRetryPolicy(
 
 # One connection's calls running at once: enough to run a burst side by side (its races are AWS's
 # too), few enough that a flooding client leaves the other 60 threads, and most of the CPU, to
-# everyone else, as separate execution environments do on AWS (see instances.py). Measured with
-# `python -m benchmarks --only abuse`: a victim's p99 under a send flood went from 6-10x its quiet
-# figure with no cap to 2.4-3.3x with 4 (8 gave 3.6-5.1x, 2 gave 1.9-2.7x but serialises the
-# opening burst of a client's frames).
+# everyone else, as separate execution environments do on AWS (see instances.py and the abuse
+# benchmark in the README).
 CALLS_PER_CONNECTION = 4
 
 

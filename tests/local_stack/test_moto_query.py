@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -21,6 +20,7 @@ from infra import schema
 from local_stack import aws, moto_query, moto_server
 from local_stack.moto_server import AtomicMotoServer, ItemRollbackDynamoDBBackend
 from tests.local_stack.test_moto_server import EVERY_TYPE
+from tests.support.dynamodb_wire import raw_call
 
 PER_REQUEST_HEADERS = {"date", "x-amzn-requestid"}
 BIG_TEXT = "x" * 90_000  # a dozen of these fill a 1 MB page
@@ -58,25 +58,8 @@ def message(feed: str, id_: str, text: str) -> dict[str, Any]:
 
 def call(url: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     """One Query over HTTP: status, the headers that are not per request, the body as sent."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": "DynamoDB_20120810.Query",
-            "Content-Type": "application/x-amz-json-1.0",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/"
-            "aws4_request, SignedHeaders=host, Signature=0",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, kept_headers(reply.headers.items()), reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, kept_headers(error.headers.items()), error.read()
-
-
-def kept_headers(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers if k.lower() not in PER_REQUEST_HEADERS}
+    status, headers, answer = raw_call(url, "Query", body)
+    return status, {k: v for k, v in headers.items() if k not in PER_REQUEST_HEADERS}, answer
 
 
 def every_page(url: str, body: dict[str, Any]) -> list[tuple[int, dict[str, str], bytes]]:

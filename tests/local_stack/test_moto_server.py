@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from botocore.exceptions import ClientError
 from infra import schema
 from local_stack import aws, moto_server
 from local_stack.moto_server import AtomicMotoServer
+from tests.support.dynamodb_wire import raw_call
 
 # Every attribute type, including binary, nested and non-ASCII values.
 EVERY_TYPE = {
@@ -242,20 +242,9 @@ def raw_answers(url: str, table: str) -> dict[str, Any]:
     """Each item-bearing operation's answer as sent: status, headers that are not per-request, body."""
 
     def call(target: str, body: dict[str, Any]) -> Any:
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(body).encode(),
-            headers={
-                "X-Amz-Target": f"DynamoDB_20120810.{target}",
-                "Content-Type": "application/x-amz-json-1.0",
-                "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/"
-                "aws4_request, SignedHeaders=host, Signature=0",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            per_request = {"date", "x-amzn-requestid", "x-amz-crc32", "content-length", "server"}
-            headers = {k: v for k, v in reply.headers.items() if k.lower() not in per_request}
-            return reply.status, headers, json.loads(reply.read())
+        status, headers, answer = raw_call(url, target, body)
+        per_request = {"date", "x-amzn-requestid", "x-amz-crc32", "content-length", "server"}
+        return status, {k: v for k, v in headers.items() if k not in per_request}, json.loads(answer)
 
     key = {"feed": {"S": "types"}, "id": {"S": "1"}}
     other = {"feed": {"S": "other"}, "id": {"S": "1"}}
@@ -332,19 +321,9 @@ def test_every_attribute_type_reads_back_through_boto3(dynamodb: Any, table: str
 
 def raw_scan(url: str, body: dict[str, Any]) -> bytes:
     """A Scan's answer as sent, byte for byte."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": "DynamoDB_20120810.Scan",
-            "Content-Type": "application/x-amz-json-1.0",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/"
-            "aws4_request, SignedHeaders=host, Signature=0",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        answer: bytes = reply.read()
-        return answer
+    status, _, answer = raw_call(url, "Scan", body, timeout=30)
+    assert status == 200, answer
+    return answer
 
 
 def test_projected_scan_answers_byte_for_byte_as_moto(
