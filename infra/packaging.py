@@ -13,11 +13,18 @@ Building is cached in two layers under ``build/``:
 - the finished asset (requirements + source), keyed by that and the source files.
 
 So a synth after a code change copies files but does not run pip again.
+
+Both layers ship bytecode: Lambda's ``/var/task`` is read-only, so a module with no ``.pyc`` there
+is compiled from source at every cold start, and nothing is saved for the next one (about 50 ms of
+a route handler's import here). A ``.pyc`` belongs to one CPython minor version, so it is compiled
+by an interpreter of the target's version (``python3.13``, found by ``bytecode_compiler``); where
+there is none, the asset ships sources alone, as it did before, and synth says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import shutil
@@ -43,6 +50,11 @@ RUNTIME_PROVIDED = frozenset(
 # How many finished assets per target to keep in build/ (older ones are from earlier edits).
 ASSETS_TO_KEEP = 3
 PIP_TIMEOUT_SECONDS = 540
+COMPILE_TIMEOUT_SECONDS = 300
+# Where the asset's files are on Lambda: the path compiled into each .pyc.
+LAMBDA_TASK_ROOT = "/var/task"
+# An interpreter of the target's version to compile with, named explicitly (a path).
+COMPILER_VARIABLE = "LAMBDA_PYTHON"
 
 
 @dataclass(frozen=True)
@@ -82,15 +94,104 @@ LAMBDA_TARGET = Target(architecture="arm64", python_version=constants.PYTHON_RUN
 
 def build_asset(target: Target = LAMBDA_TARGET, *, build_dir: Path = BUILD_DIR) -> Path:
     """The folder to hand to ``lambda_.Code.from_asset``: built now, or reused from the cache."""
-    requirements_dir = _build_requirements(target, build_dir)
+    compiler = bytecode_compiler(target)
+    if compiler is None:
+        print(
+            f"note: no Python {target.python_version} found (on PATH as python{target.python_version}, "
+            f"in pyenv, or named by {COMPILER_VARIABLE}): the Lambda asset ships sources only, "
+            "which every cold start compiles",
+            file=sys.stderr,
+        )
+    requirements_dir = _build_requirements(target, build_dir, compiler)
     key = _digest(requirements_dir.name, *_source_fingerprint())
     asset_dir = build_dir / f"asset-{target.label}-{key}"
     if not asset_dir.is_dir():
         with staging_dir(asset_dir) as staging:
             shutil.copytree(requirements_dir, staging, dirs_exist_ok=True)
             shutil.copytree(FUNCTIONS_DIR / PACKAGE_NAME, staging / PACKAGE_NAME, ignore=_not_source)
+            if compiler is not None:
+                compile_bytecode(staging / PACKAGE_NAME, compiler.path, root=staging)
         _prune_old_assets(build_dir, target, keep=asset_dir)
     return asset_dir
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """An interpreter of the target's Python version, and its exact version (part of cache keys:
+    two patch releases may compile a source differently)."""
+
+    path: str
+    version: str  # "3.13.0"
+
+
+def bytecode_compiler(target: Target) -> Compiler | None:
+    """An interpreter of ``target``'s Python version: the one ``$LAMBDA_PYTHON`` names (which must
+    be of that version), else ``pythonX.Y`` on PATH, else pyenv's newest X.Y; None if none runs."""
+    named = os.environ.get(COMPILER_VARIABLE)
+    if named:
+        compiler = _compiler_at(named)
+        if compiler is None or not compiler.version.startswith(f"{target.python_version}."):
+            found = compiler.version if compiler else "nothing that runs"
+            raise RuntimeError(f"{COMPILER_VARIABLE}={named} is {found}, not Python {target.python_version}")
+        return compiler
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = [
+        sys.executable,
+        shutil.which(f"python{target.python_version}"),
+        *sorted(
+            glob.glob(f"{pyenv_root}/versions/{target.python_version}.*/bin/python{target.python_version}")
+        )[::-1],
+    ]
+    for candidate in candidates:
+        compiler = _compiler_at(candidate) if candidate else None
+        if compiler is not None and compiler.version.startswith(f"{target.python_version}."):
+            return compiler
+    return None
+
+
+def _compiler_at(path: str) -> Compiler | None:
+    """The interpreter at ``path`` and its version, if it runs (a pyenv shim of a version that is
+    not selected exits with an error)."""
+    try:
+        result = subprocess.run(  # noqa: S603 - an interpreter's path, asked its version
+            [path, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return None
+    version = result.stdout.strip()
+    return Compiler(path, version) if result.returncode == 0 and version else None
+
+
+def compile_bytecode(folder: Path, python: str, *, root: Path) -> None:
+    """Compile every module under ``folder`` with ``python``, each .pyc naming its source's path on
+    Lambda (``/var/task/...``, ``root`` being the asset's top), not the build folder's, so that two
+    builds give the same bytes.
+
+    Checked-hash .pyc files: valid whatever times the zip gives the files, and a source edited
+    later (in the Lambda console, say) is noticed by its hash and compiled again, not shadowed.
+    """
+    command = [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "--invalidation-mode",
+        "checked-hash",
+        "-s",
+        str(root),
+        "-p",
+        LAMBDA_TASK_ROOT,
+        str(folder),
+    ]
+    result = subprocess.run(  # noqa: S603 - a fixed program with arguments built here
+        command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"compiling {folder} failed:\n{result.stdout}\n{result.stderr}")
 
 
 def install_requirements(requirement_specs: list[str], destination: Path, target: Target) -> None:
@@ -98,7 +199,7 @@ def install_requirements(requirement_specs: list[str], destination: Path, target
     _pip(
         "install",
         "--quiet",
-        "--no-compile",  # .pyc files for this machine's Python would be dead weight on Lambda
+        "--no-compile",  # this machine's Python may not be the target's: compile_bytecode does it
         "--target",
         str(destination),
         *target.pip_target_options(),
@@ -106,14 +207,18 @@ def install_requirements(requirement_specs: list[str], destination: Path, target
     )
 
 
-def _build_requirements(target: Target, build_dir: Path) -> Path:
-    """The locked requirements installed for ``target`` (cached by the lock's text)."""
-    key = _digest(LOCK_FILE.read_text(), target.label)
+def _build_requirements(target: Target, build_dir: Path, compiler: Compiler | None) -> Path:
+    """The locked requirements installed for ``target`` and compiled by ``compiler`` (cached by
+    the lock's text and the compiler's version)."""
+    bytecode = f"cpython-{compiler.version}" if compiler else "sources-only"
+    key = _digest(LOCK_FILE.read_text(), target.label, bytecode)
     requirements_dir = build_dir / f"requirements-{target.label}-{key}"
     if not requirements_dir.is_dir():
         with staging_dir(requirements_dir) as staging:
             # The lock pins every distribution, so pip resolves nothing and checks every hash.
             install_requirements(["--no-deps", "--require-hashes", "-r", str(LOCK_FILE)], staging, target)
+            if compiler is not None:
+                compile_bytecode(staging, compiler.path, root=staging)
     return requirements_dir
 
 
