@@ -103,6 +103,31 @@ def test_a_check_delivered_twice_or_after_a_reconnect_changes_nothing(grace_worl
     assert who(world, b1, "bob") == ["alice", "bob"]
 
 
+def test_a_check_that_fails_is_reported_alone_and_a_body_that_is_no_check_is_dropped(
+    grace_world: ChatWorld,
+) -> None:
+    """The worker answers SQS with the ids of the records that raised (the queue delivers those
+    again); a body that is not a check is logged and left out, since retrying cannot fix it."""
+    world = grace_world
+    b1 = world.connect("bob")
+    a1 = world.connect("alice")
+    world.disconnect(a1, "alice")
+    time.sleep(GRACE + 0.3)
+    assert world.presence_queues is not None
+    checks = world.sqs.receive_message(QueueUrl=world.presence_queues.url, MaxNumberOfMessages=10)["Messages"]
+    garbage = {**checks[0], "MessageId": "not-a-check", "Body": '{"hello": 1}'}
+    event = sqs_event([garbage, *checks], queue_arn=world.presence_queues.arn, region="us-east-1")
+    throttle = DynamoDbThrottle(
+        world.service.store.client, "GetItem", "ProvisionedThroughputExceededException", times=1_000
+    )
+    answer = world.invoke(presence.handler, event)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in checks]}
+    assert about(world, b1, "alice") == [True]  # nothing announced by the failed checks
+    throttle.remaining = 0
+    assert world.invoke(presence.handler, event) == {"batchItemFailures": []}
+    assert about(world, b1, "alice") == [True, False]
+
+
 def test_the_last_of_two_tabs_starts_the_grace_not_the_first(grace_world: ChatWorld) -> None:
     """Closing one of two tabs schedules a check that finds the user online and says nothing."""
     world = grace_world
