@@ -11,9 +11,12 @@ of ``-X importtime`` in an interpreter started with ``-S`` and a path of ``funct
 site-packages only, close to the Lambda asset's layout, after the standard modules Lambda's
 runtime has imported before it imports a handler (``RUNTIME_IMPORTS``). That is what importing the
 handler costs: the runtime has started its interpreter and imported those, and the asset has no
-``site`` processing of a development install (its editable finder and ``.pth`` files). Both trees'
-own modules are compiled from source in every interpreter, as on Lambda (the asset ships no
-``.pyc`` and its directory is read-only); the site-packages' ``.pyc`` from pip are used. Beside it,
+``site`` processing of a development install (its editable finder and ``.pth`` files). Each tree
+is read as its asset was shipped: the current one with the checked-hash ``.pyc`` files the asset
+now carries (compiled here by this interpreter, as ``infra/packaging.py`` compiles the asset with
+Python 3.13), the code before without any, so its modules are compiled from source in every
+interpreter, as they were on Lambda, whose asset directory is read-only; nothing is written. The
+site-packages' ``.pyc`` from pip are used. Beside it,
 the whole process: the sum of every top-level line of ``-X importtime`` in a normal interpreter
 with ``functions/`` on ``PYTHONPATH`` (the interpreter's own start-up and ``site`` included), so
 nothing is hidden. Memory: in a fresh process, ``tracemalloc``'s peak during one invocation against
@@ -39,6 +42,7 @@ from benchmarks import REPO_ROOT, machine
 from benchmarks.aws import MotoProcess, handler_environment
 from benchmarks.management_double import ManagementDoubleProcess
 from benchmarks.report import OUTPUT, Report, Table
+from infra import packaging
 
 HANDLERS = (
     "authorizer",
@@ -113,7 +117,7 @@ def import_time_once(handler: str, functions: Path) -> ImportTime:
 def _importtime(flags: list[str], path: str, code: str) -> str:
     result = subprocess.run(
         [sys.executable, *flags, "-X", "importtime", "-c", code],
-        # No bytecode written: each interpreter compiles the tree's own modules anew, as Lambda does.
+        # No bytecode written, as on Lambda: a tree without .pyc is compiled anew by each interpreter.
         env={**os.environ, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
@@ -125,11 +129,12 @@ def _importtime(flags: list[str], path: str, code: str) -> str:
 
 @contextmanager
 def current_functions() -> Iterator[Path]:
-    """``functions/`` as it is now, without its bytecode caches, in a scratch directory: whether a
-    ``__pycache__`` happens to be there must not change the figures."""
+    """``functions/`` as it is now, in a scratch directory, compiled as the asset is (whatever
+    ``__pycache__`` the working tree happens to hold is left behind)."""
     with tempfile.TemporaryDirectory(prefix="cold-start-current-") as scratch:
         copy = Path(scratch) / "functions"
         shutil.copytree(FUNCTIONS, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        packaging.compile_bytecode(copy / packaging.PACKAGE_NAME, sys.executable, root=copy)
         yield copy
 
 
@@ -301,15 +306,16 @@ def run(runs: int, command: str, output: Path = OUTPUT, *, handlers: tuple[str, 
         "(bootstrap.py, lambda_runtime_client.py, lambda_runtime_marshaller.py, lambda_runtime_log_utils.py, "
         "lambda_context.py: importlib, json, logging, os, sys, time, traceback, enum, decimal, math; its "
         "simplejson is not installed here, and http.client it imports only to report an error), and without "
-        "the development install's editable finder (the asset has none). Both trees are copies without "
-        "bytecode caches and write none: their own modules are compiled in every interpreter, as on Lambda, "
-        "where the asset has no .pyc and cannot be written to; the site-packages' .pyc are used.",
+        "the development install's editable finder (the asset has none). Each tree as its asset shipped: "
+        "the current one with checked-hash .pyc files (compiled here by this interpreter, as the asset is by "
+        "Python 3.13), the code before with none, so its modules are compiled in every interpreter, as on "
+        "Lambda, where the asset directory cannot be written to; the site-packages' .pyc are used.",
         "Whole process: the sum of every top-level line of `python -X importtime` in a normal interpreter "
         "with functions/ on PYTHONPATH, start-up, `site` and the editable finder included.",
         "Heaviest imports: from the import's own tree (-S), modules up to two levels below the handler.",
         "Invocation memory: one call against moto and the management-API double in a fresh process; the "
         "authorizer and presignup are left out (they need a signed token / a Cognito trigger event).",
-        "What is left: in a route handler and the workers, botocore (about half: its client machinery, "
+        "What is left: in a route handler and the workers, botocore (most of it: its client machinery, "
         "urllib3, dateutil; the runtime ships it, and every route calls DynamoDB), Powertools' logger and "
         "metrics, asyncio and h11 for the management API; in the authorizer, Powertools' logger, http.client "
         "for the key set and rsa. Clients are built at first use, not at import.",

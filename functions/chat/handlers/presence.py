@@ -9,14 +9,17 @@ The loop is ours rather than Powertools' BatchProcessor: importing its batch uti
 event class it supports (about 45 ms of each cold start here) for what is a loop over records.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from chat import wiring
 from chat.grace import PresenceCheck
 from chat.notifier import begin_invocation
 from chat.observability import logger, metrics
+
+if TYPE_CHECKING:  # a type only: importing Powertools' typing module costs a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def check_one(record: dict[str, Any]) -> None:
