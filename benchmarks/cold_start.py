@@ -87,19 +87,22 @@ class ImportTime:
     process_ms: float = 0.0  # every top-level import of a normal interpreter, start-up included
 
 
-def import_times(handler: str, runs: int, trees: list[Path]) -> list[ImportTime]:
-    """For each tree, the best of ``runs`` fresh interpreters; the trees take turns within a run
-    (the first run also warms the disk cache)."""
-    best: list[ImportTime | None] = [None] * len(trees)
+def import_times(handlers: tuple[str, ...], runs: int, trees: list[Path]) -> list[list[ImportTime]]:
+    """For each handler, for each tree, the best of ``runs`` fresh interpreters. Each run goes once
+    through every handler and, per handler, the trees in turn: a slow minute of a shared machine
+    then falls on one run of every handler, not on all runs of one (the first run also warms the
+    disk cache)."""
+    best: dict[tuple[str, int], ImportTime] = {}
     for _ in range(runs):
-        for index, tree in enumerate(trees):
-            if not (tree / "chat" / "handlers" / f"{handler}.py").is_file():
-                continue  # a route the code before did not have
-            measured = import_time_once(handler, tree)
-            current = best[index]
-            if current is None or measured.total_ms < current.total_ms:
-                best[index] = measured
-    return [measured for measured in best if measured is not None]
+        for handler in handlers:
+            for index, tree in enumerate(trees):
+                if not (tree / "chat" / "handlers" / f"{handler}.py").is_file():
+                    continue  # a route the code before did not have
+                measured = import_time_once(handler, tree)
+                current = best.get((handler, index))
+                if current is None or measured.total_ms < current.total_ms:
+                    best[handler, index] = measured
+    return [[best[h, i] for i in range(len(trees)) if (h, i) in best] for h in handlers]
 
 
 def import_time_once(handler: str, functions: Path) -> ImportTime:
@@ -251,7 +254,7 @@ PROBED = ("connect", "sendmessage", "sync", "who", "ping", "default", "fanout", 
 def run(runs: int, command: str, output: Path = OUTPUT, *, handlers: tuple[str, ...] = HANDLERS) -> Report:
     with current_functions() as current, baseline_functions() as baseline:
         trees = [current] if baseline is None else [current, baseline]
-        measured_pairs = [import_times(h, runs, trees) for h in handlers]
+        measured_pairs = import_times(handlers, runs, trees)
     times = [pair[0] for pair in measured_pairs]
     before = {pair[0].handler: pair[1] for pair in measured_pairs if len(pair) > 1}
     memory: dict[str, dict[str, float]] = {}
@@ -295,7 +298,8 @@ def run(runs: int, command: str, output: Path = OUTPUT, *, handlers: tuple[str, 
     report.tables.append((f"Fresh interpreter per handler, best of {runs}", table))
     report.notes += [
         f"Before: the same handler of `functions/` at {BASELINE_REF} (main before the cold-start work), "
-        "measured in this run, each fresh interpreter taking turns with the current code's."
+        "measured in this run, each fresh interpreter taking turns with the current code's; each of the runs "
+        "goes once through every handler, so a slow minute of the machine falls on one run of each handler."
         if before
         else f"Before: not measured (`git archive {BASELINE_REF}` failed: no git history here).",
         "Import (what the goals are about, before measured alike): the cumulative time of the "
