@@ -126,7 +126,10 @@ class Compiler:
 
 def bytecode_compiler(target: Target) -> Compiler | None:
     """An interpreter of ``target``'s Python version: the one ``$LAMBDA_PYTHON`` names (which must
-    be of that version), else ``pythonX.Y`` on PATH, else pyenv's newest X.Y; None if none runs."""
+    be of that version), else ``pythonX.Y`` on PATH, else pyenv's newest X.Y; None if none runs.
+
+    A short search of our own: the tools that find interpreters by version (uv, pyenv itself) are
+    not among what a deploy needs, and none is required to be installed."""
     named = os.environ.get(COMPILER_VARIABLE)
     if named:
         compiler = _compiler_at(named)
