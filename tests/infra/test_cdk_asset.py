@@ -141,24 +141,33 @@ def test_handler_imports_from_the_asset_alone(module: str, host_asset: Path, run
     """A fresh interpreter with only the asset and the runtime's boto3 imports the handler, and
     compiles none of the asset's modules: each comes from its .pyc."""
     script = (
-        "import importlib, sys\n"
-        "sys.dont_write_bytecode = True\n"  # as on Lambda, where /var/task is read-only
         f"sys.path[:0] = [{str(host_asset)!r}, {str(runtime_stand_in)!r}]\n"
+        "import importlib\n"
         f"handler = importlib.import_module({module!r}).handler\n"
         "assert callable(handler)\n"
     )
+    result = _run_verbose(sys.executable, script, env=_lambda_like_environment())
+    loaded = _loaded_from(result.stderr, host_asset)
+    assert f"{module.replace('.', '/')}.py" in {Path(source).as_posix() for source in loaded}
+    assert {source for source, origin in loaded.items() if not origin.endswith(".pyc")} == set()
+
+
+def _run_verbose(
+    python: str, script: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh, isolated ``python -v`` that writes no bytecode (as on Lambda, where
+    /var/task is read-only); it must succeed."""
+    code = "import sys\nsys.dont_write_bytecode = True\n" + script
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-v", "-c", script],
+        [python, "-I", "-S", "-v", "-c", code],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env=_lambda_like_environment(),
+        env=env,
     )
     assert result.returncode == 0, result.stderr
-    loaded = _loaded_from(result.stderr, host_asset)
-    assert f"{module.replace('.', '/')}.py" in {Path(source).as_posix() for source in loaded}
-    assert {source for source, origin in loaded.items() if not origin.endswith(".pyc")} == set()
+    return result
 
 
 def _loaded_from(verbose_output: str, folder: Path) -> dict[str, str]:
@@ -204,22 +213,13 @@ def test_lambda_asset_modules_load_from_their_bytecode_on_cpython_313(
     the runtime provides, ours and the bundled packages'); each names its source where Lambda has it,
     not where it was built."""
     script = (
-        "import sys\n"
-        "sys.dont_write_bytecode = True\n"
         f"sys.path.insert(0, {str(lambda_asset)!r})\n"
         "import chat.protocol, h11, rsa\n"  # those that need no package the runtime provides
         "import marshal, importlib.util\n"
         "with open(importlib.util.cache_from_source(chat.protocol.__file__), 'rb') as pyc:\n"
         "    print(marshal.loads(pyc.read()[16:]).co_filename)\n"
     )
-    result = subprocess.run(
-        [lambda_compiler.path, "-I", "-S", "-v", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run_verbose(lambda_compiler.path, script)
     assert result.stdout.strip() == "/var/task/chat/protocol.py"
     loaded = _loaded_from(result.stderr, lambda_asset)
     assert {"chat/protocol.py", "h11/__init__.py", "rsa/__init__.py"} <= set(loaded)
