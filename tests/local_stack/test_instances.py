@@ -58,7 +58,7 @@ def test_a_victim_submitted_after_a_flood_runs_before_the_flood_drains() -> None
 
 def test_one_key_runs_at_most_its_cap_and_another_key_starts_at_once() -> None:
     """A flood on one key holds max_running_per_key threads; another key's call runs on a free
-    thread while the flood waits, and the flood's backlog drains in order as its calls finish."""
+    thread while the flood waits, and the flood's backlog drains, never more than the cap at once."""
     executor = WarmFirstExecutor(max_workers=8, max_running_per_key=3)
     release, running = threading.Event(), _Gauge()
     flood = [executor.submit_for("flooder", running.hold, release, n) for n in range(30)]
@@ -66,7 +66,10 @@ def test_one_key_runs_at_most_its_cap_and_another_key_starts_at_once() -> None:
     assert executor.submit_for("victim", lambda: "ran").result(timeout=5) == "ran"
     release.set()
     assert [future.result(timeout=5) for future in flood] == list(range(30))
-    assert running.started == list(range(30)) and running.peak == 3
+    # The first three are the first submitted; after them, calls that start side by side may record
+    # their start in either order, so only the set is certain (the order: the test below).
+    assert set(running.started[:3]) == {0, 1, 2}
+    assert sorted(running.started) == list(range(30)) and running.peak == 3
     executor.shutdown()
 
 
