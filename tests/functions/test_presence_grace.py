@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 from chat.config import ConfigError, Settings
@@ -37,6 +38,18 @@ def who(world: ChatWorld, connection_id: str, user: str) -> list[str]:
 def after_the_grace(world: ChatWorld) -> int:
     time.sleep(GRACE + 0.3)
     return world.run_presence_checks()
+
+
+def alice_leaves_and_her_checks_fall_due(world: ChatWorld) -> tuple[str, list[dict[str, Any]]]:
+    """Bob watching, Alice closes her only connection; past the grace, the queue's messages (not
+    yet handed to the worker) and Bob's connection."""
+    b1 = world.connect("bob")
+    a1 = world.connect("alice")
+    world.disconnect(a1, "alice")
+    time.sleep(GRACE + 0.3)
+    assert world.presence_queues is not None
+    messages = world.sqs.receive_message(QueueUrl=world.presence_queues.url, MaxNumberOfMessages=10)
+    return b1, messages["Messages"]
 
 
 def test_reconnect_within_the_grace_sends_no_presence_frame(grace_world: ChatWorld) -> None:
@@ -84,15 +97,8 @@ def test_presence_frames_carry_when_the_change_happened(grace_world: ChatWorld) 
 def test_a_check_delivered_twice_or_after_a_reconnect_changes_nothing(grace_world: ChatWorld) -> None:
     """SQS delivers at least once: the same check again, even after the user is back, announces nothing."""
     world = grace_world
-    b1 = world.connect("bob")
-    a1 = world.connect("alice")
-    world.disconnect(a1, "alice")
-    time.sleep(GRACE + 0.3)
+    b1, messages = alice_leaves_and_her_checks_fall_due(world)
     assert world.presence_queues is not None
-    messages = world.sqs.receive_message(QueueUrl=world.presence_queues.url, MaxNumberOfMessages=10)[
-        "Messages"
-    ]
-
     event = sqs_event(messages, queue_arn=world.presence_queues.arn, region="us-east-1")
     assert world.invoke(presence.handler, event) == {"batchItemFailures": []}
     world.invoke(presence.handler, event)
@@ -109,12 +115,8 @@ def test_a_check_that_fails_is_reported_alone_and_a_body_that_is_no_check_is_dro
     """The worker answers SQS with the ids of the records that raised (the queue delivers those
     again); a body that is not a check is logged and left out, since retrying cannot fix it."""
     world = grace_world
-    b1 = world.connect("bob")
-    a1 = world.connect("alice")
-    world.disconnect(a1, "alice")
-    time.sleep(GRACE + 0.3)
+    b1, checks = alice_leaves_and_her_checks_fall_due(world)
     assert world.presence_queues is not None
-    checks = world.sqs.receive_message(QueueUrl=world.presence_queues.url, MaxNumberOfMessages=10)["Messages"]
     garbage = {**checks[0], "MessageId": "not-a-check", "Body": '{"hello": 1}'}
     event = sqs_event([garbage, *checks], queue_arn=world.presence_queues.arn, region="us-east-1")
     throttle = DynamoDbThrottle(
