@@ -41,8 +41,8 @@ def after_the_grace(world: ChatWorld) -> int:
 
 
 def alice_leaves_and_her_checks_fall_due(world: ChatWorld) -> tuple[str, list[dict[str, Any]]]:
-    """Bob watching, Alice closes her only connection; past the grace, the queue's messages (not
-    yet handed to the worker) and Bob's connection."""
+    """Bob watching, Alice closes her only connection; past the grace, Bob's connection and the
+    queue's messages (not yet handed to the worker)."""
     b1 = world.connect("bob")
     a1 = world.connect("alice")
     world.disconnect(a1, "alice")
